@@ -1,0 +1,225 @@
+//! The inventory as code: a TOML file that lists secrets, their kind, schedule and settings.
+//!
+//! Parsing is two steps (parse, don't validate): [`parse`] walks the TOML document and builds
+//! a [`Config`] in which every value is already valid (a [`Policy`] with grace shorter than
+//! its period, a known [`Kind`] with its required settings). It collects every problem it
+//! finds, each with file, line, column, secret and fix, rather than stopping at the first.
+
+mod diagnostic;
+mod parse;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use diagnostic::{ConfigError, Diagnostic};
+pub use parse::parse;
+
+use crate::policy::Tiers;
+use crate::{Duration, Kind, Policy, SecretName};
+
+/// A validated inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file it was read from (paths inside are resolved against its directory).
+    pub source: PathBuf,
+    pub store: StoreConfig,
+    pub tiers: Tiers,
+    /// Secrets in file order.
+    pub secrets: Vec<SecretSpec>,
+}
+
+impl Config {
+    pub fn secret(&self, name: &str) -> Option<&SecretSpec> {
+        self.secrets.iter().find(|s| s.name.as_str() == name)
+    }
+
+    /// The directory relative paths in the file are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.source.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// The embedded, encrypted SQLite store (the default).
+    Sqlite {
+        /// The database file (default `rotor.db` beside the config).
+        path: PathBuf,
+        /// The master key file (default `rotor.key` beside the config). `ROTOR_MASTER_KEY`
+        /// takes precedence when set.
+        master_key_file: PathBuf,
+        /// Name of an environment variable holding a passphrase (Argon2id) instead of a key file.
+        passphrase_env: Option<String>,
+    },
+}
+
+/// One secret of the inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretSpec {
+    pub name: SecretName,
+    pub kind: Kind,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub policy: Policy,
+    pub settings: KindSettings,
+}
+
+/// Settings specific to a kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum KindSettings {
+    Random(RandomSettings),
+    Jwt(JwtSettings),
+    Postgres(PostgresSettings),
+    Redis(RedisSettings),
+    Manual(ManualSettings),
+    Command(CommandSettings),
+}
+
+/// `kind = "random"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RandomSettings {
+    /// Characters of output, each drawn uniformly from `alphabet`.
+    pub length: usize,
+    pub alphabet: Alphabet,
+    /// Fixed text before the random part (e.g. `sk_`), not counted in `length`.
+    pub prefix: String,
+}
+
+/// The characters a random secret is drawn from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Alphabet {
+    Alnum,
+    Base64,
+    Base64Url,
+    Hex,
+    Custom(String),
+}
+
+impl Alphabet {
+    pub fn chars(&self) -> Vec<char> {
+        const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        match self {
+            Alphabet::Alnum => ALNUM.chars().collect(),
+            Alphabet::Base64 => format!("{ALNUM}+/").chars().collect(),
+            Alphabet::Base64Url => format!("{ALNUM}-_").chars().collect(),
+            Alphabet::Hex => "0123456789abcdef".chars().collect(),
+            Alphabet::Custom(s) => s.chars().collect(),
+        }
+    }
+
+    /// Bits of entropy per character.
+    pub fn bits_per_char(&self) -> f64 {
+        (self.chars().len() as f64).log2()
+    }
+}
+
+/// The JWT algorithms rotor can generate keys for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl JwtAlgorithm {
+    pub const ALL: [JwtAlgorithm; 6] = [
+        JwtAlgorithm::HS256,
+        JwtAlgorithm::HS384,
+        JwtAlgorithm::HS512,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::EdDSA,
+        JwtAlgorithm::RS256,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::HS384 => "HS384",
+            JwtAlgorithm::HS512 => "HS512",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+            JwtAlgorithm::RS256 => "RS256",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+    /// HMAC keys are shared secrets: never published in a JWKS.
+    pub fn is_hmac(self) -> bool {
+        matches!(
+            self,
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512
+        )
+    }
+}
+
+/// `kind = "jwt"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JwtSettings {
+    pub algorithm: JwtAlgorithm,
+    /// RSA modulus size for RS256 (2048 or 3072).
+    pub rsa_bits: u16,
+    /// How long a new key is published (pending) before it signs, for JWKS caches.
+    pub prepublish: Duration,
+    /// The longest lifetime of a token signed with this key (the seed's access tokens: 30m).
+    pub token_lifetime: Duration,
+    /// Clock skew allowed when checking `exp`/`nbf`.
+    pub leeway: Duration,
+}
+
+/// PostgreSQL rotation strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PgStrategy {
+    /// One role; its password changes (a short window where new logins need the new value).
+    Single,
+    /// Two login roles in one group role; rotation alternates between them (zero downtime).
+    Alternating,
+}
+
+/// `kind = "postgres"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PostgresSettings {
+    /// `postgres://host:port/dbname` (no password: credentials come from managed secrets).
+    pub url: String,
+    /// The role (single) or the group role whose `_a`/`_b` login roles alternate.
+    pub role: String,
+    pub strategy: PgStrategy,
+    /// The managed secret holding the admin credential; `None` means the role changes its own password.
+    pub admin: Option<SecretName>,
+}
+
+/// `kind = "redis"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RedisSettings {
+    /// `redis://host:port` (no password).
+    pub url: String,
+    /// The ACL user whose password rotates (`default` is allowed).
+    pub user: String,
+    /// The managed secret holding the admin credential; `None` means the user manages itself.
+    pub admin: Option<SecretName>,
+}
+
+/// `kind = "manual"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManualSettings {
+    /// Optional command that checks a supplied value (it reads the value on stdin).
+    pub check: Option<String>,
+}
+
+/// `kind = "command"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandSettings {
+    /// The plugin executable and its arguments (never secret: values go on stdin).
+    pub command: Vec<String>,
+    pub timeout: Duration,
+}

@@ -1,0 +1,922 @@
+//! The config walker: TOML document → [`Config`], collecting every diagnostic.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Document, Item, TableLike, Value};
+
+use super::{
+    Alphabet, CommandSettings, Config, ConfigError, Diagnostic, JwtAlgorithm, JwtSettings,
+    KindSettings, ManualSettings, PgStrategy, PostgresSettings, RandomSettings, RedisSettings,
+    SecretSpec, StoreConfig,
+};
+use crate::policy::Tiers;
+use crate::{Automation, Duration, Kind, Policy, SecretName, Tier};
+
+const TOP_KEYS: &[&str] = &["store", "tiers", "secrets"];
+const STORE_KEYS: &[&str] = &["kind", "path", "master_key_file", "passphrase_env"];
+const TIER_KEYS: &[&str] = &["high", "medium", "low"];
+const COMMON_KEYS: &[&str] = &[
+    "kind",
+    "description",
+    "owner",
+    "tier",
+    "rotate_every",
+    "grace",
+    "automation",
+    "requires_confirmation",
+];
+const RANDOM_KEYS: &[&str] = &["length", "alphabet", "prefix"];
+const JWT_KEYS: &[&str] = &[
+    "algorithm",
+    "rsa_bits",
+    "prepublish",
+    "token_lifetime",
+    "leeway",
+];
+const POSTGRES_KEYS: &[&str] = &["url", "role", "strategy", "admin"];
+const REDIS_KEYS: &[&str] = &["url", "user", "admin"];
+const MANUAL_KEYS: &[&str] = &["check"];
+const COMMAND_KEYS: &[&str] = &["command", "timeout"];
+
+/// The least entropy a generated secret may have.
+const MIN_RANDOM_BITS: f64 = 128.0;
+
+/// Parses and validates a config file's text. `path` is used for messages and to resolve
+/// relative paths; `env` looks up `${VAR}` references (pass `|k| std::env::var(k).ok()`).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut w = Walker {
+        text,
+        file: path.to_path_buf(),
+        env,
+        diags: Vec::new(),
+        secret: None,
+    };
+    let doc = match Document::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let msg = e.message().trim().to_owned();
+            let help = if msg.contains("duplicate key") {
+                "each secret (and each key) may appear once: rename or merge the duplicate"
+            } else {
+                "fix the TOML syntax at this place"
+            };
+            w.error(span, msg, Some(help.into()));
+            return Err(ConfigError {
+                diagnostics: w.diags,
+            });
+        }
+    };
+    let root = doc.as_table();
+    w.unknown_keys(root, TOP_KEYS, "top level");
+
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let store = w.store(root.get("store"), &dir);
+    let tiers = w.tiers(root.get("tiers"));
+    let mut secrets = Vec::new();
+    match root.get("secrets") {
+        None => {}
+        Some(item) => match item.as_table_like() {
+            None => w.error(
+                item.span().unwrap_or(0..0),
+                "`secrets` must be a table of secrets".into(),
+                Some("write each secret as a [secrets.NAME] section".into()),
+            ),
+            Some(table) => {
+                for (name, item) in table.iter() {
+                    let key_span = table
+                        .key(name)
+                        .and_then(|k| k.span())
+                        .or_else(|| item.span())
+                        .unwrap_or(0..0);
+                    w.secret = Some(name.to_owned());
+                    if let Some(spec) = w.secret_spec(name, key_span, item, &tiers) {
+                        secrets.push(spec);
+                    }
+                    w.secret = None;
+                }
+            }
+        },
+    }
+    w.cross_checks(&secrets, root);
+
+    if w.diags.is_empty() {
+        Ok(Config {
+            source: path.to_path_buf(),
+            store: store.expect("a store config exists when there are no diagnostics"),
+            tiers,
+            secrets,
+        })
+    } else {
+        Err(ConfigError {
+            diagnostics: w.diags,
+        })
+    }
+}
+
+struct Walker<'a> {
+    text: &'a str,
+    file: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    diags: Vec<Diagnostic>,
+    /// The secret being walked, named in its diagnostics.
+    secret: Option<String>,
+}
+
+impl Walker<'_> {
+    fn error(&mut self, span: Range<usize>, message: String, help: Option<String>) {
+        let (line, column) = line_col(self.text, span.start);
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            secret: self.secret.clone(),
+            message,
+            help,
+        });
+    }
+
+    fn unknown_keys(&mut self, table: &dyn TableLike, known: &[&str], section: &str) {
+        for (key, item) in table.iter() {
+            if known.contains(&key) {
+                continue;
+            }
+            let span = table
+                .key(key)
+                .and_then(|k| k.span())
+                .or_else(|| item.span())
+                .unwrap_or(0..0);
+            let help = match suggest(key, known) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("known keys here: {}", known.join(", ")),
+            };
+            self.error(
+                span,
+                format!("unknown key `{key}` in {section}"),
+                Some(help),
+            );
+        }
+    }
+
+    /// A string value, with `${VAR}` expanded. Reports a wrong type.
+    fn string(&mut self, table: &dyn TableLike, key: &str) -> Option<(String, Range<usize>)> {
+        let item = table.get(key)?;
+        let span = item.span().unwrap_or(0..0);
+        match item.as_str() {
+            Some(s) => {
+                let s = s.to_owned();
+                self.interpolate(&s, span.clone()).map(|v| (v, span))
+            }
+            None => {
+                self.error(
+                    span,
+                    format!("`{key}` must be a string"),
+                    Some(format!("quote it: {key} = \"...\"")),
+                );
+                None
+            }
+        }
+    }
+
+    fn interpolate(&mut self, s: &str, span: Range<usize>) -> Option<String> {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        let mut ok = true;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(stripped) = after.strip_prefix('$') {
+                out.push('$');
+                rest = stripped;
+            } else if let Some(body) = after.strip_prefix('{') {
+                let Some(end) = body.find('}') else {
+                    self.error(
+                        span.clone(),
+                        "unclosed `${` in a string".into(),
+                        Some("write ${VAR}, or $$ for a literal $".into()),
+                    );
+                    return None;
+                };
+                let var = &body[..end];
+                match (self.env)(var) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        self.error(
+                            span.clone(),
+                            format!("environment variable `{var}` is not set"),
+                            Some(format!("export {var}=... before running rotor (e.g. source the env file of scripts/dev-services)")),
+                        );
+                        ok = false;
+                    }
+                }
+                rest = &body[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        ok.then_some(out)
+    }
+
+    fn duration(&mut self, table: &dyn TableLike, key: &str) -> Option<Duration> {
+        let item = table.get(key)?;
+        let span = item.span().unwrap_or(0..0);
+        if item.as_integer().is_some() {
+            self.error(
+                span,
+                format!("`{key}` must be a duration string, not a number"),
+                Some(format!("write e.g. {key} = \"90d\" (units: w, d, h, m, s)")),
+            );
+            return None;
+        }
+        let (s, span) = self.string(table, key)?;
+        match Duration::parse(&s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(span, format!("`{key}`: {e}"), None);
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, table: &dyn TableLike, key: &str) -> Option<bool> {
+        let item = table.get(key)?;
+        match item.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.error(
+                    item.span().unwrap_or(0..0),
+                    format!("`{key}` must be true or false"),
+                    Some(format!("write {key} = true (no quotes)")),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, table: &dyn TableLike, key: &str, min: i64, max: i64) -> Option<i64> {
+        let item = table.get(key)?;
+        let span = item.span().unwrap_or(0..0);
+        match item.as_integer() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error(
+                    span,
+                    format!("`{key}` = {n} is out of range"),
+                    Some(format!("use a number from {min} to {max}")),
+                );
+                None
+            }
+            None => {
+                self.error(
+                    span,
+                    format!("`{key}` must be a whole number"),
+                    Some(format!("write {key} = 32 (no quotes)")),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret_name(&mut self, table: &dyn TableLike, key: &str) -> Option<SecretName> {
+        let (s, span) = self.string(table, key)?;
+        match SecretName::new(&s) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.error(span, format!("`{key}`: {e}"), None);
+                None
+            }
+        }
+    }
+
+    fn store(&mut self, item: Option<&Item>, dir: &Path) -> Option<StoreConfig> {
+        let default = || StoreConfig::Sqlite {
+            path: dir.join("rotor.db"),
+            master_key_file: dir.join("rotor.key"),
+            passphrase_env: None,
+        };
+        let Some(item) = item else {
+            return Some(default());
+        };
+        let Some(t) = item.as_table_like() else {
+            self.error(
+                item.span().unwrap_or(0..0),
+                "`store` must be a table".into(),
+                Some("write a [store] section".into()),
+            );
+            return None;
+        };
+        self.unknown_keys(t, STORE_KEYS, "[store]");
+        if let Some((kind, span)) = self.string(t, "kind") {
+            match kind.as_str() {
+                "sqlite" => {}
+                "postgres" | "aws" => {
+                    self.error(
+                        span,
+                        format!("store kind `{kind}` is not available in this version of rotor"),
+                        Some("use kind = \"sqlite\" (the embedded store)".into()),
+                    );
+                    return None;
+                }
+                other => {
+                    self.error(
+                        span,
+                        format!("unknown store kind `{other}`"),
+                        Some("use kind = \"sqlite\"".into()),
+                    );
+                    return None;
+                }
+            }
+        }
+        let path = self
+            .string(t, "path")
+            .map_or_else(|| dir.join("rotor.db"), |(p, _)| dir.join(p));
+        let master_key_file = self
+            .string(t, "master_key_file")
+            .map_or_else(|| dir.join("rotor.key"), |(p, _)| dir.join(p));
+        let passphrase_env = self.string(t, "passphrase_env").map(|(s, _)| s);
+        Some(StoreConfig::Sqlite {
+            path,
+            master_key_file,
+            passphrase_env,
+        })
+    }
+
+    fn tiers(&mut self, item: Option<&Item>) -> Tiers {
+        let mut tiers = Tiers::default();
+        let Some(item) = item else { return tiers };
+        let Some(t) = item.as_table_like() else {
+            self.error(
+                item.span().unwrap_or(0..0),
+                "`tiers` must be a table".into(),
+                Some("write a [tiers] section with high, medium and low".into()),
+            );
+            return tiers;
+        };
+        self.unknown_keys(t, TIER_KEYS, "[tiers]");
+        for (tier, slot) in [
+            ("high", &mut tiers.high),
+            ("medium", &mut tiers.medium),
+            ("low", &mut tiers.low),
+        ] {
+            if let Some(d) = self.duration(t, tier) {
+                if d.is_zero() {
+                    self.error(
+                        t.get(tier).and_then(Item::span).unwrap_or(0..0),
+                        format!("tier `{tier}` cannot be 0s"),
+                        None,
+                    );
+                } else {
+                    *slot = d;
+                }
+            }
+        }
+        tiers
+    }
+
+    fn secret_spec(
+        &mut self,
+        name: &str,
+        key_span: Range<usize>,
+        item: &Item,
+        tiers: &Tiers,
+    ) -> Option<SecretSpec> {
+        let name = match SecretName::new(name) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.error(key_span.clone(), e.to_string(), None);
+                None
+            }
+        };
+        let Some(t) = item.as_table_like() else {
+            self.error(
+                key_span,
+                "a secret must be a table".into(),
+                Some("write it as a [secrets.NAME] section".into()),
+            );
+            return None;
+        };
+        let header = item.span().unwrap_or(key_span);
+
+        let kind = match self.string(t, "kind") {
+            None if t.get("kind").is_none() => {
+                self.error(
+                    header.clone(),
+                    "missing `kind`".into(),
+                    Some(format!("add kind = one of {}", kinds_list())),
+                );
+                None
+            }
+            None => None,
+            Some((k, span)) => match Kind::parse(&k) {
+                Some(kind) => Some(kind),
+                None => {
+                    let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                    let help = match suggest(&k, &names) {
+                        Some(s) => format!("did you mean `{s}`? (kinds: {})", kinds_list()),
+                        None => format!("use one of {}", kinds_list()),
+                    };
+                    self.error(span, format!("unknown kind `{k}`"), Some(help));
+                    None
+                }
+            },
+        };
+
+        // Unknown keys: common keys plus the kind's own (when the kind is known).
+        let kind_keys = kind.map_or(&[][..], kind_keys);
+        let known: Vec<&str> = COMMON_KEYS.iter().chain(kind_keys).copied().collect();
+        if kind.is_some() {
+            let section = format!("[secrets.{}]", self.secret.clone().unwrap_or_default());
+            for (key, it) in t.iter() {
+                if known.contains(&key) {
+                    continue;
+                }
+                let span = t
+                    .key(key)
+                    .and_then(|k| k.span())
+                    .or_else(|| it.span())
+                    .unwrap_or(0..0);
+                let owner = Kind::ALL
+                    .into_iter()
+                    .find(|k| kind_keys_of(*k).contains(&key));
+                let help = if let Some(s) = suggest(key, &known) {
+                    format!("did you mean `{s}`?")
+                } else if let Some(other) = owner {
+                    format!(
+                        "`{key}` is a setting of kind `{other}`, not `{}`",
+                        kind.map_or("", |k| k.as_str())
+                    )
+                } else {
+                    format!("known keys for this kind: {}", known.join(", "))
+                };
+                self.error(
+                    span,
+                    format!("unknown key `{key}` in {section}"),
+                    Some(help),
+                );
+            }
+        }
+
+        let description = self.string(t, "description").map(|(s, _)| s);
+        let owner = self.string(t, "owner").map(|(s, _)| s);
+
+        // Schedule: a tier or an explicit period, not both.
+        let tier = match self.string(t, "tier") {
+            Some((s, span)) => match Tier::parse(&s) {
+                Some(tier) => Some(tier),
+                None => {
+                    self.error(
+                        span,
+                        format!("unknown tier `{s}`"),
+                        Some("use high (90d), medium (180d) or low (365d), or set rotate_every instead".into()),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let rotate_every = self.duration(t, "rotate_every");
+        let period = match (tier, rotate_every, t.get("rotate_every").is_some()) {
+            (Some(_), Some(_), _) => {
+                self.error(
+                    t.get("rotate_every")
+                        .and_then(Item::span)
+                        .unwrap_or(header.clone()),
+                    "both `tier` and `rotate_every` are set".into(),
+                    Some("keep one: the tier's period, or an explicit rotate_every".into()),
+                );
+                None
+            }
+            (Some(tier), None, false) => Some(tiers.get(tier)),
+            (None, Some(d), _) => Some(d),
+            (None, None, false) => {
+                self.error(
+                    header.clone(),
+                    "no schedule".into(),
+                    Some("add tier = \"high\" (90d), \"medium\" (180d) or \"low\" (365d), or rotate_every = \"90d\"".into()),
+                );
+                None
+            }
+            _ => None,
+        };
+
+        let automation = match self.string(t, "automation") {
+            Some((s, span)) => match s.as_str() {
+                "automatic" => Some(Automation::Automatic),
+                "manual" => Some(Automation::Manual),
+                _ => {
+                    self.error(
+                        span,
+                        format!("unknown automation `{s}`"),
+                        Some("use \"automatic\" or \"manual\"".into()),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let requires_confirmation = self.bool(t, "requires_confirmation").unwrap_or(false);
+
+        let kind = kind?;
+        let settings = self.kind_settings(kind, t, &header)?;
+        let automation = match (kind, automation) {
+            (Kind::Manual, Some(Automation::Automatic)) => {
+                self.error(
+                    t.get("automation").and_then(Item::span).unwrap_or(header.clone()),
+                    "a manual secret cannot rotate automatically".into(),
+                    Some("rotor cannot invent a vendor's API key: set automation = \"manual\", or use kind = \"command\" with a plugin that calls the vendor".into()),
+                );
+                return None;
+            }
+            (Kind::Manual, None) => Automation::Manual,
+            (_, Some(a)) => a,
+            (_, None) => Automation::Automatic,
+        };
+        let grace = match self.duration(t, "grace") {
+            Some(g) => g,
+            None if t.get("grace").is_some() => return None,
+            None => default_grace(&settings),
+        };
+        let period = period?;
+        let policy = match Policy::new(tier, period, grace, automation, requires_confirmation) {
+            Ok(p) => p,
+            Err(e) => {
+                let span = t
+                    .get("grace")
+                    .and_then(Item::span)
+                    .unwrap_or(header.clone());
+                self.error(
+                    span,
+                    e.to_string(),
+                    Some(format!(
+                        "shorten grace below {period} (the previous value must be retired before the next rotation), or lengthen the schedule"
+                    )),
+                );
+                return None;
+            }
+        };
+        Some(SecretSpec {
+            name: name?,
+            kind,
+            description,
+            owner,
+            policy,
+            settings,
+        })
+    }
+
+    fn kind_settings(
+        &mut self,
+        kind: Kind,
+        t: &dyn TableLike,
+        header: &Range<usize>,
+    ) -> Option<KindSettings> {
+        let before = self.diags.len();
+        let settings = match kind {
+            Kind::Random => {
+                let length = self.integer(t, "length", 1, 4096).unwrap_or(32) as usize;
+                let alphabet = match self.string(t, "alphabet") {
+                    None => Alphabet::Alnum,
+                    Some((s, span)) => match s.as_str() {
+                        "alnum" => Alphabet::Alnum,
+                        "base64" => Alphabet::Base64,
+                        "base64url" => Alphabet::Base64Url,
+                        "hex" => Alphabet::Hex,
+                        custom if custom.starts_with("custom:") => {
+                            let chars: String = custom["custom:".len()..].to_owned();
+                            let mut uniq: Vec<char> = chars.chars().collect();
+                            uniq.sort_unstable();
+                            uniq.dedup();
+                            if uniq.len() < 2 || uniq.len() != chars.chars().count() {
+                                self.error(
+                                    span,
+                                    "a custom alphabet needs at least 2 distinct characters, each listed once".into(),
+                                    Some("write alphabet = \"custom:ABCDEF...\"".into()),
+                                );
+                                return None;
+                            }
+                            Alphabet::Custom(chars)
+                        }
+                        other => {
+                            self.error(
+                                span,
+                                format!("unknown alphabet `{other}`"),
+                                Some(
+                                    "use alnum, base64, base64url, hex, or \"custom:CHARS\"".into(),
+                                ),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                let bits = alphabet.bits_per_char() * length as f64;
+                if bits < MIN_RANDOM_BITS {
+                    let need = (MIN_RANDOM_BITS / alphabet.bits_per_char()).ceil();
+                    self.error(
+                        t.get("length").and_then(Item::span).unwrap_or(header.clone()),
+                        format!("{length} characters of this alphabet carry only {bits:.0} bits of entropy"),
+                        Some(format!("set length to at least {need} (128 bits)")),
+                    );
+                }
+                let prefix = self.string(t, "prefix").map(|(s, _)| s).unwrap_or_default();
+                KindSettings::Random(RandomSettings {
+                    length,
+                    alphabet,
+                    prefix,
+                })
+            }
+            Kind::Jwt => {
+                let algorithm = match self.string(t, "algorithm") {
+                    None => JwtAlgorithm::HS256,
+                    Some((s, span)) => match JwtAlgorithm::parse(&s) {
+                        Some(a) => a,
+                        None => {
+                            let names: Vec<&str> =
+                                JwtAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+                            self.error(
+                                span,
+                                format!("unsupported JWT algorithm `{s}`"),
+                                Some(format!("use one of {}", names.join(", "))),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                let rsa_bits = match self.integer(t, "rsa_bits", 0, 16384) {
+                    None => 2048,
+                    Some(b @ (2048 | 3072)) => b as u16,
+                    Some(b) => {
+                        self.error(
+                            t.get("rsa_bits")
+                                .and_then(Item::span)
+                                .unwrap_or(header.clone()),
+                            format!("rsa_bits = {b} is not supported"),
+                            Some("use 2048 or 3072".into()),
+                        );
+                        return None;
+                    }
+                };
+                if t.get("rsa_bits").is_some() && algorithm != JwtAlgorithm::RS256 {
+                    self.error(
+                        t.get("rsa_bits")
+                            .and_then(Item::span)
+                            .unwrap_or(header.clone()),
+                        format!("rsa_bits only applies to RS256, not {}", algorithm.as_str()),
+                        Some("remove rsa_bits".into()),
+                    );
+                }
+                JwtSettings {
+                    algorithm,
+                    rsa_bits,
+                    prepublish: self.duration(t, "prepublish").unwrap_or(Duration::ZERO),
+                    token_lifetime: self
+                        .duration(t, "token_lifetime")
+                        .unwrap_or(Duration::from_mins(30)),
+                    leeway: self.duration(t, "leeway").unwrap_or(Duration::from_mins(1)),
+                }
+                .into()
+            }
+            Kind::Postgres => {
+                let url = self.required_string(
+                    t,
+                    "url",
+                    header,
+                    "url = \"postgres://127.0.0.1:5432/app\"",
+                );
+                let role = self.required_string(t, "role", header, "role = \"app_user\"");
+                let strategy = match self.string(t, "strategy") {
+                    None => PgStrategy::Single,
+                    Some((s, span)) => match s.as_str() {
+                        "single" => PgStrategy::Single,
+                        "alternating" => PgStrategy::Alternating,
+                        other => {
+                            self.error(
+                                span,
+                                format!("unknown strategy `{other}`"),
+                                Some("use \"single\" or \"alternating\" (zero downtime)".into()),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                let admin = self.secret_name(t, "admin");
+                if let Some(u) = &url {
+                    self.check_no_password(t, "url", u);
+                }
+                KindSettings::Postgres(PostgresSettings {
+                    url: url?,
+                    role: role?,
+                    strategy,
+                    admin,
+                })
+            }
+            Kind::Redis => {
+                let url =
+                    self.required_string(t, "url", header, "url = \"redis://127.0.0.1:6379\"");
+                let user = self
+                    .string(t, "user")
+                    .map_or_else(|| "default".to_owned(), |(s, _)| s);
+                let admin = self.secret_name(t, "admin");
+                if let Some(u) = &url {
+                    self.check_no_password(t, "url", u);
+                }
+                KindSettings::Redis(RedisSettings {
+                    url: url?,
+                    user,
+                    admin,
+                })
+            }
+            Kind::Manual => KindSettings::Manual(ManualSettings {
+                check: self.string(t, "check").map(|(s, _)| s),
+            }),
+            Kind::Command => {
+                let command = match t.get("command") {
+                    None => {
+                        self.error(
+                            header.clone(),
+                            "missing `command`".into(),
+                            Some("add command = [\"/path/to/plugin\", \"arg\"]".into()),
+                        );
+                        return None;
+                    }
+                    Some(item) => match item.as_array() {
+                        Some(arr)
+                            if !arr.is_empty() && arr.iter().all(|v| v.as_str().is_some()) =>
+                        {
+                            arr.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        }
+                        _ => {
+                            self.error(
+                                item.span().unwrap_or(header.clone()),
+                                "`command` must be a non-empty array of strings".into(),
+                                Some("write command = [\"/path/to/plugin\", \"arg\"]".into()),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                KindSettings::Command(CommandSettings {
+                    command,
+                    timeout: self
+                        .duration(t, "timeout")
+                        .unwrap_or(Duration::from_secs(30)),
+                })
+            }
+        };
+        (self.diags.len() == before).then_some(settings)
+    }
+
+    fn required_string(
+        &mut self,
+        t: &dyn TableLike,
+        key: &str,
+        header: &Range<usize>,
+        example: &str,
+    ) -> Option<String> {
+        if t.get(key).is_none() {
+            self.error(
+                header.clone(),
+                format!("missing `{key}`"),
+                Some(format!("add {example}")),
+            );
+            return None;
+        }
+        self.string(t, key).map(|(s, _)| s)
+    }
+
+    /// Credentials come from managed secrets; a password in a URL would sit in the config in
+    /// plain text.
+    fn check_no_password(&mut self, t: &dyn TableLike, key: &str, url: &str) {
+        let authority = url.split("://").nth(1).unwrap_or(url);
+        let authority = authority.split('/').next().unwrap_or(authority);
+        if let Some(userinfo) = authority.rsplit_once('@').map(|(u, _)| u)
+            && userinfo.contains(':')
+        {
+            {
+                self.error(
+                    t.get(key).and_then(Item::span).unwrap_or(0..0),
+                    format!("`{key}` contains a password"),
+                    Some("remove it from the URL; rotor reads credentials from the managed secret named by `admin`".into()),
+                );
+            }
+        }
+    }
+
+    fn cross_checks(&mut self, secrets: &[SecretSpec], root: &toml_edit::Table) {
+        let span_of = |name: &str| {
+            root.get("secrets")
+                .and_then(Item::as_table_like)
+                .and_then(|t| t.key(name).and_then(|k| k.span()))
+                .unwrap_or(0..0)
+        };
+        // Names that differ only in case collide in case-insensitive places (file systems,
+        // some secret managers): refuse them as duplicates.
+        for (i, a) in secrets.iter().enumerate() {
+            if let Some(b) = secrets[..i]
+                .iter()
+                .find(|b| b.name.as_str().eq_ignore_ascii_case(a.name.as_str()))
+            {
+                self.secret = Some(a.name.to_string());
+                self.error(
+                    span_of(a.name.as_str()),
+                    format!("duplicate secret name (same as `{}` but for case)", b.name),
+                    Some("give each secret a distinct name".into()),
+                );
+            }
+        }
+        for s in secrets {
+            let admin = match &s.settings {
+                KindSettings::Postgres(p) => p.admin.as_ref(),
+                KindSettings::Redis(r) => r.admin.as_ref(),
+                _ => None,
+            };
+            let Some(admin) = admin else { continue };
+            self.secret = Some(s.name.to_string());
+            match secrets.iter().find(|x| &x.name == admin) {
+                None => self.error(
+                    span_of(s.name.as_str()),
+                    format!("admin secret `{admin}` is not in the inventory"),
+                    Some(format!(
+                        "add a [secrets.{admin}] section of kind `{}`, or fix the name",
+                        s.kind
+                    )),
+                ),
+                Some(a) if a.kind != s.kind => self.error(
+                    span_of(s.name.as_str()),
+                    format!(
+                        "admin secret `{admin}` is of kind `{}`, not `{}`",
+                        a.kind, s.kind
+                    ),
+                    Some(format!("point admin at a `{}` secret", s.kind)),
+                ),
+                Some(_) => {}
+            }
+        }
+        self.secret = None;
+    }
+}
+
+impl From<JwtSettings> for KindSettings {
+    fn from(s: JwtSettings) -> Self {
+        KindSettings::Jwt(s)
+    }
+}
+
+fn default_grace(settings: &KindSettings) -> Duration {
+    match settings {
+        // Tokens signed just before finish stay valid for their lifetime plus clock leeway.
+        KindSettings::Jwt(j) => j.token_lifetime.saturating_add(j.leeway),
+        _ => Duration::from_hours(1),
+    }
+}
+
+fn kind_keys(kind: Kind) -> &'static [&'static str] {
+    kind_keys_of(kind)
+}
+
+fn kind_keys_of(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Random => RANDOM_KEYS,
+        Kind::Jwt => JWT_KEYS,
+        Kind::Postgres => POSTGRES_KEYS,
+        Kind::Redis => REDIS_KEYS,
+        Kind::Manual => MANUAL_KEYS,
+        Kind::Command => COMMAND_KEYS,
+    }
+}
+
+fn kinds_list() -> String {
+    Kind::ALL
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closest known word, if it is close enough to be a typo.
+fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

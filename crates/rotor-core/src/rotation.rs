@@ -1,0 +1,420 @@
+//! The rotation record and its state machine.
+//!
+//! A rotation runs `create → set → test → [activate] → finish`, waits out `grace`, then runs
+//! `retire`. The record says which step was started last and whether it completed, so after a
+//! crash the engine knows exactly what to do: re-run a started step (every step is
+//! idempotent) or start the next one. [`next_action`] is that decision, as a pure function of
+//! the record and the time.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{SecretName, VersionId};
+
+/// A rotation's id (UUIDv7: sorts by start time).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RotationId(String);
+
+impl RotationId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn short(&self) -> &str {
+        &self.0[..8.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for RotationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RotationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// What started a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The policy said it was due.
+    Schedule,
+    /// A person asked (`rotor rotate NAME`).
+    Manual,
+    /// Suspected compromise: grace 0, retire right after finish.
+    Emergency,
+    /// A rehearsal (`rotor drill`).
+    Drill,
+    /// A person supplied the value (`rotor put`).
+    Put,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Emergency => "emergency",
+            Trigger::Drill => "drill",
+            Trigger::Put => "put",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Trigger::Schedule,
+            Trigger::Manual,
+            Trigger::Emergency,
+            Trigger::Drill,
+            Trigger::Put,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// The lifecycle steps, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// Generate the new value and store it as `pending` (before any target sees it).
+    Create,
+    /// Make the target accept the pending value next to the current one.
+    Set,
+    /// Prove the pending value works on the target.
+    Test,
+    /// Wait until `activate_after` (JWT prepublish), so caches learn the key before it signs.
+    Activate,
+    /// Move stages atomically: pending → current, current → previous.
+    Finish,
+    /// After grace: remove the previous value from the target and prove it is rejected.
+    Retire,
+}
+
+impl Step {
+    pub const ORDER: [Step; 6] = [
+        Step::Create,
+        Step::Set,
+        Step::Test,
+        Step::Activate,
+        Step::Finish,
+        Step::Retire,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::Set => "set",
+            Step::Test => "test",
+            Step::Activate => "activate",
+            Step::Finish => "finish",
+            Step::Retire => "retire",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        Step::ORDER.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The step after this one, `None` after retire.
+    pub fn next(self) -> Option<Step> {
+        let i = Step::ORDER.iter().position(|s| *s == self)?;
+        Step::ORDER.get(i + 1).copied()
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a rotation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationStatus {
+    /// Between create and finish; holds the secret's lease.
+    Running,
+    /// Finished; the previous value stays valid until `retire_after`.
+    Grace,
+    /// Retired; nothing more to do.
+    Completed,
+    /// A step failed for good; the pending value was rolled back and `current` is unchanged.
+    Failed,
+    /// Rolled back by `rotor abort`.
+    Aborted,
+}
+
+impl RotationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationStatus::Running => "running",
+            RotationStatus::Grace => "grace",
+            RotationStatus::Completed => "completed",
+            RotationStatus::Failed => "failed",
+            RotationStatus::Aborted => "aborted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            RotationStatus::Running,
+            RotationStatus::Grace,
+            RotationStatus::Completed,
+            RotationStatus::Failed,
+            RotationStatus::Aborted,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+    /// Still has work to do (a step, or a retire after grace).
+    pub fn is_open(self) -> bool {
+        matches!(self, RotationStatus::Running | RotationStatus::Grace)
+    }
+}
+
+impl fmt::Display for RotationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who may write a rotation's record: the holder of the newest lease token. A process that
+/// lost its lease (it stalled past `expires_at` and another took over) has an older token,
+/// and the store refuses its writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// `host:pid:nonce` of the holder.
+    pub owner: String,
+    pub token: u64,
+    pub expires_at: Timestamp,
+}
+
+/// One run of the lifecycle for one secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub id: RotationId,
+    pub secret: SecretName,
+    pub trigger: Trigger,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub emergency: bool,
+    pub status: RotationStatus,
+    /// The step started last.
+    pub step: Step,
+    /// Whether `step` completed.
+    pub step_done: bool,
+    /// Attempts of the current step (retries after transient errors).
+    pub attempts: u32,
+    /// The last error, if any (never contains a value).
+    pub error: Option<String>,
+    /// The version this rotation created.
+    pub pending_version: Option<VersionId>,
+    /// The version that was current when the rotation started (becomes previous).
+    pub previous_version: Option<VersionId>,
+    pub started_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Earliest time `finish` may run (JWT prepublish).
+    pub activate_after: Option<Timestamp>,
+    /// Earliest time `retire` may run (finish + grace).
+    pub retire_after: Option<Timestamp>,
+    pub lease: Option<Lease>,
+}
+
+/// What the engine should do next for a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run this step (again, if it was started but not completed).
+    Run(Step),
+    /// Nothing until this time (prepublish or grace).
+    WaitUntil(Step, Timestamp),
+    /// Nothing more, ever.
+    Done,
+}
+
+/// Decides the next action. Pure: the same record and time give the same answer.
+///
+/// - a started, unfinished step runs again (steps are idempotent);
+/// - `activate` waits for `activate_after`, `retire` for `retire_after`;
+/// - `retire` is never returned before `retire_after`, and never for a rotation that did not finish.
+pub fn next_action(r: &Rotation, now: Timestamp) -> Action {
+    match r.status {
+        RotationStatus::Completed | RotationStatus::Failed | RotationStatus::Aborted => {
+            Action::Done
+        }
+        RotationStatus::Grace => match r.retire_after {
+            Some(t) if t > now => Action::WaitUntil(Step::Retire, t),
+            _ => Action::Run(Step::Retire),
+        },
+        RotationStatus::Running => {
+            let step = if r.step_done {
+                match r.step.next() {
+                    Some(s) => s,
+                    None => return Action::Done,
+                }
+            } else {
+                r.step
+            };
+            match step {
+                Step::Activate => match r.activate_after {
+                    Some(t) if t > now => Action::WaitUntil(Step::Activate, t),
+                    _ => Action::Run(Step::Activate),
+                },
+                // A running rotation reaches retire only through Grace, which sets retire_after.
+                Step::Retire => match r.retire_after {
+                    Some(t) if t <= now => Action::Run(Step::Retire),
+                    Some(t) => Action::WaitUntil(Step::Retire, t),
+                    None => Action::Done,
+                },
+                s => Action::Run(s),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rotation(status: RotationStatus, step: Step, done: bool) -> Rotation {
+        let t = Timestamp::UNIX_EPOCH;
+        Rotation {
+            id: RotationId::generate(),
+            secret: SecretName::new("s").expect("valid"),
+            trigger: Trigger::Manual,
+            actor: "t".into(),
+            reason: None,
+            emergency: false,
+            status,
+            step,
+            step_done: done,
+            attempts: 0,
+            error: None,
+            pending_version: None,
+            previous_version: None,
+            started_at: t,
+            updated_at: t,
+            activate_after: None,
+            retire_after: None,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn table_of_next_actions() {
+        let now = Timestamp::from_second(1_000).expect("valid");
+        let later = Timestamp::from_second(2_000).expect("valid");
+        let earlier = Timestamp::from_second(10).expect("valid");
+        use RotationStatus::*;
+        use Step::*;
+        let cases: Vec<(Rotation, Action)> = vec![
+            (rotation(Running, Create, false), Action::Run(Create)),
+            (rotation(Running, Create, true), Action::Run(Set)),
+            (rotation(Running, Set, false), Action::Run(Set)),
+            (rotation(Running, Test, true), Action::Run(Activate)),
+            (
+                Rotation {
+                    activate_after: Some(later),
+                    ..rotation(Running, Test, true)
+                },
+                Action::WaitUntil(Activate, later),
+            ),
+            (
+                Rotation {
+                    activate_after: Some(earlier),
+                    ..rotation(Running, Activate, false)
+                },
+                Action::Run(Activate),
+            ),
+            (rotation(Running, Activate, true), Action::Run(Finish)),
+            (rotation(Running, Finish, false), Action::Run(Finish)),
+            (
+                Rotation {
+                    retire_after: Some(later),
+                    ..rotation(Grace, Finish, true)
+                },
+                Action::WaitUntil(Retire, later),
+            ),
+            (
+                Rotation {
+                    retire_after: Some(earlier),
+                    ..rotation(Grace, Finish, true)
+                },
+                Action::Run(Retire),
+            ),
+            (rotation(Completed, Retire, true), Action::Done),
+            (rotation(Failed, Set, false), Action::Done),
+            (rotation(Aborted, Create, true), Action::Done),
+        ];
+        for (r, want) in cases {
+            assert_eq!(
+                next_action(&r, now),
+                want,
+                "{:?} {:?} done={}",
+                r.status,
+                r.step,
+                r.step_done
+            );
+        }
+    }
+
+    fn any_status() -> impl Strategy<Value = RotationStatus> {
+        prop_oneof![
+            Just(RotationStatus::Running),
+            Just(RotationStatus::Grace),
+            Just(RotationStatus::Completed),
+            Just(RotationStatus::Failed),
+            Just(RotationStatus::Aborted),
+        ]
+    }
+
+    proptest! {
+        /// Invariant 3: retire never runs before grace ends, and only after finish.
+        #[test]
+        fn never_retires_before_grace(
+            status in any_status(),
+            step_i in 0usize..6,
+            done: bool,
+            retire_at in proptest::option::of(0i64..4_000),
+            now_s in 0i64..4_000,
+        ) {
+            let mut r = rotation(status, Step::ORDER[step_i], done);
+            r.retire_after = retire_at.map(|s| Timestamp::from_second(s).expect("valid"));
+            let now = Timestamp::from_second(now_s).expect("valid");
+            if let Action::Run(Step::Retire) = next_action(&r, now) {
+                prop_assert!(matches!(r.status, RotationStatus::Grace | RotationStatus::Running));
+                if r.status == RotationStatus::Running {
+                    prop_assert!(r.retire_after.is_some_and(|t| t <= now));
+                } else if let Some(t) = r.retire_after {
+                    prop_assert!(t <= now);
+                }
+            }
+        }
+
+        /// Steps only move forward: the next step is the started one or the one after it.
+        #[test]
+        fn steps_move_forward(step_i in 0usize..6, done: bool) {
+            let r = rotation(RotationStatus::Running, Step::ORDER[step_i], done);
+            let now = Timestamp::from_second(0).expect("valid");
+            match next_action(&r, now) {
+                Action::Run(s) | Action::WaitUntil(s, _) => {
+                    prop_assert!(s == r.step || Some(s) == r.step.next());
+                    prop_assert!(done || s == r.step);
+                }
+                // Retire is reached through Grace, which sets retire_after; without it there is nothing to do.
+                Action::Done => prop_assert!(done || r.step == Step::Retire),
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The [`Rotator`] trait: how one kind of secret is changed on its target.
+//!
+//! A rotator knows a target (a database, a Redis server, a keyring) and nothing about where
+//! values are stored: the engine reads values from the store and hands them in, and stores
+//! what `create` returns before calling anything else. Every method may be called again
+//! after a crash with the same arguments, so each one is idempotent.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::store::Versioned;
+use crate::{Kind, SecretSpec, SecretValue, Step};
+
+/// What the engine gives a rotator for one call.
+#[derive(Debug)]
+pub struct StepContext<'a> {
+    pub spec: &'a SecretSpec,
+    /// The current value (absent on a first rotation).
+    pub current: Option<&'a Versioned>,
+    /// The admin credential named by the secret's `admin` setting, read from the store.
+    pub admin: Option<&'a Versioned>,
+    /// Emergency rotation: evict sessions, retire at once.
+    pub emergency: bool,
+}
+
+/// A new value made by `create`.
+#[derive(Debug)]
+pub struct Generated {
+    pub value: SecretValue,
+    /// Non-secret metadata stored beside the version (JWT `kid`, database `username`).
+    pub metadata: serde_json::Value,
+}
+
+/// One line of a `--dry-run` plan.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlannedStep {
+    pub step: Step,
+    /// What the step would touch, e.g. `ALTER ROLE app_user_b on 127.0.0.1:5432`.
+    pub touches: String,
+}
+
+/// How one kind of secret is changed on its target. Called only by the engine.
+#[async_trait]
+pub trait Rotator: Send + Sync + fmt::Debug {
+    fn kind(&self) -> Kind;
+
+    /// What each step would touch, without touching anything.
+    fn plan(&self, spec: &SecretSpec) -> Vec<PlannedStep>;
+
+    /// Makes a new value. Touches no target: the engine stores the value as `pending` before
+    /// any other step runs, so a value that reaches a target is always recoverable.
+    async fn create(&self, ctx: &StepContext<'_>) -> Result<Generated, RotatorError>;
+
+    /// Makes the target accept `pending` in addition to the current value. Idempotent.
+    async fn set(&self, _ctx: &StepContext<'_>, _pending: &Versioned) -> Result<(), RotatorError> {
+        Ok(())
+    }
+
+    /// Proves `pending` works on the target. Idempotent, no lasting effect.
+    async fn test(&self, _ctx: &StepContext<'_>, _pending: &Versioned) -> Result<(), RotatorError> {
+        Ok(())
+    }
+
+    /// Removes `previous` from the target after grace and proves it is now rejected.
+    /// Idempotent: a value already gone is success.
+    async fn retire(
+        &self,
+        _ctx: &StepContext<'_>,
+        _previous: &Versioned,
+    ) -> Result<(), RotatorError> {
+        Ok(())
+    }
+
+    /// Undoes `set` for a rotation that failed or was aborted, so the target accepts only the
+    /// current value again. Idempotent.
+    async fn rollback(
+        &self,
+        _ctx: &StepContext<'_>,
+        _pending: &Versioned,
+    ) -> Result<(), RotatorError> {
+        Ok(())
+    }
+
+    /// Emergency only: ends live sessions that authenticated with `previous`.
+    /// Returns how many were ended.
+    async fn evict(
+        &self,
+        _ctx: &StepContext<'_>,
+        _previous: &Versioned,
+    ) -> Result<u64, RotatorError> {
+        Ok(0)
+    }
+}
+
+/// A rotator's error. The message names the target and the cause and never carries a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}{}", fix.as_ref().map(|f| format!(" ({f})")).unwrap_or_default())]
+pub struct RotatorError {
+    pub message: String,
+    /// What the operator can do about it.
+    pub fix: Option<String>,
+    /// Worth retrying with backoff (a refused connection, a timeout).
+    pub transient: bool,
+}
+
+impl RotatorError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            fix: None,
+            transient: false,
+        }
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            fix: None,
+            transient: true,
+        }
+    }
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}

@@ -1,0 +1,270 @@
+//! The [`Store`] trait: where versions, stages, rotation records and the audit log live.
+//!
+//! Every change goes through [`Store::apply`] as one [`Change`]: a list of operations plus the
+//! audit events that describe them, committed atomically. So a stage never moves without its
+//! audit record, and a rotation's step is never marked done without the stage move it made.
+//! A change that carries a [`Fence`] is refused when another process has since taken the
+//! rotation's lease: a stalled process can never overwrite the work of the one that took over.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::{
+    AuditEvent, AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage,
+    Step, VersionId, VersionMeta, rotation::Lease,
+};
+
+/// A value to store as a new version. The value is sealed by the store before it is written.
+#[derive(Debug)]
+pub struct NewVersion {
+    pub secret: SecretName,
+    pub id: VersionId,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub metadata: serde_json::Value,
+    pub value: SecretValue,
+}
+
+/// A version with its value, read back from the store.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub meta: VersionMeta,
+    pub value: SecretValue,
+}
+
+/// One operation inside a [`Change`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Op {
+    /// Insert a version, optionally labelled. Labelling `pending` fails with
+    /// [`StoreError::StageTaken`] while another version holds it.
+    InsertVersion {
+        version: NewVersion,
+        stage: Option<Stage>,
+    },
+    /// The atomic stage move of `finish`: `version` becomes current, the old current becomes
+    /// previous, the old previous loses its label; `version` loses `pending`. Idempotent: when
+    /// `version` is already current, nothing moves.
+    Promote {
+        secret: SecretName,
+        version: VersionId,
+    },
+    /// Removes `stage` from `version` if it holds it (retire drops `previous`; abort drops
+    /// `pending`). Idempotent.
+    ClearStage {
+        secret: SecretName,
+        stage: Stage,
+        version: VersionId,
+    },
+    /// Inserts a new rotation. Fails with [`StoreError::Busy`] while another rotation of the
+    /// same secret is `running`: at most one rotation per secret is in progress.
+    BeginRotation(Box<Rotation>),
+    /// Overwrites a rotation record (step, status, error, lease expiry).
+    SaveRotation(Box<Rotation>),
+}
+
+/// A fencing check: the rotation's stored lease token must still be `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub rotation: RotationId,
+    pub token: u64,
+}
+
+/// An atomic unit of work.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub fence: Option<Fence>,
+    pub ops: Vec<Op>,
+    pub audit: Vec<AuditEvent>,
+}
+
+impl Change {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn fenced(fence: Fence) -> Self {
+        Self {
+            fence: Some(fence),
+            ..Self::default()
+        }
+    }
+    pub fn op(mut self, op: Op) -> Self {
+        self.ops.push(op);
+        self
+    }
+    pub fn audit(mut self, event: AuditEvent) -> Self {
+        self.audit.push(event);
+        self
+    }
+}
+
+/// How a lease may be taken from its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// Only when the lease has expired (or nobody holds it).
+    IfExpired,
+    /// Always: the caller checked the holder is gone (its process is dead on this host).
+    Force,
+}
+
+/// What `rotor status` needs about one secret, read for all secrets in one query.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SecretSummary {
+    pub secret: Option<SecretName>,
+    pub current: Option<VersionStamp>,
+    pub previous: Option<VersionStamp>,
+    pub pending: Option<VersionStamp>,
+    /// The newest rotation, if any.
+    pub last_rotation: Option<RotationStamp>,
+    pub versions: u64,
+}
+
+/// A version's id and creation time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionStamp {
+    pub id: VersionId,
+    pub created_at: Timestamp,
+}
+
+/// The newest rotation's headline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RotationStamp {
+    pub id: RotationId,
+    pub status: RotationStatus,
+    pub step: Step,
+    pub started_at: Timestamp,
+    pub error: Option<String>,
+    pub retire_after: Option<Timestamp>,
+}
+
+/// Where versions live. Implementations: the embedded SQLite store (default), PostgreSQL,
+/// AWS Secrets Manager. Called by the engine and the CLI; never by a rotator.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Commits `change` atomically, appending its audit events to the chain. Returns the
+    /// appended audit records.
+    async fn apply(&self, change: Change) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Takes the lease of rotation `id` for `owner` until `expires_at`, incrementing its token.
+    /// Fails with [`StoreError::Busy`] when another owner holds an unexpired lease and
+    /// `takeover` is [`Takeover::IfExpired`].
+    async fn claim(
+        &self,
+        id: &RotationId,
+        owner: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+        takeover: Takeover,
+    ) -> Result<Lease, StoreError>;
+
+    /// All versions of a secret, newest first, without values.
+    async fn versions(&self, secret: &SecretName) -> Result<Vec<VersionMeta>, StoreError>;
+
+    /// The version holding `stage`, with its value.
+    async fn read_stage(
+        &self,
+        secret: &SecretName,
+        stage: Stage,
+    ) -> Result<Option<Versioned>, StoreError>;
+
+    /// One version by id, with its value.
+    async fn read_version(
+        &self,
+        secret: &SecretName,
+        id: &VersionId,
+    ) -> Result<Option<Versioned>, StoreError>;
+
+    async fn rotation(&self, id: &RotationId) -> Result<Option<Rotation>, StoreError>;
+
+    /// Rotations of one secret (or all), newest first.
+    async fn rotations(
+        &self,
+        secret: Option<&SecretName>,
+        limit: usize,
+    ) -> Result<Vec<Rotation>, StoreError>;
+
+    /// Rotations that still have work: `running`, or `grace` waiting for retire.
+    async fn open_rotations(&self) -> Result<Vec<Rotation>, StoreError>;
+
+    /// One summary per secret that has anything stored.
+    async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError>;
+
+    /// The newest `n` audit records, oldest first.
+    async fn audit_tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The whole audit log in stored order, for `rotor audit verify`.
+    async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+/// Store errors. Messages name the secret, version or file, and say what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(
+        "secret {secret} is busy: rotation {rotation} is in progress (held by {owner} until {until}); wait for it, or run `rotor resume {secret}` / `rotor abort {secret}`"
+    )]
+    Busy {
+        secret: String,
+        rotation: String,
+        owner: String,
+        until: String,
+    },
+    #[error("secret {secret}: stage {stage} is already held by version {version}")]
+    StageTaken {
+        secret: String,
+        stage: Stage,
+        version: String,
+    },
+    #[error("secret {secret}: version {version} not found")]
+    VersionNotFound { secret: String, version: String },
+    #[error("rotation {rotation} not found")]
+    RotationNotFound { rotation: String },
+    #[error(
+        "rotation {rotation} was taken over by another process (lease token {current} is newer than ours, {ours}); this process stops touching it"
+    )]
+    LeaseLost {
+        rotation: String,
+        ours: u64,
+        current: u64,
+    },
+    #[error(
+        "the master key does not open this store: {detail}. Use the key this store was created with (ROTOR_MASTER_KEY, or the key file named in the config)"
+    )]
+    WrongMasterKey { detail: String },
+    #[error("no master key: {detail}")]
+    MissingMasterKey { detail: String },
+    #[error(
+        "secret {secret}, version {version}: the sealed value does not open (tampered, or copied from another row)"
+    )]
+    Tampered { secret: String, version: String },
+    #[error(
+        "store {path} is corrupt: {detail}. Restore it from a backup; rotor will not recreate it"
+    )]
+    Corrupt { path: String, detail: String },
+    #[error(
+        "store {path} has schema version {found}, newer than this rotor understands ({supported}); upgrade rotor"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("store {path} does not exist; run `rotor init` first")]
+    NotInitialized { path: String },
+    #[error("store {path} already exists; rotor init never overwrites a store")]
+    AlreadyExists { path: String },
+    #[error("the store is locked by another process; try again")]
+    Locked,
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Worth retrying as is (lock contention, a dropped connection).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Locked)
+    }
+}

@@ -1,0 +1,363 @@
+//! Config parsing: the example inventory, and every diagnostic with its place and fix.
+
+use std::path::Path;
+
+use rotor_core::config::{self, KindSettings, PgStrategy};
+use rotor_core::{Automation, Duration, Kind, Tier};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(text: &str) -> Result<rotor_core::Config, rotor_core::ConfigError> {
+    config::parse(text, Path::new("/etc/rotor/rotor.toml"), &no_env)
+}
+
+/// Parses `text`, expects errors, and returns them as `line:col secret message | help` lines.
+fn errors(text: &str) -> Vec<String> {
+    let err = parse(text).expect_err("config should be refused");
+    err.diagnostics
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{} {} {} | {}",
+                d.line,
+                d.column,
+                d.secret.as_deref().unwrap_or("-"),
+                d.message,
+                d.help.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// One diagnostic, checked by its place and fragments of its message and help.
+fn check(text: &str, want: &[(&str, &str, &str)]) {
+    let got = errors(text);
+    assert_eq!(got.len(), want.len(), "diagnostics: {got:#?}");
+    for (g, (place, msg, help)) in got.iter().zip(want) {
+        assert!(g.starts_with(place), "want place {place:?} in {g:?}");
+        assert!(g.contains(msg), "want message {msg:?} in {g:?}");
+        assert!(g.contains(help), "want help {help:?} in {g:?}");
+    }
+}
+
+#[test]
+fn the_example_inventory_reproduces_the_seed() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/divan.toml");
+    let text = std::fs::read_to_string(&path).expect("examples/divan.toml");
+    let cfg = config::parse(&text, &path, &no_env).expect("the example parses");
+    let get = |n: &str| cfg.secret(n).unwrap_or_else(|| panic!("{n} missing"));
+
+    let jwt = get("jwt-signing");
+    assert_eq!(jwt.kind, Kind::Jwt);
+    assert_eq!(jwt.policy.tier, Some(Tier::High));
+    assert_eq!(jwt.policy.rotate_every, Duration::from_days(90));
+    assert_eq!(jwt.policy.automation, Automation::Automatic);
+    assert_eq!(jwt.policy.grace, Duration::from_hours(1));
+
+    let db = get("database");
+    assert_eq!(db.policy.rotate_every, Duration::from_days(180));
+    assert!(
+        matches!(&db.settings, KindSettings::Postgres(p) if p.strategy == PgStrategy::Alternating)
+    );
+    assert_eq!(get("redis").policy.rotate_every, Duration::from_days(180));
+
+    let sendgrid = get("sendgrid-api-key");
+    assert_eq!(
+        (sendgrid.kind, sendgrid.policy.automation),
+        (Kind::Manual, Automation::Manual)
+    );
+
+    let pepper = get("refresh-pepper");
+    assert_eq!(pepper.policy.rotate_every, Duration::from_days(365));
+    assert!(pepper.policy.requires_confirmation);
+    assert_eq!(pepper.policy.automation, Automation::Manual);
+
+    assert_eq!(get("oauth-client-secret").policy.tier, Some(Tier::Low));
+    assert_eq!(get("data-encryption-key").policy.tier, Some(Tier::Low));
+    assert_eq!(get("session-secret").policy.tier, Some(Tier::High));
+}
+
+#[test]
+fn defaults_and_tier_overrides() {
+    let cfg = parse(
+        r#"
+[tiers]
+high = "30d"
+[secrets.k]
+kind = "jwt"
+tier = "high"
+[secrets.s]
+kind = "random"
+rotate_every = "7d"
+"#,
+    )
+    .expect("valid");
+    let k = cfg.secret("k").expect("k");
+    assert_eq!(k.policy.rotate_every, Duration::from_days(30));
+    // JWT grace defaults to token lifetime (30m) plus leeway (1m).
+    assert_eq!(k.policy.grace, Duration::from_mins(31));
+    let s = cfg.secret("s").expect("s");
+    assert_eq!(s.policy.grace, Duration::from_hours(1));
+    assert!(matches!(&s.settings, KindSettings::Random(r) if r.length == 32));
+    match &cfg.store {
+        rotor_core::config::StoreConfig::Sqlite {
+            path,
+            master_key_file,
+            ..
+        } => {
+            assert_eq!(path, Path::new("/etc/rotor/rotor.db"));
+            assert_eq!(master_key_file, Path::new("/etc/rotor/rotor.key"));
+        }
+        other => panic!("unexpected store {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_keys_and_kinds_with_suggestions() {
+    check(
+        r#"
+[secrets.jwt]
+kind = "jwt"
+tier = "high"
+algoritm = "HS256"
+
+[secrets.x]
+kind = "randm"
+tier = "high"
+
+[secrets.y]
+kind = "random"
+tier = "high"
+role = "app"
+
+[storage]
+path = "x"
+"#,
+        &[
+            (
+                "16:2 -",
+                "unknown key `storage` in top level",
+                "did you mean `store`",
+            ),
+            (
+                "5:1 jwt",
+                "unknown key `algoritm`",
+                "did you mean `algorithm`?",
+            ),
+            ("8:8 x", "unknown kind `randm`", "did you mean `random`?"),
+            ("14:1 y", "unknown key `role`", "setting of kind `postgres`"),
+        ],
+    );
+}
+
+#[test]
+fn bad_durations_name_the_fix() {
+    check(
+        r#"
+[secrets.a]
+kind = "random"
+rotate_every = "90 days"
+
+[secrets.b]
+kind = "random"
+rotate_every = 90
+
+[tiers]
+low = "1y"
+"#,
+        &[
+            ("11:7 -", "bad duration \"1y\"", ""),
+            ("4:16 a", "bad duration \"90 days\": it contains spaces", ""),
+            (
+                "8:16 b",
+                "must be a duration string, not a number",
+                "rotate_every = \"90d\"",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn grace_must_be_shorter_than_the_schedule() {
+    check(
+        r#"
+[secrets.pepper]
+kind = "random"
+rotate_every = "1d"
+grace = "2d"
+"#,
+        &[(
+            "5:9 pepper",
+            "grace (2d) must be shorter than rotate_every (1d)",
+            "shorten grace below 1d",
+        )],
+    );
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    check(
+        "[secrets.db]\nkind = \"manual\"\ntier = \"low\"\n[secrets.db]\nkind = \"manual\"\ntier = \"low\"\n",
+        &[("4:", "duplicate key", "may appear once")],
+    );
+    check(
+        "[secrets.db]\nkind = \"manual\"\ntier = \"low\"\n[secrets.DB]\nkind = \"manual\"\ntier = \"low\"\n",
+        &[("4:10 DB", "duplicate secret name", "distinct name")],
+    );
+}
+
+#[test]
+fn missing_settings_of_a_kind() {
+    check(
+        r#"
+[secrets.db]
+kind = "postgres"
+tier = "medium"
+
+[secrets.plugin]
+kind = "command"
+tier = "low"
+
+[secrets.nothing]
+tier = "low"
+
+[secrets.unscheduled]
+kind = "manual"
+"#,
+        &[
+            ("2:1 db", "missing `url`", "url = \"postgres://"),
+            ("2:1 db", "missing `role`", "role = \"app_user\""),
+            ("6:1 plugin", "missing `command`", "command = ["),
+            ("10:1 nothing", "missing `kind`", "add kind = one of"),
+            ("13:1 unscheduled", "no schedule", "tier = \"high\""),
+        ],
+    );
+}
+
+#[test]
+fn every_value_check() {
+    check(
+        r#"
+[secrets.a]
+kind = "random"
+tier = "urgent"
+
+[secrets.b]
+kind = "random"
+tier = "high"
+rotate_every = "30d"
+
+[secrets.c]
+kind = "manual"
+tier = "low"
+automation = "automatic"
+
+[secrets.d]
+kind = "random"
+tier = "low"
+length = 8
+
+[secrets.e]
+kind = "jwt"
+tier = "high"
+algorithm = "HS1024"
+
+[secrets.f]
+kind = "postgres"
+tier = "medium"
+url = "postgres://admin:hunter2@db/app"
+role = "app"
+
+[secrets.g]
+kind = "redis"
+tier = "medium"
+url = "redis://h:6379"
+admin = "nope"
+
+[secrets.h]
+kind = "random"
+tier = "high"
+requires_confirmation = "yes"
+
+[secrets."bad name"]
+kind = "manual"
+tier = "low"
+"#,
+        &[
+            ("4:8 a", "unknown tier `urgent`", "high (90d)"),
+            (
+                "9:16 b",
+                "both `tier` and `rotate_every` are set",
+                "keep one",
+            ),
+            (
+                "14:14 c",
+                "a manual secret cannot rotate automatically",
+                "automation = \"manual\"",
+            ),
+            ("19:10 d", "only 48 bits of entropy", "at least 22"),
+            (
+                "24:13 e",
+                "unsupported JWT algorithm `HS1024`",
+                "HS256, HS384",
+            ),
+            ("29:7 f", "`url` contains a password", "remove it"),
+            ("41:25 h", "must be true or false", "no quotes"),
+            ("43:10 bad name", "contains ' '", ""),
+            (
+                "32:10 g",
+                "admin secret `nope` is not in the inventory",
+                "[secrets.nope]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn env_interpolation() {
+    let env = |k: &str| (k == "PGPORT").then(|| "6543".to_owned());
+    let text = r#"
+[secrets.db]
+kind = "postgres"
+tier = "medium"
+url = "postgres://127.0.0.1:${PGPORT}/app"
+role = "app_$${x}"
+[secrets.r]
+kind = "redis"
+tier = "medium"
+url = "redis://${REDIS_HOST}:1"
+"#;
+    let err = config::parse(text, Path::new("r.toml"), &env).expect_err("REDIS_HOST unset");
+    assert_eq!(err.diagnostics.len(), 1, "{err}");
+    assert!(
+        err.diagnostics[0]
+            .message
+            .contains("`REDIS_HOST` is not set")
+    );
+    let ok = config::parse(
+        &text.replace("${REDIS_HOST}", "h"),
+        Path::new("r.toml"),
+        &env,
+    )
+    .expect("valid");
+    match &ok.secret("db").expect("db").settings {
+        KindSettings::Postgres(p) => {
+            assert_eq!(p.url, "postgres://127.0.0.1:6543/app");
+            assert_eq!(p.role, "app_${x}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_error_display_names_file_and_counts() {
+    let err = parse("[secrets.a]\nkind = \"random\"\n").expect_err("no schedule");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/etc/rotor/rotor.toml:1:1: secret \"a\": no schedule"),
+        "{text}"
+    );
+    assert!(text.ends_with("1 error in the config"), "{text}");
+}
