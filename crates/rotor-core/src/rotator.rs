@@ -82,6 +82,13 @@ pub trait Rotator: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Prepares the target once, when an operator asks (`rotor setup NAME`): e.g. creates the
+    /// PostgreSQL group role and its two login roles for the alternating strategy. Idempotent;
+    /// returns a line per thing it did (or found already done).
+    async fn setup(&self, _ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
+        Ok(vec![format!("kind {} needs no setup", self.kind())])
+    }
+
     /// Emergency only: ends live sessions that authenticated with `previous`.
     /// Returns how many were ended.
     async fn evict(
