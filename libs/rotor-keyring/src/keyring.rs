@@ -385,6 +385,14 @@ impl Keyring {
         let header_json = URL_SAFE_NO_PAD
             .decode(h64)
             .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
+        // serde would happily build a struct from a JSON array; RFC 7515 requires an object.
+        if header_json
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|&b| b != b'{')
+        {
+            return Err(VerifyError::Malformed("header is not a JSON object"));
+        }
         let header: TokenHeader<'_> = serde_json::from_slice(&header_json)
             .map_err(|_| VerifyError::Malformed("header is not a JSON object with a string alg"))?;
         if header.crit.is_some() {
