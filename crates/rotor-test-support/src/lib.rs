@@ -25,6 +25,30 @@
 //!
 //! A missing binary is an error (with a hint to run `scripts/install-deps`), never a skip:
 //! a test that needs a server fails when the server cannot be had.
+//!
+//! Starting and dropping block the calling thread (about a second for PostgreSQL); that
+//! is fine inside `#[tokio::test]` too. Servers left behind by a test process that was
+//! killed (not unwound) are not cleaned up: their directories are `/tmp/rotor-pg-*`,
+//! `$TMPDIR/rotor-redis-*` and `$TMPDIR/rotor-moto-*`.
+//!
+//! ```no_run
+//! use rotor_test_support::{Postgres, Redis, TcpProxy};
+//!
+//! let pg = Postgres::start().expect("PostgreSQL 15 (run scripts/install-deps)");
+//! pg.create_db("app").expect("create database");
+//! pg.psql("CREATE ROLE svc LOGIN PASSWORD 'old'").expect("create role");
+//! // Point the code under test at the proxy, then cut the network mid-step:
+//! let proxy = TcpProxy::start(pg.addr()).expect("proxy");
+//! let url = format!("postgres://postgres:{}@127.0.0.1:{}/app", pg.admin_password(), proxy.port());
+//! # let _ = url;
+//! proxy.cut_all();
+//! assert_eq!(pg.psql_as("svc", "old", "app", "SELECT current_user").expect("login"), "svc");
+//!
+//! let redis = Redis::start().expect("Redis (run scripts/install-deps)");
+//! redis.cli(&["ACL", "SETUSER", "app", "on", ">p1", ">p2", "~*", "+@all"]).expect("ACL");
+//! let replies = redis.cli_session("AUTH app p2\nACL WHOAMI\n").expect("session");
+//! assert_eq!(replies.lines().collect::<Vec<_>>(), ["OK", "app"]);
+//! ```
 
 mod moto;
 mod net;
