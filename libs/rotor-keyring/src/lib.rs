@@ -69,6 +69,8 @@ pub use keyring::{
 };
 pub use material::{DEFAULT_RSA_BITS, KeyMaterial, PublicJwk};
 
+/// Re-exported for implementing [`Source`].
+pub use async_trait::async_trait;
 /// Re-exported so callers can construct `not_after` values without adding the dependency.
 pub use jiff::Timestamp;
 /// Re-exported so callers can read secrets ([`secrecy::ExposeSecret`]).
