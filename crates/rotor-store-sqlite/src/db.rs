@@ -1,0 +1,833 @@
+//! The SQL behind each [`rotor_core::Store`] method, synchronous, on one connection.
+//!
+//! Writes run in one `BEGIN IMMEDIATE` transaction each (so concurrent writers serialize on
+//! SQLite's lock instead of failing at commit); reads that take several queries run in one
+//! deferred transaction so they see one snapshot.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use rotor_core::audit::{AuditEvent, GENESIS};
+use rotor_core::rotation::Lease;
+use rotor_core::store::{
+    Change, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp, Versioned,
+};
+use rotor_core::{
+    AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
+    VersionId, VersionMeta,
+};
+use rotor_seal::{Aad, Sealed};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::{Ctx, show, sql_err};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn corrupt(path: &Path, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        path: show(path),
+        detail,
+    }
+}
+
+fn ts(t: &Timestamp) -> String {
+    // jiff prints as many fractional digits as needed (up to nanoseconds): exact round trip.
+    t.to_string()
+}
+
+fn parse_ts(path: &Path, s: &str) -> Result<Timestamp> {
+    s.parse()
+        .map_err(|e| corrupt(path, format!("bad timestamp {s:?} in a row: {e}")))
+}
+
+fn parse_name(path: &Path, s: &str) -> Result<SecretName> {
+    SecretName::new(s).map_err(|e| corrupt(path, format!("bad secret name in a row: {e}")))
+}
+
+fn parse_vid(path: &Path, s: &str) -> Result<VersionId> {
+    VersionId::parse(s).ok_or_else(|| corrupt(path, format!("bad version id {s:?} in a row")))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// writes
+
+pub(crate) fn apply(ctx: &Ctx, conn: &mut Connection, change: Change) -> Result<Vec<AuditRecord>> {
+    let path = ctx.path.as_path();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_err(path, e))?;
+    if let Some(fence) = &change.fence {
+        check_fence(&tx, path, fence)?;
+    }
+    for op in change.ops {
+        apply_op(ctx, &tx, op)?;
+    }
+    let records = append_audit(&tx, path, Timestamp::now(), change.audit)?;
+    tx.commit().map_err(|e| sql_err(path, e))?;
+    Ok(records)
+}
+
+fn check_fence(tx: &Transaction<'_>, path: &Path, fence: &Fence) -> Result<()> {
+    let current: Option<i64> = tx
+        .prepare_cached("SELECT lease_token FROM rotations WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([fence.rotation.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(|e| sql_err(path, e))?;
+    let Some(current) = current else {
+        return Err(StoreError::RotationNotFound {
+            rotation: fence.rotation.to_string(),
+        });
+    };
+    let current = u64::try_from(current).unwrap_or(0);
+    if current != fence.token {
+        return Err(StoreError::LeaseLost {
+            rotation: fence.rotation.to_string(),
+            ours: fence.token,
+            current,
+        });
+    }
+    Ok(())
+}
+
+fn apply_op(ctx: &Ctx, tx: &Transaction<'_>, op: Op) -> Result<()> {
+    let path = ctx.path.as_path();
+    match op {
+        Op::InsertVersion { version, stage } => {
+            insert_version(ctx, tx, &version)?;
+            match stage {
+                None => Ok(()),
+                // Labelling a new version current is a promote: the old current becomes
+                // previous, exactly as `Promote` would do it.
+                Some(Stage::Current) => promote(tx, path, &version.secret, &version.id),
+                Some(stage) => {
+                    if let Some(holder) = stage_holder(tx, path, &version.secret, stage)? {
+                        return Err(StoreError::StageTaken {
+                            secret: version.secret.to_string(),
+                            stage,
+                            version: holder,
+                        });
+                    }
+                    set_stage(tx, path, &version.secret, stage, version.id.as_str())
+                }
+            }
+        }
+        Op::Promote { secret, version } => promote(tx, path, &secret, &version),
+        Op::ClearStage {
+            secret,
+            stage,
+            version,
+        } => tx
+            .prepare_cached(
+                "DELETE FROM stages WHERE secret = ?1 AND stage = ?2 AND version_id = ?3",
+            )
+            .and_then(|mut s| s.execute(params![secret.as_str(), stage.as_str(), version.as_str()]))
+            .map(drop)
+            .map_err(|e| sql_err(path, e)),
+        Op::BeginRotation(r) => {
+            if let Some(other) = running_rotation(tx, path, &r.secret)? {
+                return Err(busy(&other));
+            }
+            let json = rotation_json(&r)?;
+            tx.prepare_cached(
+                "INSERT INTO rotations (id, secret, status, step, started_at, lease_owner, lease_token, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.id.as_str(),
+                    r.secret.as_str(),
+                    r.status.as_str(),
+                    r.step.as_str(),
+                    ts(&r.started_at),
+                    r.lease.as_ref().map(|l| l.owner.as_str()),
+                    lease_token(r.lease.as_ref()),
+                    json,
+                ])
+            })
+            .map(drop)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Backend(format!("rotation {} already exists", r.id))
+                } else {
+                    sql_err(path, e)
+                }
+            })
+        }
+        Op::SaveRotation(r) => save_rotation(tx, path, *r),
+        _ => Err(StoreError::Backend(
+            "this store does not support an operation of this rotor version; upgrade rotor-store-sqlite".into(),
+        )),
+    }
+}
+
+fn insert_version(ctx: &Ctx, tx: &Transaction<'_>, v: &NewVersion) -> Result<()> {
+    let path = ctx.path.as_path();
+    let aad = Aad::new(v.secret.as_str(), v.id.as_str());
+    let sealed = rotor_seal::seal(&ctx.master, &aad, v.value.expose()).map_err(|e| {
+        StoreError::Backend(format!(
+            "secret {}, version {}: cannot seal the value: {e}",
+            v.secret, v.id
+        ))
+    })?;
+    let metadata = serde_json::to_string(&v.metadata)
+        .map_err(|e| StoreError::Backend(format!("cannot encode version metadata: {e}")))?;
+    tx.prepare_cached(
+        "INSERT INTO versions (secret, id, created_at, created_by, metadata, key_id, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            v.secret.as_str(),
+            v.id.as_str(),
+            ts(&v.created_at),
+            v.created_by,
+            metadata,
+            sealed.key_id.to_string(),
+            sealed.to_bytes(),
+        ])
+    })
+    .map(drop)
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Backend(format!(
+                "secret {}: version {} already exists (version ids are never reused)",
+                v.secret, v.id
+            ))
+        } else {
+            sql_err(path, e)
+        }
+    })
+}
+
+fn stage_holder(
+    tx: &Transaction<'_>,
+    path: &Path,
+    secret: &SecretName,
+    stage: Stage,
+) -> Result<Option<String>> {
+    tx.prepare_cached("SELECT version_id FROM stages WHERE secret = ?1 AND stage = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![secret.as_str(), stage.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(|e| sql_err(path, e))
+}
+
+fn set_stage(
+    tx: &Transaction<'_>,
+    path: &Path,
+    secret: &SecretName,
+    stage: Stage,
+    version: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO stages (secret, stage, version_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (secret, stage) DO UPDATE SET version_id = excluded.version_id",
+    )
+    .and_then(|mut s| s.execute(params![secret.as_str(), stage.as_str(), version]))
+    .map(drop)
+    .map_err(|e| sql_err(path, e))
+}
+
+fn drop_stage(tx: &Transaction<'_>, path: &Path, secret: &SecretName, stage: Stage) -> Result<()> {
+    tx.prepare_cached("DELETE FROM stages WHERE secret = ?1 AND stage = ?2")
+        .and_then(|mut s| s.execute(params![secret.as_str(), stage.as_str()]))
+        .map(drop)
+        .map_err(|e| sql_err(path, e))
+}
+
+/// `version` becomes current; the old current (if another) becomes previous, replacing the
+/// old previous; `version` loses `pending` (and `previous`, when it is promoted back).
+fn promote(
+    tx: &Transaction<'_>,
+    path: &Path,
+    secret: &SecretName,
+    version: &VersionId,
+) -> Result<()> {
+    let exists: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM versions WHERE secret = ?1 AND id = ?2)")
+        .and_then(|mut s| s.query_row(params![secret.as_str(), version.as_str()], |r| r.get(0)))
+        .map_err(|e| sql_err(path, e))?;
+    if !exists {
+        return Err(StoreError::VersionNotFound {
+            secret: secret.to_string(),
+            version: version.to_string(),
+        });
+    }
+    let v = version.as_str();
+    let current = stage_holder(tx, path, secret, Stage::Current)?;
+    match current.as_deref() {
+        Some(c) if c == v => {}
+        Some(c) => {
+            set_stage(tx, path, secret, Stage::Previous, c)?;
+            set_stage(tx, path, secret, Stage::Current, v)?;
+        }
+        None => {
+            if stage_holder(tx, path, secret, Stage::Previous)?.as_deref() == Some(v) {
+                drop_stage(tx, path, secret, Stage::Previous)?;
+            }
+            set_stage(tx, path, secret, Stage::Current, v)?;
+        }
+    }
+    if stage_holder(tx, path, secret, Stage::Pending)?.as_deref() == Some(v) {
+        drop_stage(tx, path, secret, Stage::Pending)?;
+    }
+    Ok(())
+}
+
+fn lease_token(lease: Option<&Lease>) -> i64 {
+    lease.map_or(0, |l| i64::try_from(l.token).unwrap_or(i64::MAX))
+}
+
+fn rotation_json(r: &Rotation) -> Result<String> {
+    serde_json::to_string(r)
+        .map_err(|e| StoreError::Backend(format!("cannot encode rotation {}: {e}", r.id)))
+}
+
+fn busy(other: &Rotation) -> StoreError {
+    StoreError::Busy {
+        secret: other.secret.to_string(),
+        rotation: other.id.to_string(),
+        owner: other
+            .lease
+            .as_ref()
+            .map_or_else(|| "nobody (no lease taken)".to_owned(), |l| l.owner.clone()),
+        until: other
+            .lease
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |l| l.expires_at.to_string()),
+    }
+}
+
+fn running_rotation(
+    tx: &Transaction<'_>,
+    path: &Path,
+    secret: &SecretName,
+) -> Result<Option<Rotation>> {
+    let json: Option<String> = tx
+        .prepare_cached(
+            "SELECT record FROM rotations WHERE secret = ?1 AND status = 'running' LIMIT 1",
+        )
+        .and_then(|mut s| s.query_row([secret.as_str()], |r| r.get(0)).optional())
+        .map_err(|e| sql_err(path, e))?;
+    json.map(|j| decode_rotation(path, &j)).transpose()
+}
+
+fn load_rotation(conn: &Connection, path: &Path, id: &RotationId) -> Result<Option<Rotation>> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT record FROM rotations WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_str()], |r| r.get(0)).optional())
+        .map_err(|e| sql_err(path, e))?;
+    json.map(|j| decode_rotation(path, &j)).transpose()
+}
+
+fn decode_rotation(path: &Path, json: &str) -> Result<Rotation> {
+    serde_json::from_str(json).map_err(|e| corrupt(path, format!("bad rotation record: {e}")))
+}
+
+fn write_rotation(tx: &Transaction<'_>, path: &Path, r: &Rotation) -> Result<()> {
+    let json = rotation_json(r)?;
+    tx.prepare_cached(
+        "UPDATE rotations SET status = ?2, step = ?3, started_at = ?4, lease_owner = ?5,
+                lease_token = ?6, record = ?7
+         WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.id.as_str(),
+            r.status.as_str(),
+            r.step.as_str(),
+            ts(&r.started_at),
+            r.lease.as_ref().map(|l| l.owner.as_str()),
+            lease_token(r.lease.as_ref()),
+            json,
+        ])
+    })
+    .map(drop)
+    .map_err(|e| sql_err(path, e))
+}
+
+/// Overwrites a rotation record. The lease is the one exception: it is owned by `claim`, so
+/// the record's lease is taken only when it carries the stored token (an expiry renewal by
+/// the holder); otherwise the stored lease is kept. So no write can move a token backwards
+/// and re-validate a stale holder's fence.
+fn save_rotation(tx: &Transaction<'_>, path: &Path, mut r: Rotation) -> Result<()> {
+    let Some(stored) = load_rotation(tx, path, &r.id)? else {
+        return Err(StoreError::RotationNotFound {
+            rotation: r.id.to_string(),
+        });
+    };
+    if stored.secret != r.secret {
+        return Err(StoreError::Backend(format!(
+            "rotation {} belongs to secret {}, not {}",
+            r.id, stored.secret, r.secret
+        )));
+    }
+    if lease_token(r.lease.as_ref()) != lease_token(stored.lease.as_ref()) {
+        r.lease = stored.lease;
+    }
+    if r.status == RotationStatus::Running
+        && let Some(other) = running_rotation(tx, path, &r.secret)?
+        && other.id != r.id
+    {
+        return Err(busy(&other));
+    }
+    write_rotation(tx, path, &r)
+}
+
+pub(crate) fn claim(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    id: &RotationId,
+    owner: &str,
+    now: Timestamp,
+    expires_at: Timestamp,
+    takeover: Takeover,
+) -> Result<Lease> {
+    let path = ctx.path.as_path();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_err(path, e))?;
+    let Some(mut r) = load_rotation(&tx, path, id)? else {
+        return Err(StoreError::RotationNotFound {
+            rotation: id.to_string(),
+        });
+    };
+    let mut reason = None;
+    if let Some(held) = &r.lease
+        && held.owner != owner
+    {
+        let live = held.expires_at > now;
+        if live && takeover == Takeover::IfExpired {
+            return Err(busy(&r));
+        }
+        reason = Some(if live {
+            format!("forced takeover from {}", held.owner)
+        } else {
+            format!(
+                "took over from {} (lease expired {})",
+                held.owner, held.expires_at
+            )
+        });
+    }
+    let lease = Lease {
+        owner: owner.to_owned(),
+        token: r.lease.as_ref().map_or(0, |l| l.token) + 1,
+        expires_at,
+    };
+    r.lease = Some(lease.clone());
+    write_rotation(&tx, path, &r)?;
+    let event = AuditEvent::new(owner, "rotation.lease")
+        .secret(&r.secret)
+        .rotation(&r.id)
+        .reason(reason.as_deref());
+    append_audit(&tx, path, now, vec![event])?;
+    tx.commit().map_err(|e| sql_err(path, e))?;
+    Ok(lease)
+}
+
+/// Appends `events` to the chain: seq = previous max + 1, prev = previous record's hash.
+pub(crate) fn append_audit(
+    tx: &Transaction<'_>,
+    path: &Path,
+    now: Timestamp,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditRecord>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let e = |e| sql_err(path, e);
+    let last: Option<(i64, String)> = tx
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(e)?;
+    let (mut seq, mut prev) = match last {
+        Some((seq, hash)) => (u64::try_from(seq).unwrap_or(0), hash),
+        None => (0, GENESIS.to_owned()),
+    };
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(e)?;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let rec = AuditRecord::chain(seq, now, event, &prev);
+        let versions = serde_json::to_string(&rec.event.versions)
+            .map_err(|err| StoreError::Backend(format!("cannot encode audit versions: {err}")))?;
+        stmt.execute(params![
+            i64::try_from(rec.seq).unwrap_or(i64::MAX),
+            ts(&rec.time),
+            rec.event.actor,
+            rec.event.action,
+            rec.event.secret.as_ref().map(SecretName::as_str),
+            versions,
+            rec.event.rotation.as_ref().map(RotationId::as_str),
+            rec.event.reason,
+            rec.event.outcome,
+            rec.prev_hash,
+            rec.hash,
+        ])
+        .map_err(e)?;
+        prev.clone_from(&rec.hash);
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// reads
+
+fn read_tx<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>> {
+    conn.transaction().map_err(|e| sql_err(path, e))
+}
+
+/// Stages held by versions of `secret`, by version id, in `Stage::ALL` order.
+fn stages_of(
+    conn: &Connection,
+    path: &Path,
+    secret: &SecretName,
+) -> Result<BTreeMap<String, Vec<Stage>>> {
+    let e = |e| sql_err(path, e);
+    let mut stmt = conn
+        .prepare_cached("SELECT stage, version_id FROM stages WHERE secret = ?1")
+        .map_err(e)?;
+    let mut rows = stmt.query([secret.as_str()]).map_err(e)?;
+    let mut out: BTreeMap<String, Vec<Stage>> = BTreeMap::new();
+    while let Some(row) = rows.next().map_err(e)? {
+        let stage: String = row.get(0).map_err(e)?;
+        let stage = Stage::parse(&stage)
+            .ok_or_else(|| corrupt(path, format!("unknown stage {stage:?}")))?;
+        out.entry(row.get(1).map_err(e)?).or_default().push(stage);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+const VERSION_COLS: &str = "v.id, v.created_at, v.created_by, v.metadata";
+
+fn version_meta(
+    path: &Path,
+    secret: &SecretName,
+    row: &Row<'_>,
+    stages: &BTreeMap<String, Vec<Stage>>,
+) -> Result<VersionMeta> {
+    let e = |e| sql_err(path, e);
+    let id: String = row.get(0).map_err(e)?;
+    let created_at: String = row.get(1).map_err(e)?;
+    let metadata: String = row.get(3).map_err(e)?;
+    Ok(VersionMeta {
+        stages: stages.get(&id).cloned().unwrap_or_default(),
+        id: parse_vid(path, &id)?,
+        secret: secret.clone(),
+        created_at: parse_ts(path, &created_at)?,
+        created_by: row.get(2).map_err(e)?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|err| corrupt(path, format!("bad version metadata: {err}")))?,
+    })
+}
+
+pub(crate) fn versions(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    secret: &SecretName,
+) -> Result<Vec<VersionMeta>> {
+    let path = ctx.path.as_path();
+    let e = |e| sql_err(path, e);
+    let tx = read_tx(conn, path)?;
+    let stages = stages_of(&tx, path, secret)?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLS} FROM versions v WHERE v.secret = ?1 ORDER BY v.vid DESC"
+        ))
+        .map_err(e)?;
+    let mut rows = stmt.query([secret.as_str()]).map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(e)? {
+        out.push(version_meta(path, secret, row, &stages)?);
+    }
+    Ok(out)
+}
+
+/// Reads one version row (selected by `filter` over `v`/`s`) and opens its value.
+fn read_one(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    secret: &SecretName,
+    sql: &str,
+    key: &str,
+) -> Result<Option<Versioned>> {
+    let path = ctx.path.as_path();
+    let e = |e| sql_err(path, e);
+    let tx = read_tx(conn, path)?;
+    let stages = stages_of(&tx, path, secret)?;
+    let mut stmt = tx.prepare_cached(sql).map_err(e)?;
+    let mut rows = stmt.query(params![secret.as_str(), key]).map_err(e)?;
+    let Some(row) = rows.next().map_err(e)? else {
+        return Ok(None);
+    };
+    let meta = version_meta(path, secret, row, &stages)?;
+    let sealed: Vec<u8> = row.get(4).map_err(e)?;
+    let tampered = || StoreError::Tampered {
+        secret: secret.to_string(),
+        version: meta.id.to_string(),
+    };
+    let sealed = Sealed::from_bytes(&sealed).map_err(|_| tampered())?;
+    let aad = Aad::new(secret.as_str(), meta.id.as_str());
+    let plain = rotor_seal::open(&ctx.master, &aad, &sealed).map_err(|err| match err {
+        rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
+            detail: format!("secret {}, version {}: {err}", secret, meta.id),
+        },
+        _ => tampered(),
+    })?;
+    let value = SecretValue::from_slice(plain.expose_secret());
+    Ok(Some(Versioned { meta, value }))
+}
+
+pub(crate) fn read_stage(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    secret: &SecretName,
+    stage: Stage,
+) -> Result<Option<Versioned>> {
+    let sql = format!(
+        "SELECT {VERSION_COLS}, v.sealed FROM stages s
+         JOIN versions v ON v.secret = s.secret AND v.id = s.version_id
+         WHERE s.secret = ?1 AND s.stage = ?2"
+    );
+    read_one(ctx, conn, secret, &sql, stage.as_str())
+}
+
+pub(crate) fn read_version(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    secret: &SecretName,
+    id: &VersionId,
+) -> Result<Option<Versioned>> {
+    let sql = format!(
+        "SELECT {VERSION_COLS}, v.sealed FROM versions v WHERE v.secret = ?1 AND v.id = ?2"
+    );
+    read_one(ctx, conn, secret, &sql, id.as_str())
+}
+
+pub(crate) fn rotation(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    id: &RotationId,
+) -> Result<Option<Rotation>> {
+    load_rotation(conn, &ctx.path, id)
+}
+
+fn rotation_list(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Rotation>> {
+    let e = |e| sql_err(path, e);
+    let mut stmt = conn.prepare_cached(sql).map_err(e)?;
+    let mut rows = stmt.query(params).map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(e)? {
+        let json: String = row.get(0).map_err(e)?;
+        out.push(decode_rotation(path, &json)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn rotations(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    secret: Option<&SecretName>,
+    limit: usize,
+) -> Result<Vec<Rotation>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    match secret {
+        Some(s) => rotation_list(
+            conn,
+            &ctx.path,
+            "SELECT record FROM rotations WHERE secret = ?1 ORDER BY rid DESC LIMIT ?2",
+            params![s.as_str(), limit],
+        ),
+        None => rotation_list(
+            conn,
+            &ctx.path,
+            "SELECT record FROM rotations ORDER BY rid DESC LIMIT ?1",
+            params![limit],
+        ),
+    }
+}
+
+pub(crate) fn open_rotations(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<Rotation>> {
+    rotation_list(
+        conn,
+        &ctx.path,
+        "SELECT record FROM rotations WHERE status IN ('running', 'grace') ORDER BY rid",
+        [],
+    )
+}
+
+/// One summary per secret with any version or rotation, sorted by name. Three set-wise
+/// queries over indexes (counts, stage labels joined to their versions, newest rotation per
+/// secret), however many secrets there are.
+pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSummary>> {
+    let path = ctx.path.as_path();
+    let e = |e| sql_err(path, e);
+    let tx = read_tx(conn, path)?;
+    let mut map: BTreeMap<String, SecretSummary> = BTreeMap::new();
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT secret, COUNT(*) FROM versions GROUP BY secret")
+            .map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let name: String = row.get(0).map_err(e)?;
+            let n: i64 = row.get(1).map_err(e)?;
+            let entry = map.entry(name).or_default();
+            entry.versions = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT s.secret, s.stage, s.version_id, v.created_at FROM stages s
+                 JOIN versions v ON v.secret = s.secret AND v.id = s.version_id",
+            )
+            .map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let name: String = row.get(0).map_err(e)?;
+            let stage: String = row.get(1).map_err(e)?;
+            let id: String = row.get(2).map_err(e)?;
+            let created_at: String = row.get(3).map_err(e)?;
+            let stamp = Some(VersionStamp {
+                id: parse_vid(path, &id)?,
+                created_at: parse_ts(path, &created_at)?,
+            });
+            let entry = map.entry(name).or_default();
+            match Stage::parse(&stage) {
+                Some(Stage::Current) => entry.current = stamp,
+                Some(Stage::Previous) => entry.previous = stamp,
+                Some(Stage::Pending) => entry.pending = stamp,
+                None => return Err(corrupt(path, format!("unknown stage {stage:?}"))),
+            }
+        }
+    }
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT secret, record FROM rotations
+                 WHERE rid IN (SELECT MAX(rid) FROM rotations GROUP BY secret)",
+            )
+            .map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let name: String = row.get(0).map_err(e)?;
+            let json: String = row.get(1).map_err(e)?;
+            let r = decode_rotation(path, &json)?;
+            map.entry(name).or_default().last_rotation = Some(RotationStamp {
+                id: r.id,
+                status: r.status,
+                step: r.step,
+                started_at: r.started_at,
+                error: r.error,
+                retire_after: r.retire_after,
+            });
+        }
+    }
+    map.into_iter()
+        .map(|(name, mut s)| {
+            s.secret = Some(parse_name(path, &name)?);
+            Ok(s)
+        })
+        .collect()
+}
+
+const AUDIT_COLS: &str =
+    "seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash";
+
+fn audit_row(path: &Path, row: &Row<'_>) -> Result<AuditRecord> {
+    let e = |e| sql_err(path, e);
+    let seq: i64 = row.get(0).map_err(e)?;
+    let time: String = row.get(1).map_err(e)?;
+    let secret: Option<String> = row.get(4).map_err(e)?;
+    let versions: String = row.get(5).map_err(e)?;
+    let versions: Vec<String> = serde_json::from_str(&versions).map_err(|err| {
+        corrupt(
+            path,
+            format!("audit record #{seq}: bad version list: {err}"),
+        )
+    })?;
+    let rotation: Option<String> = row.get(6).map_err(e)?;
+    Ok(AuditRecord {
+        seq: u64::try_from(seq).unwrap_or(0),
+        time: parse_ts(path, &time)?,
+        event: AuditEvent {
+            actor: row.get(2).map_err(e)?,
+            action: row.get(3).map_err(e)?,
+            secret: secret.map(|s| parse_name(path, &s)).transpose()?,
+            versions: versions
+                .iter()
+                .map(|v| parse_vid(path, v))
+                .collect::<Result<_>>()?,
+            rotation: rotation.map(RotationId::from_stored),
+            reason: row.get(7).map_err(e)?,
+            outcome: row.get(8).map_err(e)?,
+        },
+        prev_hash: row.get(9).map_err(e)?,
+        hash: row.get(10).map_err(e)?,
+    })
+}
+
+fn audit_list(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<AuditRecord>> {
+    let e = |e| sql_err(path, e);
+    let mut stmt = conn.prepare_cached(sql).map_err(e)?;
+    let mut rows = stmt.query(params).map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(e)? {
+        out.push(audit_row(path, row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn audit_tail(ctx: &Ctx, conn: &mut Connection, n: usize) -> Result<Vec<AuditRecord>> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let mut out = audit_list(
+        conn,
+        &ctx.path,
+        &format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT ?1"),
+        [n],
+    )?;
+    out.reverse();
+    Ok(out)
+}
+
+pub(crate) fn audit_all(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<AuditRecord>> {
+    audit_list(
+        conn,
+        &ctx.path,
+        &format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"),
+        [],
+    )
+}

@@ -1,0 +1,697 @@
+//! rotor's embedded default store: one encrypted SQLite file.
+//!
+//! [`SqliteStore`] implements [`rotor_core::Store`] on a single SQLite database file in WAL
+//! mode. Versions of a secret are rows whose value is sealed with `rotor-seal` (a fresh data
+//! key per value, wrapped by the master key), bound to `(secret name, version id)` as
+//! associated data, so a ciphertext copied onto another row does not open. Stage labels live
+//! in their own table keyed by `(secret, stage)`, rotation records as indexed columns plus a
+//! JSON copy of the whole record, and the audit log as a hash chain (`rotor_core::audit`).
+//!
+//! Invariants:
+//! - **a stage moves only inside a transaction that also appends its audit record**: every
+//!   write is one `BEGIN IMMEDIATE` transaction ([`Store::apply`] / [`Store::claim`]) that
+//!   checks the fence, runs the ops, appends the audit events and commits; any error rolls
+//!   all of it back;
+//! - each stage labels at most one version of a secret: the schema's primary key
+//!   `stages(secret, stage)` enforces it, not just the code;
+//! - at most one `running` rotation per secret (code check plus a partial unique index);
+//! - a lease token only ever grows, and only through [`Store::claim`]; a change fenced with
+//!   an older token is refused with `LeaseLost`;
+//! - no plaintext value is ever written to the database, its WAL or an error message;
+//! - the file is created `0600` before SQLite touches it, and never recreated: a missing
+//!   file is `NotInitialized`, a damaged one `Corrupt`, a newer schema `TooNew`, and a wrong
+//!   master key `WrongMasterKey` — all detected by [`SqliteStore::open`] before it writes.
+//!
+//! Durability: see [`Synchronous`]. Timestamps are stored as jiff's RFC 3339 text with full
+//! precision, which round-trips exactly (the audit hash covers them).
+//!
+//! Threading: each handle owns one connection behind a `std::sync::Mutex`. Calls run on
+//! tokio's blocking pool (`spawn_blocking`) when a tokio runtime is present, inline
+//! otherwise. WHY: a write may wait up to `busy_timeout` (default 5 s) for another process's
+//! lock, which must not stall an async worker thread; the hop costs a few microseconds,
+//! well below a commit (measured by `examples/store_bench.rs`).
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rotor_core::audit::AuditEvent;
+use rotor_core::rotation::Lease;
+use rotor_core::store::{Change, SecretSummary, Takeover, Versioned};
+use rotor_core::{
+    AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId, VersionMeta,
+};
+use rotor_seal::{KdfParams, KeyCheck, MasterKey};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use secrecy::SecretString;
+
+mod db;
+
+/// `PRAGMA application_id` of a rotor store ("Rotr"): tells a rotor store from any other
+/// SQLite file by its header alone.
+pub const APPLICATION_ID: i32 = 0x526f_7472;
+
+/// The `meta.format` value of a rotor store.
+const FORMAT: &str = "rotor-store";
+
+/// Embedded, numbered, append-only migrations. Entry `i` takes the schema from version `i`
+/// to `i + 1`; the schema version is `PRAGMA user_version` (in the file header, so it
+/// changes atomically with the migration's transaction).
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// SQLite's `synchronous` setting, i.e. what a committed change survives.
+///
+/// Both are WAL mode. Measured on the development machine (see the crate README section in
+/// the final report / `examples/store_bench.rs`): `Full` fsyncs the WAL on every commit;
+/// `Normal` fsyncs only at checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is fsynced before `apply` returns: survives power loss and OS crashes.
+    /// The default: a secret rotation that reported success must not be undone by a power
+    /// cut after the new value was set on the target.
+    #[default]
+    Full,
+    /// Commits survive a crash or SIGKILL of the process, but the last commits before a
+    /// power loss or OS crash may be lost (the database stays consistent). Faster on slow
+    /// disks.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Connection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub synchronous: Synchronous,
+    /// How long a write waits for another writer's lock before failing with
+    /// [`StoreError::Locked`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::default(),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The embedded SQLite store. Cheap to share by reference; one connection per handle.
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Ctx,
+    conn: Mutex<Connection>,
+}
+
+/// What the operations need besides the connection.
+pub(crate) struct Ctx {
+    pub(crate) path: PathBuf,
+    pub(crate) master: MasterKey,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.ctx.path)
+            .field("key_id", &self.inner.ctx.master.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+fn show(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Maps a SQLite error: lock contention is [`StoreError::Locked`], a damaged file
+/// [`StoreError::Corrupt`], anything else [`StoreError::Backend`] naming the file.
+pub(crate) fn sql_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt {
+            path: show(path),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Backend(format!("store {}: {e}", show(path))),
+    }
+}
+
+/// Maps a `rotor-seal` error that is not about one row (loading a key, the key check) to a
+/// [`StoreError`]. Useful to callers that load the master key themselves: a missing key
+/// becomes [`StoreError::MissingMasterKey`], a rejected one [`StoreError::WrongMasterKey`].
+pub fn seal_error(e: rotor_seal::Error) -> StoreError {
+    use rotor_seal::Error as E;
+    match e {
+        E::NoMasterKey { .. } => StoreError::MissingMasterKey {
+            detail: e.to_string(),
+        },
+        E::WrongMasterKey { .. } | E::Tampered => StoreError::WrongMasterKey {
+            detail: e.to_string(),
+        },
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn sidecars(path: &Path) -> [PathBuf; 2] {
+    let with = |suffix: &str| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    [with("-wal"), with("-shm")]
+}
+
+/// SQLite creates `-wal`/`-shm` with the database file's mode (minus the umask), so they are
+/// never wider than 0600; this makes it explicit and umask-independent.
+fn restrict_sidecars(path: &Path) -> Result<(), StoreError> {
+    for p in sidecars(path) {
+        match fs::set_permissions(&p, fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot restrict the permissions of {}: {e}",
+                    show(&p)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the file before SQLite opens it: exists, is a regular file, has a SQLite header
+/// with rotor's application id, and is not shorter than the header says.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: show(path),
+        detail,
+    };
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::NotInitialized { path: show(path) });
+        }
+        Err(e) => {
+            return Err(StoreError::Backend(format!(
+                "cannot read {}: {e}",
+                show(path)
+            )));
+        }
+    };
+    if !meta.is_file() {
+        return Err(corrupt("it is not a regular file".into()));
+    }
+    let len = meta.len();
+    let mut header = [0u8; 100];
+    let mut file = fs::File::open(path)
+        .map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", show(path))))?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot read {}: {e}",
+                    show(path)
+                )));
+            }
+        }
+    }
+    if read < header.len() {
+        return Err(corrupt(format!(
+            "the file is {len} bytes long, shorter than a SQLite header (truncated, or not a rotor store)"
+        )));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(corrupt(
+            "it does not start with a SQLite header (not a rotor store, or overwritten)".into(),
+        ));
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n if n >= 512 && n.is_power_of_two() => u64::from(n),
+        n => return Err(corrupt(format!("the header has an invalid page size {n}"))),
+    };
+    if len % page_size != 0 {
+        return Err(corrupt(format!(
+            "the file is {len} bytes long, not a whole number of {page_size}-byte pages (truncated)"
+        )));
+    }
+    let pages = u64::from(be32(28));
+    if pages > 0 && be32(24) == be32(92) && len < pages * page_size {
+        return Err(corrupt(format!(
+            "the header says {pages} pages of {page_size} bytes but the file is {len} bytes long (truncated)"
+        )));
+    }
+    let app_id = be32(68);
+    if app_id as i32 != APPLICATION_ID {
+        return Err(corrupt(format!(
+            "it is a SQLite database but not a rotor store (application id {app_id:#x})"
+        )));
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection, path: &Path, settings: Settings) -> Result<(), StoreError> {
+    let e = |e| sql_err(path, e);
+    conn.busy_timeout(settings.busy_timeout).map_err(e)?;
+    conn.pragma_update(None, "synchronous", settings.synchronous.pragma())
+        .map_err(e)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
+    Ok(())
+}
+
+/// Reads and validates everything `open` needs before it may write. Writes nothing.
+fn validate(conn: &Connection, path: &Path, master: &MasterKey) -> Result<i64, StoreError> {
+    let e = |e| sql_err(path, e);
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: show(path),
+        detail,
+    };
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(e)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: show(path),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 1 {
+        return Err(corrupt(
+            "it has no rotor schema (creation was interrupted, or it is not a rotor store)".into(),
+        ));
+    }
+    let mut problems = Vec::new();
+    {
+        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let line: String = row.get(0).map_err(e)?;
+            if line != "ok" && problems.len() < 5 {
+                problems.push(line);
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(corrupt(format!(
+            "integrity check failed: {}",
+            problems.join("; ")
+        )));
+    }
+    let meta = |key: &str| -> Result<Option<Vec<u8>>, StoreError> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|err| corrupt(format!("cannot read its meta table: {err}")))
+    };
+    if meta("format")?.as_deref() != Some(FORMAT.as_bytes()) {
+        return Err(corrupt(
+            "its meta table does not mark it as a rotor store".into(),
+        ));
+    }
+    let check =
+        meta("key_check")?.ok_or_else(|| corrupt("it has no master-key check record".into()))?;
+    let check = KeyCheck::from_bytes(&check)
+        .map_err(|err| corrupt(format!("its master-key check record is damaged: {err}")))?;
+    check.verify(master).map_err(seal_error)?;
+    Ok(found)
+}
+
+/// Applies the migrations after `from`, in one transaction.
+fn migrate(tx: &rusqlite::Transaction<'_>, path: &Path, from: i64) -> Result<(), StoreError> {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(from).unwrap_or(0))
+    {
+        tx.execute_batch(sql).map_err(|e| sql_err(path, e))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(|e| sql_err(path, e))?;
+    }
+    Ok(())
+}
+
+fn set_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| sql_err(path, e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(format!(
+            "store {}: cannot switch to WAL mode (got {mode})",
+            show(path)
+        )))
+    }
+}
+
+fn open_flags() -> OpenFlags {
+    // No CREATE: SQLite must never make the file; `create` does, with mode 0600.
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+impl SqliteStore {
+    /// Creates a new store at `path` (mode 0600; refuses an existing file with
+    /// [`StoreError::AlreadyExists`]) with default [`Settings`] and no KDF record.
+    pub fn create(path: &Path, master: MasterKey, actor: &str) -> Result<Self, StoreError> {
+        Self::create_with(path, master, actor, None, Settings::default())
+    }
+
+    /// Creates a new store. `kdf`, when the master key was derived from a passphrase, is
+    /// recorded so [`SqliteStore::open_with_passphrase`] can derive it again.
+    ///
+    /// The file is created by this process with `O_EXCL` and mode 0600 before SQLite opens
+    /// it. If anything fails afterwards, the half-made file is removed again.
+    pub fn create_with(
+        path: &Path,
+        master: MasterKey,
+        actor: &str,
+        kdf: Option<&KdfParams>,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(file) => drop(file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::AlreadyExists { path: show(path) });
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot create {}: {e}",
+                    show(path)
+                )));
+            }
+        }
+        // The umask may have narrowed the mode further, never widened it; make it exact.
+        let made = fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| StoreError::Backend(format!("cannot set the mode of {}: {e}", show(path))))
+            .and_then(|()| Self::init(path, master, actor, kdf, settings));
+        if made.is_err() {
+            for p in sidecars(path) {
+                let _ = fs::remove_file(p);
+            }
+            let _ = fs::remove_file(path);
+        }
+        made
+    }
+
+    fn init(
+        path: &Path,
+        master: MasterKey,
+        actor: &str,
+        kdf: Option<&KdfParams>,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
+        let e = |e| sql_err(path, e);
+        let mut conn = Connection::open_with_flags(path, open_flags()).map_err(e)?;
+        set_wal(&conn, path)?;
+        restrict_sidecars(path)?;
+        configure(&conn, path, settings)?;
+        let check = KeyCheck::new(&master).map_err(seal_error)?;
+        let kdf_json = kdf
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|err| StoreError::Backend(format!("cannot encode KDF parameters: {err}")))?;
+        let now = Timestamp::now();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(e)?;
+        migrate(&tx, path, 0)?;
+        {
+            let mut put = tx
+                .prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")
+                .map_err(e)?;
+            put.execute(rusqlite::params!["format", FORMAT.as_bytes()])
+                .map_err(e)?;
+            put.execute(rusqlite::params!["key_check", check.to_bytes()])
+                .map_err(e)?;
+            put.execute(rusqlite::params!["created_at", now.to_string().as_bytes()])
+                .map_err(e)?;
+            if let Some(json) = kdf_json {
+                put.execute(rusqlite::params!["kdf_params", json])
+                    .map_err(e)?;
+            }
+        }
+        db::append_audit(&tx, path, now, vec![AuditEvent::new(actor, "store.init")])?;
+        tx.commit().map_err(e)?;
+        restrict_sidecars(path)?;
+        Ok(Self::wrap(path, master, conn))
+    }
+
+    /// Opens an existing store with default [`Settings`].
+    pub fn open(path: &Path, master: MasterKey) -> Result<Self, StoreError> {
+        Self::open_with(path, master, Settings::default())
+    }
+
+    /// Opens an existing store. Refuses, without writing anything: a missing file
+    /// (`NotInitialized`), a file that is not a rotor store or is damaged (`Corrupt`), a
+    /// newer schema (`TooNew`), and a master key other than the one it was created with
+    /// (`WrongMasterKey`). Then applies pending migrations.
+    pub fn open_with(
+        path: &Path,
+        master: MasterKey,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
+        check_file(path)?;
+        let e = |e| sql_err(path, e);
+        let mut conn = Connection::open_with_flags(path, open_flags()).map_err(e)?;
+        conn.busy_timeout(settings.busy_timeout).map_err(e)?;
+        let found = validate(&conn, path, &master)?;
+        // Validated: from here on writing is allowed.
+        set_wal(&conn, path)?;
+        configure(&conn, path, settings)?;
+        if found < SCHEMA_VERSION {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(e)?;
+            // Re-read under the write lock: another process may have migrated meanwhile.
+            let now: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(e)?;
+            migrate(&tx, path, now)?;
+            tx.commit().map_err(e)?;
+        }
+        restrict_sidecars(path)?;
+        Ok(Self::wrap(path, master, conn))
+    }
+
+    /// Creates a store whose master key is derived from `passphrase` with `params`
+    /// (use [`KdfParams::generate`] for a new store); the parameters are recorded in it.
+    pub fn create_with_passphrase(
+        path: &Path,
+        passphrase: &SecretString,
+        params: &KdfParams,
+        actor: &str,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
+        let master = MasterKey::derive_from_passphrase(passphrase, params).map_err(seal_error)?;
+        Self::create_with(path, master, actor, Some(params), settings)
+    }
+
+    /// Opens a store created with [`SqliteStore::create_with_passphrase`].
+    pub fn open_with_passphrase(
+        path: &Path,
+        passphrase: &SecretString,
+        settings: Settings,
+    ) -> Result<Self, StoreError> {
+        let params = Self::kdf_params(path)?.ok_or_else(|| StoreError::WrongMasterKey {
+            detail: format!(
+                "store {} was not created with a passphrase; use its key file or ROTOR_MASTER_KEY",
+                show(path)
+            ),
+        })?;
+        let master = MasterKey::derive_from_passphrase(passphrase, &params).map_err(seal_error)?;
+        Self::open_with(path, master, settings)
+    }
+
+    /// The KDF parameters recorded at creation (`None` for a store keyed by a key file or
+    /// `ROTOR_MASTER_KEY`). Needs no key; writes nothing.
+    pub fn kdf_params(path: &Path) -> Result<Option<KdfParams>, StoreError> {
+        check_file(path)?;
+        let e = |e| sql_err(path, e);
+        let conn = Connection::open_with_flags(path, open_flags()).map_err(e)?;
+        conn.busy_timeout(Settings::default().busy_timeout)
+            .map_err(e)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(e)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: show(path),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let json: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'kdf_params'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|err| StoreError::Corrupt {
+                path: show(path),
+                detail: format!("cannot read its meta table: {err}"),
+            })?;
+        json.map(|j| {
+            serde_json::from_slice(&j).map_err(|err| StoreError::Corrupt {
+                path: show(path),
+                detail: format!("its KDF parameters are damaged: {err}"),
+            })
+        })
+        .transpose()
+    }
+
+    fn wrap(path: &Path, master: MasterKey, conn: Connection) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ctx: Ctx {
+                    path: path.to_owned(),
+                    master,
+                },
+                conn: Mutex::new(conn),
+            }),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.ctx.path
+    }
+
+    /// Runs `job` with the connection: on tokio's blocking pool inside a tokio runtime,
+    /// inline otherwise (see the crate docs for why).
+    async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ctx, &mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let work = move || {
+            let mut conn = inner
+                .conn
+                .lock()
+                .map_err(|_| StoreError::Backend("store connection lock poisoned".into()))?;
+            job(&inner.ctx, &mut conn)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(work)
+                .await
+                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?,
+            Err(_) => work(),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn apply(&self, change: Change) -> Result<Vec<AuditRecord>, StoreError> {
+        self.run(move |ctx, conn| db::apply(ctx, conn, change))
+            .await
+    }
+
+    async fn claim(
+        &self,
+        id: &RotationId,
+        owner: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+        takeover: Takeover,
+    ) -> Result<Lease, StoreError> {
+        let id = id.clone();
+        let owner = owner.to_owned();
+        self.run(move |ctx, conn| db::claim(ctx, conn, &id, &owner, now, expires_at, takeover))
+            .await
+    }
+
+    async fn versions(&self, secret: &SecretName) -> Result<Vec<VersionMeta>, StoreError> {
+        let secret = secret.clone();
+        self.run(move |ctx, conn| db::versions(ctx, conn, &secret))
+            .await
+    }
+
+    async fn read_stage(
+        &self,
+        secret: &SecretName,
+        stage: Stage,
+    ) -> Result<Option<Versioned>, StoreError> {
+        let secret = secret.clone();
+        self.run(move |ctx, conn| db::read_stage(ctx, conn, &secret, stage))
+            .await
+    }
+
+    async fn read_version(
+        &self,
+        secret: &SecretName,
+        id: &VersionId,
+    ) -> Result<Option<Versioned>, StoreError> {
+        let secret = secret.clone();
+        let id = id.clone();
+        self.run(move |ctx, conn| db::read_version(ctx, conn, &secret, &id))
+            .await
+    }
+
+    async fn rotation(&self, id: &RotationId) -> Result<Option<Rotation>, StoreError> {
+        let id = id.clone();
+        self.run(move |ctx, conn| db::rotation(ctx, conn, &id))
+            .await
+    }
+
+    async fn rotations(
+        &self,
+        secret: Option<&SecretName>,
+        limit: usize,
+    ) -> Result<Vec<Rotation>, StoreError> {
+        let secret = secret.cloned();
+        self.run(move |ctx, conn| db::rotations(ctx, conn, secret.as_ref(), limit))
+            .await
+    }
+
+    async fn open_rotations(&self) -> Result<Vec<Rotation>, StoreError> {
+        self.run(db::open_rotations).await
+    }
+
+    async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError> {
+        self.run(db::summaries).await
+    }
+
+    async fn audit_tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.run(move |ctx, conn| db::audit_tail(ctx, conn, n))
+            .await
+    }
+
+    async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.run(db::audit_all).await
+    }
+}
