@@ -1,0 +1,1243 @@
+//! [`Engine`]: rotate, resume, abort, retire and put, one secret at a time.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rotor_core::config::KindSettings;
+use rotor_core::rotation::{Action, Lease, next_action};
+use rotor_core::rotator::{PlannedStep, StepContext};
+use rotor_core::schedule::{self, Facts, Schedule};
+use rotor_core::store::{Change, Fence, NewVersion, Op, RotationStamp, Takeover, Versioned};
+use rotor_core::{
+    AuditEvent, Automation, Config, Kind, Rotation, RotationId, RotationStatus, Rotator,
+    RotatorError, SecretName, SecretSpec, SecretState, SecretValue, Stage, Step, Store, StoreError,
+    Tier, Trigger, VersionId,
+};
+use serde::Serialize;
+
+use crate::failpoint;
+use crate::{Clock, EngineError, Owner, Rotators};
+
+/// Bounded exponential backoff for transient errors within one step.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Tries in all (1 = no retry).
+    pub attempts: u32,
+    pub base: std::time::Duration,
+    pub max: std::time::Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base: std::time::Duration::from_millis(200),
+            max: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> std::time::Duration {
+        self.base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max)
+    }
+}
+
+/// Who the engine acts as, and how it holds leases.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Recorded in the audit log and on new versions: `user@host`, a token name, `rotor`.
+    pub actor: String,
+    pub owner: Owner,
+    /// How long a lease lasts without renewal; each step renews it.
+    pub lease_for: std::time::Duration,
+    pub retry: RetryPolicy,
+}
+
+impl EngineOptions {
+    pub fn new(actor: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            owner: Owner::this_process(),
+            lease_for: std::time::Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// How a rotation was asked for.
+#[derive(Debug, Clone)]
+pub struct RotateOptions {
+    pub trigger: Trigger,
+    pub reason: Option<String>,
+    /// Grace 0: retire (and evict) right after finish.
+    pub emergency: bool,
+    /// The operator confirmed a `requires_confirmation` secret.
+    pub confirm: bool,
+}
+
+impl Default for RotateOptions {
+    fn default() -> Self {
+        Self {
+            trigger: Trigger::Manual,
+            reason: None,
+            emergency: false,
+            confirm: false,
+        }
+    }
+}
+
+/// Where a rotation stands when the engine returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Finished and retired (emergency, grace 0, or a first rotation).
+    Completed {
+        rotation: RotationId,
+        version: Option<VersionId>,
+        retired: Option<VersionId>,
+    },
+    /// Finished; the previous value stays valid until `retire_after`.
+    InGrace {
+        rotation: RotationId,
+        version: Option<VersionId>,
+        retire_after: Timestamp,
+    },
+    /// Waiting to activate (JWT prepublish) until `until`; `rotor resume` finishes it then.
+    Waiting {
+        rotation: RotationId,
+        version: Option<VersionId>,
+        until: Timestamp,
+    },
+}
+
+/// A progress event, for a bar or a line per step.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Started {
+        secret: SecretName,
+        step: Step,
+    },
+    Done {
+        secret: SecretName,
+        step: Step,
+    },
+    Retrying {
+        secret: SecretName,
+        step: Step,
+        attempt: u32,
+        error: String,
+    },
+    Failed {
+        secret: SecretName,
+        step: Step,
+        error: String,
+    },
+}
+
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// One row of `rotor status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    pub name: SecretName,
+    pub kind: Kind,
+    pub tier: Option<Tier>,
+    pub automation: Automation,
+    pub state: SecretState,
+    pub last_rotated: Option<Timestamp>,
+    pub next_due: Option<Timestamp>,
+    /// Seconds since the current version was created.
+    pub age_secs: Option<i64>,
+    pub current: Option<VersionId>,
+    pub last_rotation: Option<RotationStamp>,
+}
+
+/// One row of `rotor plan`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry {
+    pub name: SecretName,
+    pub kind: Kind,
+    pub automation: Automation,
+    pub state: SecretState,
+    /// When it is due (now for never-rotated secrets).
+    pub due: Timestamp,
+}
+
+/// The rotation engine.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    rotators: Rotators,
+    clock: Arc<dyn Clock>,
+    opts: EngineOptions,
+    progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("rotators", &self.rotators)
+            .field("actor", &self.opts.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Retries a rotator call with bounded exponential backoff while its error is transient.
+macro_rules! with_retry {
+    ($engine:expr, $secret:expr, $step:expr, $call:expr) => {{
+        let mut attempt = 1u32;
+        loop {
+            match $call.await {
+                Ok(v) => break Ok(v),
+                Err(e) if e.transient && attempt < $engine.opts.retry.attempts => {
+                    $engine.report(Progress::Retrying {
+                        secret: $secret.clone(),
+                        step: $step,
+                        attempt,
+                        error: e.to_string(),
+                    });
+                    tracing::warn!(secret = %$secret, step = %$step, attempt, error = %e, "transient error, retrying");
+                    tokio::time::sleep($engine.opts.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        rotators: Rotators,
+        clock: Arc<dyn Clock>,
+        opts: EngineOptions,
+    ) -> Self {
+        Self {
+            store,
+            config,
+            rotators,
+            clock,
+            opts,
+            progress: None,
+        }
+    }
+
+    /// Reports progress events to `f`.
+    pub fn with_progress(mut self, f: ProgressFn) -> Self {
+        self.progress = Some(f);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.opts.actor
+    }
+
+    fn report(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
+    }
+
+    /// The secret named `name`, or an error with the closest name.
+    pub fn spec(&self, name: &str) -> Result<&SecretSpec, EngineError> {
+        self.config
+            .secret(name)
+            .ok_or_else(|| EngineError::UnknownSecret {
+                name: name.to_owned(),
+                suggestion: self
+                    .config
+                    .secrets
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .min_by_key(|n| levenshtein(n, name))
+                    .filter(|n| levenshtein(n, name) <= 3)
+                    .map(str::to_owned),
+            })
+    }
+
+    fn rotator(&self, spec: &SecretSpec) -> Result<&Arc<dyn Rotator>, EngineError> {
+        if spec.kind == Kind::Manual {
+            return Err(EngineError::ManualKind {
+                secret: spec.name.to_string(),
+            });
+        }
+        self.rotators
+            .get(spec.kind)
+            .ok_or_else(|| EngineError::NoRotator {
+                secret: spec.name.to_string(),
+                kind: spec.kind,
+            })
+    }
+
+    // ---- reading ------------------------------------------------------------------------
+
+    /// One row per secret of the inventory, in file order.
+    pub async fn status(&self) -> Result<Vec<StatusRow>, EngineError> {
+        let now = self.clock.now();
+        let mut by_name: std::collections::HashMap<String, rotor_core::store::SecretSummary> = self
+            .store
+            .summaries()
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.secret.as_ref()?.to_string(), s)))
+            .collect();
+        Ok(self
+            .config
+            .secrets
+            .iter()
+            .map(|spec| {
+                let summary = by_name.remove(spec.name.as_str()).unwrap_or_default();
+                let sched = schedule_of(spec, &summary, now);
+                StatusRow {
+                    name: spec.name.clone(),
+                    kind: spec.kind,
+                    tier: spec.policy.tier,
+                    automation: spec.policy.automation,
+                    state: sched.state,
+                    last_rotated: sched.last_rotated,
+                    next_due: sched.next_due,
+                    age_secs: sched.last_rotated.map(|t| now.duration_since(t).as_secs()),
+                    current: summary.current.map(|c| c.id),
+                    last_rotation: summary.last_rotation,
+                }
+            })
+            .collect())
+    }
+
+    /// Secrets that come due within `horizon`, soonest first.
+    pub async fn plan(&self, horizon: rotor_core::Duration) -> Result<Vec<PlanEntry>, EngineError> {
+        let now = self.clock.now();
+        let until = now.checked_add(horizon.to_span()).unwrap_or(Timestamp::MAX);
+        let mut out: Vec<PlanEntry> = self
+            .status()
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let due = row.next_due.unwrap_or(now);
+                (due <= until).then_some(PlanEntry {
+                    name: row.name,
+                    kind: row.kind,
+                    automation: row.automation,
+                    state: row.state,
+                    due,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.due.cmp(&b.due).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    /// Names of automatic secrets that want a rotation now (due, overdue, never rotated).
+    pub async fn due(&self) -> Result<Vec<SecretName>, EngineError> {
+        Ok(self
+            .status()
+            .await?
+            .into_iter()
+            .filter(|r| r.automation == Automation::Automatic && r.state.wants_rotation())
+            .map(|r| r.name)
+            .collect())
+    }
+
+    /// What rotating `name` would do, touching nothing.
+    pub fn dry_run(
+        &self,
+        name: &str,
+        opts: &RotateOptions,
+    ) -> Result<Vec<PlannedStep>, EngineError> {
+        let spec = self.spec(name)?;
+        self.check_allowed(spec, opts)?;
+        let rotator = self.rotator(spec)?;
+        let mut steps = vec![PlannedStep {
+            step: Step::Create,
+            touches: format!("store a new pending version of {}", spec.name),
+        }];
+        steps.extend(
+            rotator
+                .plan(spec)
+                .into_iter()
+                .filter(|s| s.step != Step::Create),
+        );
+        steps.push(PlannedStep {
+            step: Step::Finish,
+            touches: "move stages: pending → current, current → previous".into(),
+        });
+        let grace = if opts.emergency {
+            rotor_core::Duration::ZERO
+        } else {
+            spec.policy.grace
+        };
+        steps.push(PlannedStep {
+            step: Step::Retire,
+            touches: format!(
+                "after {grace}: retire the previous value{}",
+                if opts.emergency {
+                    " and evict its sessions"
+                } else {
+                    ""
+                }
+            ),
+        });
+        steps.sort_by_key(|s| s.step);
+        Ok(steps)
+    }
+
+    fn check_allowed(&self, spec: &SecretSpec, opts: &RotateOptions) -> Result<(), EngineError> {
+        if spec.policy.requires_confirmation && !opts.confirm {
+            return Err(EngineError::NeedsConfirmation {
+                secret: spec.name.to_string(),
+                why: spec.description.clone().unwrap_or_else(|| {
+                    "its policy says rotating it needs a planned, confirmed change".into()
+                }),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- rotating -----------------------------------------------------------------------
+
+    /// Rotates `name` from create to finish, and retires at once when grace is 0.
+    pub async fn rotate(&self, name: &str, opts: &RotateOptions) -> Result<Outcome, EngineError> {
+        let spec = self.spec(name)?;
+        self.check_allowed(spec, opts)?;
+        let rotator = self.rotator(spec)?.clone();
+        let now = self.clock.now();
+
+        // An earlier rotation still in grace: retire it first when it may be retired.
+        for open in self.store.open_rotations().await? {
+            if open.secret != spec.name {
+                continue;
+            }
+            match open.status {
+                RotationStatus::Running => {
+                    let lease = open.lease.clone();
+                    return Err(StoreError::Busy {
+                        secret: spec.name.to_string(),
+                        rotation: open.id.to_string(),
+                        owner: lease.as_ref().map_or("nobody".into(), |l| l.owner.clone()),
+                        until: lease.map_or("-".into(), |l| l.expires_at.to_string()),
+                    }
+                    .into());
+                }
+                RotationStatus::Grace => {
+                    let until = open.retire_after.unwrap_or(now);
+                    if until > now && !opts.emergency {
+                        return Err(EngineError::GraceNotOver {
+                            secret: spec.name.to_string(),
+                            until: until.to_string(),
+                        });
+                    }
+                    let mut open = open;
+                    if opts.emergency {
+                        open.retire_after = Some(now);
+                    }
+                    let lease = self.claim(&open).await?;
+                    open.lease = Some(lease.clone());
+                    self.drive(spec, &rotator, open, lease).await?;
+                }
+                _ => {}
+            }
+        }
+
+        let current = self.store.read_stage(&spec.name, Stage::Current).await?;
+        let lease = Lease {
+            owner: self.opts.owner.to_string(),
+            token: 1,
+            expires_at: self.lease_until(now),
+        };
+        let rotation = Rotation {
+            id: RotationId::generate(),
+            secret: spec.name.clone(),
+            trigger: if opts.emergency {
+                Trigger::Emergency
+            } else {
+                opts.trigger
+            },
+            actor: self.opts.actor.clone(),
+            reason: opts.reason.clone(),
+            emergency: opts.emergency,
+            status: RotationStatus::Running,
+            step: Step::Create,
+            step_done: false,
+            attempts: 0,
+            error: None,
+            pending_version: None,
+            previous_version: current.as_ref().map(|c| c.meta.id.clone()),
+            started_at: now,
+            updated_at: now,
+            activate_after: None,
+            retire_after: None,
+            lease: Some(lease.clone()),
+        };
+        let event = self
+            .event("rotation.begin", &spec.name)
+            .rotation(&rotation.id)
+            .reason(opts.reason.as_deref());
+        self.store
+            .apply(
+                Change::new()
+                    .op(Op::BeginRotation(Box::new(rotation.clone())))
+                    .audit(event),
+            )
+            .await?;
+        tracing::info!(secret = %spec.name, rotation = %rotation.id, "rotation started");
+        self.drive(spec, &rotator, rotation, lease).await
+    }
+
+    /// Finishes interrupted rotations (of `name`, or all), including retires whose grace ended.
+    pub async fn resume(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Vec<(SecretName, Result<Outcome, EngineError>)>, EngineError> {
+        if let Some(n) = name {
+            self.spec(n)?;
+        }
+        let mut out = Vec::new();
+        for open in self.store.open_rotations().await? {
+            if name.is_some_and(|n| n != open.secret.as_str()) {
+                continue;
+            }
+            let secret = open.secret.clone();
+            let result = self.resume_one(open).await;
+            out.push((secret, result));
+        }
+        if let (Some(n), true) = (name, out.is_empty()) {
+            return Err(EngineError::Nothing {
+                secret: n.to_owned(),
+                what: "resume (no interrupted rotation)",
+            });
+        }
+        Ok(out)
+    }
+
+    async fn resume_one(&self, mut open: Rotation) -> Result<Outcome, EngineError> {
+        let spec = self.spec(open.secret.as_str())?;
+        let rotator = self.rotator(spec)?.clone();
+        if open.status == RotationStatus::Grace
+            && open.retire_after.is_some_and(|t| t > self.clock.now())
+        {
+            // Nothing to do yet; report where it stands without taking the lease.
+            return Ok(outcome_of(&open));
+        }
+        let lease = self.claim(&open).await?;
+        open.lease = Some(lease.clone());
+        self.store
+            .apply(
+                Change::fenced(fence(&open, &lease))
+                    .op(Op::SaveRotation(Box::new(open.clone())))
+                    .audit(
+                        self.event("rotation.resume", &open.secret)
+                            .rotation(&open.id)
+                            .reason(Some(&format!("at step {}", open.step))),
+                    ),
+            )
+            .await?;
+        self.drive(spec, &rotator, open, lease).await
+    }
+
+    /// Retires every previous value whose grace has ended.
+    pub async fn retire_due(
+        &self,
+    ) -> Result<Vec<(SecretName, Result<Outcome, EngineError>)>, EngineError> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for open in self.store.open_rotations().await? {
+            if open.status != RotationStatus::Grace || open.retire_after.is_some_and(|t| t > now) {
+                continue;
+            }
+            let secret = open.secret.clone();
+            let result = self.resume_one(open).await;
+            out.push((secret, result));
+        }
+        Ok(out)
+    }
+
+    /// Rolls back the running rotation of `name`: the target forgets the pending value, the
+    /// store drops its `pending` label, and `current` is untouched.
+    pub async fn abort(&self, name: &str, reason: Option<&str>) -> Result<RotationId, EngineError> {
+        let spec = self.spec(name)?;
+        let open = self
+            .store
+            .open_rotations()
+            .await?
+            .into_iter()
+            .find(|r| r.secret == spec.name);
+        let Some(mut rot) = open else {
+            return Err(EngineError::Nothing {
+                secret: name.to_owned(),
+                what: "abort (no rotation in progress)",
+            });
+        };
+        if rot.status != RotationStatus::Running {
+            return Err(EngineError::Invalid {
+                secret: name.to_owned(),
+                what: format!(
+                    "rotation {} already finished (the new value is current); to go back, `rotor put {name}` the value you want",
+                    rot.id
+                ),
+            });
+        }
+        let lease = self.claim(&rot).await?;
+        rot.lease = Some(lease.clone());
+        let mut ops = Vec::new();
+        if let Some(pid) = rot.pending_version.clone() {
+            if rot.step > Step::Set || (rot.step == Step::Set && !rot.step_done) {
+                let rotator = self.rotator(spec)?.clone();
+                if let Some(pending) = self.store.read_version(&spec.name, &pid).await? {
+                    let current = self.store.read_stage(&spec.name, Stage::Current).await?;
+                    let admin = self.admin(spec).await?;
+                    let ctx = StepContext {
+                        spec,
+                        current: current.as_ref(),
+                        admin: admin.as_ref(),
+                        emergency: rot.emergency,
+                    };
+                    with_retry!(self, spec.name, Step::Set, rotator.rollback(&ctx, &pending))
+                        .map_err(|e| EngineError::Step {
+                            secret: name.to_owned(),
+                            step: rot.step,
+                            source: e,
+                            rolled_back: false,
+                        })?;
+                }
+            }
+            ops.push(Op::ClearStage {
+                secret: spec.name.clone(),
+                stage: Stage::Pending,
+                version: pid,
+            });
+        }
+        rot.status = RotationStatus::Aborted;
+        rot.error = reason.map(|r| format!("aborted: {r}"));
+        let event = self
+            .event("rotation.abort", &spec.name)
+            .rotation(&rot.id)
+            .reason(reason);
+        let event = match &rot.pending_version {
+            Some(v) => event.version(v),
+            None => event,
+        };
+        self.commit(&mut rot, &lease, ops, event).await?;
+        Ok(rot.id)
+    }
+
+    /// Stores a value supplied by an operator as the new current version (`rotor put`).
+    pub async fn put(
+        &self,
+        name: &str,
+        value: SecretValue,
+        metadata: serde_json::Value,
+        reason: Option<&str>,
+    ) -> Result<VersionId, EngineError> {
+        let spec = self.spec(name)?;
+        if value.is_empty() {
+            return Err(EngineError::Invalid {
+                secret: name.to_owned(),
+                what: "the value is empty; nothing was stored".into(),
+            });
+        }
+        let now = self.clock.now();
+        let current = self
+            .store
+            .versions(&spec.name)
+            .await?
+            .into_iter()
+            .find(|v| v.has(Stage::Current));
+        let id = VersionId::generate();
+        let grace = spec.policy.grace;
+        let rotation = Rotation {
+            id: RotationId::generate(),
+            secret: spec.name.clone(),
+            trigger: Trigger::Put,
+            actor: self.opts.actor.clone(),
+            reason: reason.map(str::to_owned),
+            emergency: false,
+            status: if current.is_some() && !grace.is_zero() {
+                RotationStatus::Grace
+            } else {
+                RotationStatus::Completed
+            },
+            step: Step::Retire,
+            step_done: false,
+            attempts: 0,
+            error: None,
+            pending_version: Some(id.clone()),
+            previous_version: current.as_ref().map(|c| c.id.clone()),
+            started_at: now,
+            updated_at: now,
+            activate_after: None,
+            retire_after: now.checked_add(grace.to_span()).ok(),
+            lease: None,
+        };
+        let mut change = Change::new().op(Op::BeginRotation(Box::new(rotation.clone())));
+        // A put supersedes an earlier rotation still in grace: its previous value loses the
+        // label in the promote below.
+        for mut open in self.store.open_rotations().await? {
+            if open.secret == spec.name && open.status == RotationStatus::Grace {
+                open.status = RotationStatus::Completed;
+                open.error = Some(format!("superseded by put {}", rotation.id));
+                change = change.op(Op::SaveRotation(Box::new(open)));
+            }
+        }
+        change = change
+            .op(Op::InsertVersion {
+                version: NewVersion {
+                    secret: spec.name.clone(),
+                    id: id.clone(),
+                    created_by: self.opts.actor.clone(),
+                    created_at: now,
+                    metadata,
+                    value,
+                },
+                stage: None,
+            })
+            .op(Op::Promote {
+                secret: spec.name.clone(),
+                version: id.clone(),
+            });
+        if let (Some(prev), true) = (&current, grace.is_zero()) {
+            change = change.op(Op::ClearStage {
+                secret: spec.name.clone(),
+                stage: Stage::Previous,
+                version: prev.id.clone(),
+            });
+        }
+        let mut event = self
+            .event("secret.put", &spec.name)
+            .rotation(&rotation.id)
+            .version(&id)
+            .reason(reason);
+        if let Some(prev) = &current {
+            event = event.version(&prev.id);
+        }
+        self.store.apply(change.audit(event)).await?;
+        Ok(id)
+    }
+
+    /// Runs the rotator's one-time target setup (`rotor setup NAME`).
+    pub async fn setup(&self, name: &str) -> Result<Vec<String>, EngineError> {
+        let spec = self.spec(name)?;
+        let rotator = self.rotator(spec)?.clone();
+        let current = self.store.read_stage(&spec.name, Stage::Current).await?;
+        let admin = self.admin(spec).await?;
+        let ctx = StepContext {
+            spec,
+            current: current.as_ref(),
+            admin: admin.as_ref(),
+            emergency: false,
+        };
+        let lines = rotator.setup(&ctx).await.map_err(|e| EngineError::Step {
+            secret: name.to_owned(),
+            step: Step::Set,
+            source: e,
+            rolled_back: false,
+        })?;
+        self.store
+            .apply(
+                Change::new().audit(
+                    self.event("secret.setup", &spec.name)
+                        .reason(Some(&lines.join("; "))),
+                ),
+            )
+            .await?;
+        Ok(lines)
+    }
+
+    // ---- the drive loop -----------------------------------------------------------------
+
+    async fn drive(
+        &self,
+        spec: &SecretSpec,
+        rotator: &Arc<dyn Rotator>,
+        mut rot: Rotation,
+        lease: Lease,
+    ) -> Result<Outcome, EngineError> {
+        loop {
+            let now = self.clock.now();
+            let step = match next_action(&rot, now) {
+                Action::Done => return Ok(outcome_of(&rot)),
+                Action::WaitUntil(_, _) => return Ok(outcome_of(&rot)),
+                Action::Run(step) => step,
+            };
+            self.report(Progress::Started {
+                secret: spec.name.clone(),
+                step,
+            });
+            match self.run_step(spec, rotator, &mut rot, &lease, step).await {
+                Ok(()) => self.report(Progress::Done {
+                    secret: spec.name.clone(),
+                    step,
+                }),
+                Err(e) => {
+                    self.report(Progress::Failed {
+                        secret: spec.name.clone(),
+                        step,
+                        error: e.to_string(),
+                    });
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn run_step(
+        &self,
+        spec: &SecretSpec,
+        rotator: &Arc<dyn Rotator>,
+        rot: &mut Rotation,
+        lease: &Lease,
+        step: Step,
+    ) -> Result<(), EngineError> {
+        let current = self.store.read_stage(&spec.name, Stage::Current).await?;
+        let admin = self.admin(spec).await?;
+        let ctx = StepContext {
+            spec,
+            current: current.as_ref(),
+            admin: admin.as_ref(),
+            emergency: rot.emergency,
+        };
+        match step {
+            Step::Create => {
+                let generated = match with_retry!(self, spec.name, step, rotator.create(&ctx)) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        return Err(self.fail(spec, rotator, rot, lease, step, e, None).await);
+                    }
+                };
+                let now = self.clock.now();
+                let id = VersionId::generate();
+                rot.pending_version = Some(id.clone());
+                rot.step = Step::Set;
+                rot.step_done = false;
+                rot.attempts = 0;
+                if let KindSettings::Jwt(j) = &spec.settings
+                    && !j.prepublish.is_zero()
+                    && !rot.emergency
+                {
+                    rot.activate_after = now.checked_add(j.prepublish.to_span()).ok();
+                }
+                let version = NewVersion {
+                    secret: spec.name.clone(),
+                    id: id.clone(),
+                    created_by: self.opts.actor.clone(),
+                    created_at: now,
+                    metadata: generated.metadata,
+                    value: generated.value,
+                };
+                let event = self
+                    .event("rotation.create", &spec.name)
+                    .rotation(&rot.id)
+                    .version(&id);
+                self.commit(
+                    rot,
+                    lease,
+                    vec![Op::InsertVersion {
+                        version,
+                        stage: Some(Stage::Pending),
+                    }],
+                    event,
+                )
+                .await?;
+                failpoint::hit("after-create");
+            }
+            Step::Set | Step::Test => {
+                let pending = self.pending(spec, rot).await?;
+                let result = if step == Step::Set {
+                    with_retry!(self, spec.name, step, rotator.set(&ctx, &pending))
+                } else {
+                    with_retry!(self, spec.name, step, rotator.test(&ctx, &pending))
+                };
+                if let Err(e) = result {
+                    return Err(self
+                        .fail(spec, rotator, rot, lease, step, e, Some(&pending))
+                        .await);
+                }
+                rot.step = if step == Step::Set {
+                    Step::Test
+                } else {
+                    Step::Activate
+                };
+                rot.attempts = 0;
+                let action = if step == Step::Set {
+                    "rotation.set"
+                } else {
+                    "rotation.test"
+                };
+                let event = self
+                    .event(action, &spec.name)
+                    .rotation(&rot.id)
+                    .version(&pending.meta.id);
+                self.commit(rot, lease, Vec::new(), event).await?;
+                failpoint::hit(if step == Step::Set {
+                    "after-set"
+                } else {
+                    "after-test"
+                });
+            }
+            Step::Activate => {
+                rot.step = Step::Finish;
+                let event = self
+                    .event("rotation.activate", &spec.name)
+                    .rotation(&rot.id);
+                self.commit(rot, lease, Vec::new(), event).await?;
+            }
+            Step::Finish => {
+                let pending_id =
+                    rot.pending_version
+                        .clone()
+                        .ok_or_else(|| EngineError::Invalid {
+                            secret: spec.name.to_string(),
+                            what: format!(
+                                "rotation {} reached finish without a pending version",
+                                rot.id
+                            ),
+                        })?;
+                let now = self.clock.now();
+                let grace = if rot.emergency {
+                    rotor_core::Duration::ZERO
+                } else {
+                    spec.policy.grace
+                };
+                rot.status = RotationStatus::Grace;
+                rot.step = Step::Retire;
+                rot.step_done = false;
+                rot.retire_after = Some(now.checked_add(grace.to_span()).unwrap_or(now));
+                let mut event = self
+                    .event("rotation.finish", &spec.name)
+                    .rotation(&rot.id)
+                    .version(&pending_id);
+                if let Some(prev) = &rot.previous_version {
+                    event = event.version(prev);
+                }
+                self.commit(
+                    rot,
+                    lease,
+                    vec![Op::Promote {
+                        secret: spec.name.clone(),
+                        version: pending_id,
+                    }],
+                    event,
+                )
+                .await?;
+                tracing::info!(secret = %spec.name, rotation = %rot.id, "rotation finished");
+                failpoint::hit("after-finish");
+            }
+            Step::Retire => {
+                let mut ops = Vec::new();
+                let mut event = self.event("rotation.retire", &spec.name).rotation(&rot.id);
+                if let Some(prev_id) = rot.previous_version.clone() {
+                    let previous = self.store.read_version(&spec.name, &prev_id).await?;
+                    let current = current.as_ref().ok_or_else(|| EngineError::Invalid {
+                        secret: spec.name.to_string(),
+                        what: "no current value to retire against".into(),
+                    })?;
+                    // Invariant 3: retire the old value only while the new one tests good.
+                    let checked = with_retry!(self, spec.name, step, rotator.test(&ctx, current));
+                    let retired = match checked {
+                        Ok(()) => match &previous {
+                            Some(prev) => {
+                                with_retry!(self, spec.name, step, rotator.retire(&ctx, prev))
+                            }
+                            None => Ok(()),
+                        },
+                        Err(e) => Err(RotatorError {
+                            message: format!(
+                                "the current value failed its test, so the previous one is kept: {}",
+                                e.message
+                            ),
+                            ..e
+                        }),
+                    };
+                    if let Err(e) = retired {
+                        return Err(self.retire_failed(spec, rot, lease, e).await);
+                    }
+                    failpoint::hit("during-retire");
+                    if rot.emergency
+                        && let Some(prev) = &previous
+                    {
+                        match rotator.evict(&ctx, prev).await {
+                            Ok(n) => {
+                                event = event.reason(Some(&format!(
+                                    "emergency: evicted {n} session(s) of the previous value"
+                                )));
+                            }
+                            Err(e) => {
+                                tracing::error!(secret = %spec.name, error = %e, "eviction failed");
+                                event =
+                                    event.reason(Some(&format!("emergency: eviction failed: {e}")));
+                            }
+                        }
+                    }
+                    event = event.version(&prev_id);
+                    ops.push(Op::ClearStage {
+                        secret: spec.name.clone(),
+                        stage: Stage::Previous,
+                        version: prev_id,
+                    });
+                }
+                rot.status = RotationStatus::Completed;
+                rot.step_done = true;
+                rot.error = None;
+                self.commit(rot, lease, ops, event).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A step failed for good: roll the pending value back on the target, drop its label,
+    /// and mark the rotation failed. When the rollback itself fails, the rotation stays
+    /// running (so `rotor abort` can finish the rollback) and the error says so.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &self,
+        spec: &SecretSpec,
+        rotator: &Arc<dyn Rotator>,
+        rot: &mut Rotation,
+        lease: &Lease,
+        step: Step,
+        error: RotatorError,
+        pending: Option<&Versioned>,
+    ) -> EngineError {
+        tracing::error!(secret = %spec.name, step = %step, error = %error, "rotation step failed");
+        let mut rolled_back = true;
+        let mut ops = Vec::new();
+        if let Some(pending) = pending {
+            let current = self
+                .store
+                .read_stage(&spec.name, Stage::Current)
+                .await
+                .ok()
+                .flatten();
+            let admin = self.admin(spec).await.ok().flatten();
+            let ctx = StepContext {
+                spec,
+                current: current.as_ref(),
+                admin: admin.as_ref(),
+                emergency: rot.emergency,
+            };
+            if let Err(e) = with_retry!(self, spec.name, step, rotator.rollback(&ctx, pending)) {
+                tracing::error!(secret = %spec.name, error = %e, "rollback failed");
+                rolled_back = false;
+            } else {
+                ops.push(Op::ClearStage {
+                    secret: spec.name.clone(),
+                    stage: Stage::Pending,
+                    version: pending.meta.id.clone(),
+                });
+            }
+        }
+        let message = format!("step {step} failed: {error}");
+        rot.error = Some(message.clone());
+        rot.attempts = rot.attempts.saturating_add(1);
+        if rolled_back {
+            rot.status = RotationStatus::Failed;
+        }
+        let mut event = self
+            .event("rotation.failed", &spec.name)
+            .rotation(&rot.id)
+            .failed(&message);
+        if let Some(v) = &rot.pending_version {
+            event = event.version(v);
+        }
+        if !rolled_back {
+            event.reason =
+                Some("rollback failed; the rotation stays in progress: run `rotor abort`".into());
+        }
+        if let Err(e) = self.commit(rot, lease, ops, event).await {
+            return e;
+        }
+        EngineError::Step {
+            secret: spec.name.to_string(),
+            step,
+            source: error,
+            rolled_back,
+        }
+    }
+
+    /// Retire failed: the new value stays current and the previous stays accepted; the
+    /// rotation stays in grace with the error, for `rotor retire --due` to try again.
+    async fn retire_failed(
+        &self,
+        spec: &SecretSpec,
+        rot: &mut Rotation,
+        lease: &Lease,
+        error: RotatorError,
+    ) -> EngineError {
+        let message = format!("step retire failed: {error}");
+        rot.error = Some(message.clone());
+        rot.attempts = rot.attempts.saturating_add(1);
+        let event = self
+            .event("rotation.retire", &spec.name)
+            .rotation(&rot.id)
+            .failed(&message);
+        if let Err(e) = self.commit(rot, lease, Vec::new(), event).await {
+            return e;
+        }
+        EngineError::Step {
+            secret: spec.name.to_string(),
+            step: Step::Retire,
+            source: error,
+            rolled_back: false,
+        }
+    }
+
+    // ---- helpers ------------------------------------------------------------------------
+
+    async fn pending(&self, spec: &SecretSpec, rot: &Rotation) -> Result<Versioned, EngineError> {
+        let id = rot
+            .pending_version
+            .as_ref()
+            .ok_or_else(|| EngineError::Invalid {
+                secret: spec.name.to_string(),
+                what: format!("rotation {} has no pending version", rot.id),
+            })?;
+        self.store
+            .read_version(&spec.name, id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::VersionNotFound {
+                    secret: spec.name.to_string(),
+                    version: id.to_string(),
+                }
+                .into()
+            })
+    }
+
+    /// The admin credential named by the secret's settings, if any.
+    async fn admin(&self, spec: &SecretSpec) -> Result<Option<Versioned>, EngineError> {
+        let admin = match &spec.settings {
+            KindSettings::Postgres(p) => p.admin.as_ref(),
+            KindSettings::Redis(r) => r.admin.as_ref(),
+            _ => None,
+        };
+        let Some(admin) = admin else { return Ok(None) };
+        match self.store.read_stage(admin, Stage::Current).await? {
+            Some(v) => Ok(Some(v)),
+            None => Err(EngineError::AdminMissing {
+                secret: spec.name.to_string(),
+                admin: admin.to_string(),
+            }),
+        }
+    }
+
+    fn event(&self, action: &str, secret: &SecretName) -> AuditEvent {
+        AuditEvent::new(self.opts.actor.clone(), action).secret(secret)
+    }
+
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        now.checked_add(
+            jiff::SignedDuration::try_from(self.opts.lease_for)
+                .unwrap_or(jiff::SignedDuration::from_secs(300)),
+        )
+        .unwrap_or(now)
+    }
+
+    /// Takes the lease of `rot`: after expiry, or at once when its holder is a dead process
+    /// on this host (a crashed `rotor rotate`).
+    async fn claim(&self, rot: &Rotation) -> Result<Lease, EngineError> {
+        let now = self.clock.now();
+        let takeover = match &rot.lease {
+            None => Takeover::Force,
+            Some(l) if l.owner == self.opts.owner.as_str() => Takeover::Force,
+            Some(l) if self.opts.owner.holder_is_dead(&l.owner) => Takeover::Force,
+            Some(_) => Takeover::IfExpired,
+        };
+        Ok(self
+            .store
+            .claim(
+                &rot.id,
+                self.opts.owner.as_str(),
+                now,
+                self.lease_until(now),
+                takeover,
+            )
+            .await?)
+    }
+
+    /// Saves `rot` (renewing its lease) with `ops` and `event`, fenced by `lease`.
+    async fn commit(
+        &self,
+        rot: &mut Rotation,
+        lease: &Lease,
+        ops: Vec<Op>,
+        event: AuditEvent,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        rot.updated_at = now;
+        rot.lease = Some(Lease {
+            expires_at: self.lease_until(now),
+            ..lease.clone()
+        });
+        let mut change = Change::fenced(fence(rot, lease));
+        change.ops = ops;
+        change.ops.push(Op::SaveRotation(Box::new(rot.clone())));
+        change.audit.push(event);
+        self.store.apply(change).await?;
+        Ok(())
+    }
+}
+
+fn fence(rot: &Rotation, lease: &Lease) -> Fence {
+    Fence {
+        rotation: rot.id.clone(),
+        token: lease.token,
+    }
+}
+
+fn outcome_of(rot: &Rotation) -> Outcome {
+    match (rot.status, rot.activate_after, rot.retire_after) {
+        (RotationStatus::Running, Some(until), _) => Outcome::Waiting {
+            rotation: rot.id.clone(),
+            version: rot.pending_version.clone(),
+            until,
+        },
+        (RotationStatus::Grace, _, Some(retire_after)) => Outcome::InGrace {
+            rotation: rot.id.clone(),
+            version: rot.pending_version.clone(),
+            retire_after,
+        },
+        _ => Outcome::Completed {
+            rotation: rot.id.clone(),
+            version: rot.pending_version.clone(),
+            retired: (rot.status == RotationStatus::Completed)
+                .then(|| rot.previous_version.clone())
+                .flatten(),
+        },
+    }
+}
+
+fn schedule_of(
+    spec: &SecretSpec,
+    summary: &rotor_core::store::SecretSummary,
+    now: Timestamp,
+) -> Schedule {
+    let facts = Facts {
+        last_rotated: summary.current.as_ref().map(|c| c.created_at),
+        in_progress: summary
+            .last_rotation
+            .as_ref()
+            .is_some_and(|r| r.status == RotationStatus::Running),
+        last_failed: summary
+            .last_rotation
+            .as_ref()
+            .is_some_and(|r| r.status == RotationStatus::Failed),
+    };
+    schedule::evaluate(&spec.policy, facts, now)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    strsim::levenshtein(a, b)
+}
