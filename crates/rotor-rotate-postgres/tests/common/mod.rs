@@ -1,0 +1,145 @@
+//! Helpers shared by the integration tests: specs and values built by hand, a real server.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use rotor_core::config::{KindSettings, PgStrategy, PostgresSettings};
+use rotor_core::rotator::StepContext;
+use rotor_core::store::Versioned;
+use rotor_core::{
+    Automation, Duration, Kind, Policy, Rotator, SecretName, SecretSpec, SecretValue, Stage,
+    VersionId, VersionMeta,
+};
+use rotor_rotate_postgres::PostgresRotator;
+use rotor_test_support::Postgres;
+
+pub const ADMIN: &str = "pg-admin";
+
+/// A real server; a test that cannot start one fails.
+pub fn server() -> Postgres {
+    Postgres::start().expect("starting PostgreSQL 15 (run scripts/install-deps)")
+}
+
+pub fn url(port: u16) -> String {
+    format!("postgres://127.0.0.1:{port}/postgres")
+}
+
+pub fn pg_spec(
+    name: &str,
+    url: &str,
+    role: &str,
+    strategy: PgStrategy,
+    admin: Option<&str>,
+) -> SecretSpec {
+    SecretSpec {
+        name: SecretName::new(name).unwrap(),
+        kind: Kind::Postgres,
+        description: None,
+        owner: None,
+        policy: Policy::new(
+            None,
+            Duration::from_days(30),
+            Duration::from_days(1),
+            Automation::Automatic,
+            false,
+        )
+        .unwrap(),
+        settings: KindSettings::Postgres(PostgresSettings {
+            url: url.to_owned(),
+            role: role.to_owned(),
+            strategy,
+            admin: admin.map(|a| SecretName::new(a).unwrap()),
+        }),
+    }
+}
+
+pub fn versioned(secret: &str, user: &str, password: &str) -> Versioned {
+    let value =
+        serde_json::to_vec(&serde_json::json!({"username": user, "password": password})).unwrap();
+    Versioned {
+        meta: VersionMeta {
+            id: VersionId::generate(),
+            secret: SecretName::new(secret).unwrap(),
+            created_at: jiff::Timestamp::now(),
+            created_by: "test".to_owned(),
+            metadata: serde_json::json!({"username": user}),
+            stages: vec![Stage::Current],
+        },
+        value: SecretValue::new(value),
+    }
+}
+
+/// The admin secret for the server's superuser.
+pub fn admin_value(pg: &Postgres) -> Versioned {
+    versioned(ADMIN, pg.admin_user(), pg.admin_password())
+}
+
+pub fn ctx<'a>(
+    spec: &'a SecretSpec,
+    current: Option<&'a Versioned>,
+    admin: Option<&'a Versioned>,
+) -> StepContext<'a> {
+    StepContext {
+        spec,
+        current,
+        admin,
+        emergency: false,
+    }
+}
+
+/// (username, password) of a stored value.
+pub fn parts(v: &Versioned) -> (String, String) {
+    let j: serde_json::Value = serde_json::from_slice(v.value.expose()).unwrap();
+    (
+        j["username"].as_str().unwrap().to_owned(),
+        j["password"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// create → (stored as pending) → set → test, as the engine does; returns the pending
+/// version, which the engine would then promote to current.
+pub async fn rotate(
+    r: &PostgresRotator,
+    spec: &SecretSpec,
+    current: Option<&Versioned>,
+    admin: Option<&Versioned>,
+) -> Versioned {
+    let c = ctx(spec, current, admin);
+    let generated = r.create(&c).await.unwrap();
+    let pending = Versioned {
+        meta: VersionMeta {
+            id: VersionId::generate(),
+            secret: spec.name.clone(),
+            created_at: jiff::Timestamp::now(),
+            created_by: "rotor".to_owned(),
+            metadata: generated.metadata.clone(),
+            stages: vec![Stage::Pending],
+        },
+        value: generated.value,
+    };
+    let (user, _) = parts(&pending);
+    assert_eq!(generated.metadata, serde_json::json!({"username": user}));
+    r.set(&c, &pending).await.unwrap();
+    r.test(&c, &pending).await.unwrap();
+    pending
+}
+
+/// Whether `user`/`password` can log in now (the real psql client, fresh connection).
+pub fn logs_in(pg: &Postgres, user: &str, password: &str) -> bool {
+    pg.psql_as(user, password, "postgres", "SELECT 1").is_ok()
+}
+
+/// An application's connection, held open by the test.
+pub async fn app_session(port: u16, user: &str, password: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .dbname("postgres")
+        .user(user)
+        .password(password)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
