@@ -414,11 +414,15 @@ impl<'a> Call<'a> {
              cannot be rotated without downtime"
         ))
         .with_fix(format!(
-            "migrate to Redis >= 6 ACL users: create the application's user with \
-             `ACL SETUSER {} on >... ~* +@all` (narrow its permissions) and an admin user with \
-             +acl, store both with `rotor put`; if ACL was disabled with rename-command, \
-             enable it",
-            self.user()
+            "migrate to Redis >= 6 ACL users: create an ACL user for the application \
+             (`ACL SETUSER {} on >... ~* +@all`, narrowed to what it needs) and an admin user \
+             with +acl, store both with `rotor put` and set `user`/`admin`; if ACL was \
+             disabled with rename-command, enable it",
+            if self.user() == "default" {
+                "app"
+            } else {
+                self.user()
+            }
         ))
     }
 
@@ -472,7 +476,7 @@ impl RedisRotator {
             self.command_timeout,
         )
         .await
-        .map_err(|e| call.conn_error("connect", &e))?;
+        .map_err(|e| call.conn_error("connecting", &e))?;
         let reply = conn
             .call(&[b"AUTH", cred.username.as_bytes(), cred.password.as_bytes()])
             .await

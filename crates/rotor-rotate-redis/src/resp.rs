@@ -60,7 +60,7 @@ pub(crate) enum ConnError {
 impl fmt::Display for ConnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnError::Connect(e) => write!(f, "cannot connect: {e}"),
+            ConnError::Connect(e) => write!(f, "{e}"),
             ConnError::ConnectTimeout(d) => write!(f, "no connection within {d:?}"),
             ConnError::Io(e) => write!(f, "connection lost: {e}"),
             ConnError::Timeout(d) => write!(f, "no reply within {d:?}"),
