@@ -583,12 +583,14 @@ fn read_one(
         return Ok(None);
     };
     let meta = version_meta(path, secret, row, &stages)?;
-    let sealed: Vec<u8> = row.get(4).map_err(e)?;
     let tampered = || StoreError::Tampered {
         secret: secret.to_string(),
         version: meta.id.to_string(),
     };
-    let sealed = Sealed::from_bytes(&sealed).map_err(|_| tampered())?;
+    let sealed = match row.get_ref(4).map_err(e)? {
+        rusqlite::types::ValueRef::Blob(b) => Sealed::from_bytes(b).map_err(|_| tampered())?,
+        _ => return Err(tampered()),
+    };
     let aad = Aad::new(secret.as_str(), meta.id.as_str());
     let plain = rotor_seal::open(&ctx.master, &aad, &sealed).map_err(|err| match err {
         rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
