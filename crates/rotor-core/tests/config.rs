@@ -101,17 +101,13 @@ rotate_every = "7d"
     let s = cfg.secret("s").expect("s");
     assert_eq!(s.policy.grace, Duration::from_hours(1));
     assert!(matches!(&s.settings, KindSettings::Random(r) if r.length == 32));
-    match &cfg.store {
-        rotor_core::config::StoreConfig::Sqlite {
-            path,
-            master_key_file,
-            ..
-        } => {
-            assert_eq!(path, Path::new("/etc/rotor/rotor.db"));
-            assert_eq!(master_key_file, Path::new("/etc/rotor/rotor.key"));
-        }
-        other => panic!("unexpected store {other:?}"),
-    }
+    let rotor_core::config::StoreConfig::Sqlite {
+        path,
+        master_key_file,
+        ..
+    } = &cfg.store;
+    assert_eq!(path, Path::new("/etc/rotor/rotor.db"));
+    assert_eq!(master_key_file, Path::new("/etc/rotor/rotor.key"));
 }
 
 #[test]

@@ -525,7 +525,13 @@ impl Engine {
 
     async fn resume_one(&self, mut open: Rotation) -> Result<Outcome, EngineError> {
         let spec = self.spec(open.secret.as_str())?;
-        let rotator = self.rotator(spec)?.clone();
+        // A manual secret's open rotation comes from `rotor put`: only its retire is left, and
+        // that touches no target.
+        let rotator = if spec.kind == Kind::Manual {
+            Arc::new(NoTarget) as Arc<dyn Rotator>
+        } else {
+            self.rotator(spec)?.clone()
+        };
         if open.status == RotationStatus::Grace
             && open.retire_after.is_some_and(|t| t > self.clock.now())
         {
@@ -865,10 +871,11 @@ impl Engine {
                         .fail(spec, rotator, rot, lease, step, e, Some(&pending))
                         .await);
                 }
-                rot.step = if step == Step::Set {
-                    Step::Test
-                } else {
-                    Step::Activate
+                rot.step = match step {
+                    Step::Set => Step::Test,
+                    // Without prepublish there is nothing to wait for: go straight to finish.
+                    _ if rot.activate_after.is_none() => Step::Finish,
+                    _ => Step::Activate,
                 };
                 rot.attempts = 0;
                 let action = if step == Step::Set {
@@ -906,7 +913,8 @@ impl Engine {
                             ),
                         })?;
                 let now = self.clock.now();
-                let grace = if rot.emergency {
+                // Nothing to keep valid when there was no previous value, or in an emergency.
+                let grace = if rot.emergency || rot.previous_version.is_none() {
                     rotor_core::Duration::ZERO
                 } else {
                     spec.policy.grace
@@ -1187,6 +1195,30 @@ impl Engine {
         change.audit.push(event);
         self.store.apply(change).await?;
         Ok(())
+    }
+}
+
+/// The rotator for secrets without a target (manual kind): every step is a no-op except
+/// create, which cannot invent a value.
+#[derive(Debug)]
+struct NoTarget;
+
+#[async_trait::async_trait]
+impl Rotator for NoTarget {
+    fn kind(&self) -> Kind {
+        Kind::Manual
+    }
+    fn plan(&self, _spec: &SecretSpec) -> Vec<PlannedStep> {
+        Vec::new()
+    }
+    async fn create(
+        &self,
+        ctx: &StepContext<'_>,
+    ) -> Result<rotor_core::rotator::Generated, RotatorError> {
+        Err(RotatorError::permanent(format!(
+            "secret {} is manual: supply its value with `rotor put`",
+            ctx.spec.name
+        )))
     }
 }
 

@@ -43,7 +43,6 @@ impl Config {
 /// Where the store lives.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-#[non_exhaustive]
 pub enum StoreConfig {
     /// The embedded, encrypted SQLite store (the default).
     Sqlite {

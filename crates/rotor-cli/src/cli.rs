@@ -1,0 +1,199 @@
+//! Command-line arguments, as clap parses them (validated further by each command).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rotor",
+    version,
+    about = "Rotate secrets on schedule, without downtime, with proof."
+)]
+pub struct Cli {
+    /// The inventory file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "ROTOR_CONFIG",
+        default_value = "rotor.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Output format for commands that print data.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// More logging on stderr (-v info, -vv debug); or set ROTOR_LOG.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store and a master key file for the config (never overwrites).
+    Init,
+    /// Validate the config; exit 2 with every error when it is invalid.
+    Check,
+    /// One row per secret: schedule, age, next due, state.
+    Status(StatusArgs),
+    /// What comes due, and when.
+    Plan(PlanArgs),
+    /// Rotate secrets: create → set → test → finish (→ retire after grace).
+    Rotate(RotateArgs),
+    /// Finish interrupted rotations.
+    Resume(NameOpt),
+    /// Roll back a rotation in progress; the current value is untouched.
+    Abort(AbortArgs),
+    /// Retire previous values whose grace has ended.
+    Retire(RetireArgs),
+    /// Prepare a target once (e.g. create PostgreSQL's alternating roles).
+    Setup(Name),
+    /// Store a value you supply (stdin) as the new current version.
+    Put(PutArgs),
+    /// Show a version's metadata, or its value with --reveal.
+    Get(GetArgs),
+    /// Versions and rotations of a secret, newest first.
+    History(Name),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print the JWKS (public keys) of a JWT secret.
+    Jwks(Name),
+    /// Print the keyring document (private key material) of a JWT secret.
+    Keyring(KeyringArgs),
+    /// Sign or verify a token with a JWT secret's keyring.
+    #[command(subcommand)]
+    Jwt(JwtCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct Name {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NameOpt {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 3 when any secret is overdue (for cron and CI).
+    #[arg(long)]
+    pub fail_on_overdue: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// How many days ahead to look.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Secrets to rotate.
+    pub names: Vec<String>,
+    /// Every automatic secret that is due, overdue or never rotated.
+    #[arg(long, conflicts_with_all = ["names", "all"])]
+    pub due: bool,
+    /// Every secret rotor can rotate (manual-kind secrets are skipped).
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print what would happen, touching nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Suspected compromise: grace 0, retire and evict at once.
+    #[arg(long)]
+    pub emergency: bool,
+    /// Confirm rotating secrets whose policy requires it.
+    #[arg(long)]
+    pub confirm: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    pub name: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// Retire every previous value whose grace has ended.
+    #[arg(long, required = true)]
+    pub due: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    pub name: String,
+    /// Generate the value (random secrets only) instead of reading stdin.
+    #[arg(long)]
+    pub generate: bool,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    pub name: String,
+    #[arg(long, value_parser = parse_stage, default_value = "current")]
+    pub stage: rotor_core::Stage,
+    /// Print the value itself (alone, on stdout).
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+fn parse_stage(s: &str) -> Result<rotor_core::Stage, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; names the first bad record.
+    Verify,
+    /// The newest records.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        n: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyringArgs {
+    pub name: String,
+    /// Required: the document holds private keys.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwtCommand {
+    /// Sign claims (JSON) with the current key; prints the token.
+    Sign {
+        name: String,
+        #[arg(long)]
+        claims: String,
+        /// Token lifetime (sets `exp` unless the claims have one).
+        #[arg(long, default_value = "30m")]
+        ttl: String,
+    },
+    /// Verify a token read from stdin; prints its claims, exit 1 when rejected.
+    Verify { name: String },
+}

@@ -1,0 +1,94 @@
+//! `jwks`, `keyring`, `jwt sign`, `jwt verify`: a JWT secret's keys, through the keyring library.
+
+use std::io::Read;
+use std::path::Path;
+
+use rotor_core::{Kind, RotationStatus, Stage};
+use rotor_keyring::{Keyring, KeyringDocument};
+
+use crate::Exit;
+use crate::cli::{JwtCommand, KeyringArgs};
+use crate::context::Context;
+
+/// The keyring document built from the secret's staged versions.
+async fn document(ctx: &Context, name: &str) -> anyhow::Result<KeyringDocument> {
+    let spec = ctx.engine.spec(name)?;
+    if spec.kind != Kind::Jwt {
+        anyhow::bail!("{name} is a {} secret, not a JWT key", spec.kind);
+    }
+    let store = ctx.store();
+    let mut staged = Vec::new();
+    for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
+        if let Some(v) = store.read_stage(&spec.name, stage).await? {
+            staged.push((stage, v));
+        }
+    }
+    // The previous key verifies until its rotation's grace ends.
+    let not_after = store
+        .open_rotations()
+        .await?
+        .into_iter()
+        .find(|r| r.secret == spec.name && r.status == RotationStatus::Grace)
+        .and_then(|r| r.retire_after);
+    let refs: Vec<_> = staged.iter().map(|(s, v)| (*s, v)).collect();
+    Ok(rotor_rotate::jwt::keyring_document(name, &refs, not_after)?)
+}
+
+pub async fn jwks(config_path: &Path, name: &str) -> anyhow::Result<()> {
+    let ctx = Context::open(config_path)?;
+    println!("{}", document(&ctx, name).await?.jwks().to_json_pretty());
+    Ok(())
+}
+
+pub async fn keyring(config_path: &Path, args: &KeyringArgs) -> anyhow::Result<()> {
+    if !args.reveal {
+        anyhow::bail!("the keyring document holds private key material: pass --reveal to print it");
+    }
+    let ctx = Context::open(config_path)?;
+    let doc = document(&ctx, &args.name).await?;
+    println!("{}", &*doc.to_json_pretty());
+    Ok(())
+}
+
+pub async fn run(config_path: &Path, cmd: JwtCommand) -> anyhow::Result<()> {
+    let ctx = Context::open(config_path)?;
+    match cmd {
+        JwtCommand::Sign { name, claims, ttl } => {
+            let mut claims: serde_json::Value = serde_json::from_str(&claims)
+                .map_err(|e| anyhow::anyhow!("--claims must be a JSON object: {e}"))?;
+            let ttl = rotor_core::Duration::parse(&ttl)?;
+            let Some(obj) = claims.as_object_mut() else {
+                anyhow::bail!("--claims must be a JSON object");
+            };
+            let now = jiff::Timestamp::now().as_second();
+            obj.entry("iat").or_insert(now.into());
+            obj.entry("exp")
+                .or_insert((now + ttl.as_secs() as i64).into());
+            let ring = Keyring::from_document(&document(&ctx, &name).await?)?;
+            println!("{}", ring.sign(&claims)?);
+            Ok(())
+        }
+        JwtCommand::Verify { name } => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            let ring = Keyring::from_document(&document(&ctx, &name).await?)?;
+            match ring.verify(token.trim()) {
+                Ok(claims) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "claims": claims.claims,
+                            "kid": claims.kid,
+                            "stage": claims.stage.as_str(),
+                        }))?
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("rejected: {e}");
+                    Err(Exit(1).into())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! One module per command group; [`run`] dispatches.
+
+mod audit;
+mod inventory;
+mod jwt;
+mod rotate;
+mod secret;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = cli.format;
+    let config = cli.config.as_path();
+    match cli.command {
+        Command::Init => inventory::init(config),
+        Command::Check => inventory::check(config, format),
+        Command::Status(a) => inventory::status(config, format, &a).await,
+        Command::Plan(a) => inventory::plan(config, format, &a).await,
+        Command::Rotate(a) => rotate::rotate(config, format, &a).await,
+        Command::Resume(a) => rotate::resume(config, format, a.name.as_deref()).await,
+        Command::Abort(a) => rotate::abort(config, &a).await,
+        Command::Retire(_) => rotate::retire_due(config, format).await,
+        Command::Setup(a) => rotate::setup(config, &a.name).await,
+        Command::Put(a) => secret::put(config, &a).await,
+        Command::Get(a) => secret::get(config, format, &a).await,
+        Command::History(a) => secret::history(config, format, &a.name).await,
+        Command::Audit(a) => audit::run(config, format, a).await,
+        Command::Jwks(a) => jwt::jwks(config, &a.name).await,
+        Command::Keyring(a) => jwt::keyring(config, &a).await,
+        Command::Jwt(a) => jwt::run(config, a).await,
+    }
+}

@@ -1,0 +1,174 @@
+//! `put`, `get`, `history`: one secret's values and versions.
+
+use std::io::Read;
+use std::path::Path;
+
+use rotor_core::SecretValue;
+use rotor_core::config::KindSettings;
+
+use crate::cli::{Format, GetArgs, PutArgs};
+use crate::context::Context;
+use crate::output::{self, time};
+
+/// Values never come as arguments (they would show in `ps` and shell history): stdin only.
+fn read_stdin_value() -> anyhow::Result<SecretValue> {
+    let mut buf = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut buf)?;
+    // One trailing newline is the shell's, not the value's.
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(SecretValue::new(buf))
+}
+
+pub async fn put(config_path: &Path, args: &PutArgs) -> anyhow::Result<()> {
+    let ctx = Context::open(config_path)?;
+    let spec = ctx.engine.spec(&args.name)?;
+    let value = if args.generate {
+        match &spec.settings {
+            KindSettings::Random(r) => rotor_rotate::random::generate(r)?,
+            _ => anyhow::bail!(
+                "--generate only works for random secrets; {} is of kind {} (pipe the value on stdin)",
+                spec.name,
+                spec.kind
+            ),
+        }
+    } else {
+        read_stdin_value()?
+    };
+    let metadata = metadata_for(spec, &value)?;
+    let id = ctx
+        .engine
+        .put(&args.name, value, metadata, args.reason.as_deref())
+        .await?;
+    println!("{}: stored version {} as current", args.name, id.short());
+    Ok(())
+}
+
+/// Checks a supplied value's shape for kinds that have one, and returns its metadata.
+fn metadata_for(
+    spec: &rotor_core::SecretSpec,
+    value: &SecretValue,
+) -> anyhow::Result<serde_json::Value> {
+    match &spec.settings {
+        KindSettings::Postgres(_) | KindSettings::Redis(_) => {
+            let parsed: serde_json::Value = value
+                .expose_str()
+                .ok()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .filter(|v: &serde_json::Value| v["username"].is_string() && v["password"].is_string())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} is a {} credential: pipe a JSON object {{\"username\": ..., \"password\": ...}} on stdin",
+                        spec.name,
+                        spec.kind
+                    )
+                })?;
+            Ok(serde_json::json!({ "username": parsed["username"] }))
+        }
+        KindSettings::Jwt(_) => {
+            let text = value
+                .expose_str()
+                .map_err(|_| anyhow::anyhow!("a JWT key must be UTF-8 JSON"))?;
+            let key = rotor_keyring::KeyMaterial::from_json(text).map_err(|e| {
+                anyhow::anyhow!("{} expects a key in rotor's keyring format: {e}", spec.name)
+            })?;
+            Ok(serde_json::json!({ "kid": key.kid(), "alg": key.alg().as_str() }))
+        }
+        _ => Ok(serde_json::json!({})),
+    }
+}
+
+pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::Result<()> {
+    let ctx = Context::open(config_path)?;
+    let spec = ctx.engine.spec(&args.name)?;
+    let Some(v) = ctx.store().read_stage(&spec.name, args.stage).await? else {
+        anyhow::bail!("{}: no version holds stage {}", args.name, args.stage);
+    };
+    if args.reveal {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(v.value.expose())?;
+        out.write_all(b"\n")?;
+        return Ok(());
+    }
+    let row = vec![
+        v.meta.id.to_string(),
+        args.stage.to_string(),
+        time(Some(v.meta.created_at)),
+        v.meta.created_by.clone(),
+        v.meta.metadata.to_string(),
+    ];
+    output::print(
+        format,
+        &["VERSION", "STAGE", "CREATED", "BY", "METADATA"],
+        vec![row],
+        &v.meta,
+    )
+}
+
+pub async fn history(config_path: &Path, format: Format, name: &str) -> anyhow::Result<()> {
+    let ctx = Context::open(config_path)?;
+    let spec = ctx.engine.spec(name)?;
+    let versions = ctx.store().versions(&spec.name).await?;
+    let rotations = ctx.store().rotations(Some(&spec.name), 100).await?;
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "versions": versions, "rotations": rotations })
+            )?
+        );
+        return Ok(());
+    }
+    println!("versions of {name} (newest first)");
+    let rows = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.id.to_string(),
+                v.stages
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                time(Some(v.created_at)),
+                v.created_by.clone(),
+                v.metadata.to_string(),
+            ]
+        })
+        .collect();
+    output::print(
+        format,
+        &["VERSION", "STAGES", "CREATED", "BY", "METADATA"],
+        rows,
+        &versions,
+    )?;
+    println!("\nrotations of {name} (newest first)");
+    let rows = rotations
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.trigger.as_str().to_owned(),
+                r.status.to_string(),
+                r.step.to_string(),
+                time(Some(r.started_at)),
+                r.actor.clone(),
+                r.reason.clone().unwrap_or_default(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::print(
+        format,
+        &[
+            "ROTATION", "TRIGGER", "STATUS", "STEP", "STARTED", "BY", "REASON", "ERROR",
+        ],
+        rows,
+        &rotations,
+    )
+}

@@ -1,0 +1,77 @@
+//! Tables and JSON for command output.
+
+use std::io::Write;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::cli::Format;
+
+/// Prints `rows` as an aligned table (header first) or, in JSON mode, `json` pretty-printed.
+pub fn print<T: Serialize>(
+    format: Format,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    json: &T,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, json)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+            for row in &rows {
+                for (i, cell) in row.iter().enumerate() {
+                    if let Some(w) = widths.get_mut(i) {
+                        *w = (*w).max(cell.chars().count());
+                    }
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                let mut s = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    if i + 1 == cells.len() {
+                        s.push_str(c);
+                    } else {
+                        s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                    }
+                }
+                s.trim_end().to_owned()
+            };
+            writeln!(out, "{}", line(header.to_vec()))?;
+            for row in &rows {
+                writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A timestamp to the second, UTC, or `-`.
+pub fn time(t: Option<Timestamp>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| {
+            t.round(jiff::Unit::Second)
+                .map_or_else(|_| t.to_string(), |r| r.to_string())
+        },
+    )
+}
+
+/// A span of seconds as `3d4h`, `5m`, `12s`.
+pub fn age(secs: Option<i64>) -> String {
+    let Some(secs) = secs else { return "-".into() };
+    let secs = secs.max(0);
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    if d > 0 {
+        format!("{d}d{h}h")
+    } else if h > 0 {
+        format!("{h}h{m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
+}
