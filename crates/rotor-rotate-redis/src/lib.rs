@@ -16,8 +16,9 @@
 //!   except rotor's own: a session authenticated with a removed password **stays
 //!   authenticated**, and Redis does not record which password a session used, so all of
 //!   them go; clients reconnect with the current password.
-//! - After each change, `ACL SAVE` when the server has an aclfile (`CONFIG GET aclfile`);
-//!   otherwise a warning (logged with `tracing::warn!`, shown by `setup` and `plan`) says a
+//! - After each change, `ACL SAVE` when the server has an aclfile (`CONFIG GET aclfile`),
+//!   group-committed per server (a step returns only after a save that began after its
+//!   change; concurrent rotations share saves, each an fsync); otherwise a warning (logged with `tracing::warn!`, shown by `setup` and `plan`) says a
 //!   restart of redis-server would lose the change.
 //!
 //! Invariants:
@@ -37,6 +38,7 @@ mod resp;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -68,6 +70,19 @@ pub struct RedisRotator {
     sessions: Mutex<HashMap<(String, String), SessionSlot>>,
     /// host:port → whether it has an aclfile, as last seen (for `plan`).
     aclfile_seen: Mutex<HashMap<String, bool>>,
+    /// host:port → its `ACL SAVE` group commit.
+    saves: Mutex<HashMap<String, Arc<SaveState>>>,
+}
+
+/// Group commit of `ACL SAVE` for one server: change `n` is durable once `saved >= n`.
+#[derive(Debug, Default)]
+struct SaveState {
+    /// Changes made so far (each registered after its reply was read).
+    changes: AtomicU64,
+    /// Every change up to this one is in the aclfile.
+    saved: AtomicU64,
+    /// Held while one `ACL SAVE` runs; waiters then usually find their change saved.
+    lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for RedisRotator {
@@ -98,6 +113,7 @@ impl RedisRotator {
             command_timeout,
             sessions: Mutex::new(HashMap::new()),
             aclfile_seen: Mutex::new(HashMap::new()),
+            saves: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -715,37 +731,57 @@ impl RedisRotator {
         Ok(found)
     }
 
-    /// Makes a change durable: `ACL SAVE` with an aclfile, else a warning (logged and returned).
+    /// Makes a change just made on `session` durable: `ACL SAVE` with an aclfile, else a
+    /// warning (logged and returned). Releases the session first: saves are group-committed
+    /// per server, so concurrent rotations share one `ACL SAVE` (each costs an fsync).
     async fn persist(
         &self,
         call: &Call<'_>,
-        session: &mut Option<AdminSession>,
+        mut session: tokio::sync::OwnedMutexGuard<Option<AdminSession>>,
         admin: &Cred,
     ) -> Result<Option<String>, RotatorError> {
-        match self.aclfile(call, session, admin).await? {
-            AclFile::File(_) => match Self::run(call, session, &[b"ACL", b"SAVE"]).await? {
-                Reply::Status(_) => Ok(None),
-                Reply::Error(e) => {
-                    let e = Self::reply_err(call, session, admin, "ACL SAVE", "acl", &e).await;
-                    Err(RotatorError {
-                        message: format!(
-                            "{} (the change is live, but a restart would lose it)",
-                            e.message
-                        ),
-                        ..e
-                    }
-                    .with_fix(
-                        "check that redis-server can write its aclfile (see its log); rotor \
-                         retries the step",
-                    ))
-                }
-                other => Err(call.permanent(format!("ACL SAVE answered {other:?}"))),
-            },
-            AclFile::NoFile => {
-                let warning = no_aclfile_warning(&call.target);
-                tracing::warn!(secret = call.secret, step = call.step, "{warning}");
-                Ok(Some(warning))
+        if let AclFile::NoFile = self.aclfile(call, &mut session, admin).await? {
+            drop(session);
+            let warning = no_aclfile_warning(&call.target);
+            tracing::warn!(secret = call.secret, step = call.step, "{warning}");
+            return Ok(Some(warning));
+        }
+        let saves = {
+            let mut map = self.saves.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(map.entry(call.target.to_string()).or_default())
+        };
+        // The change's reply has been read, so any ACL SAVE sent from now on includes it.
+        let change = saves.changes.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(session);
+        if saves.saved.load(Ordering::SeqCst) >= change {
+            return Ok(None);
+        }
+        let _saving = saves.lock.lock().await;
+        if saves.saved.load(Ordering::SeqCst) >= change {
+            return Ok(None); // saved by another rotation while this one waited
+        }
+        let upto = saves.changes.load(Ordering::SeqCst);
+        let mut session = self.session(call, admin).await?;
+        match Self::run(call, &mut session, &[b"ACL", b"SAVE"]).await? {
+            Reply::Status(_) => {
+                saves.saved.fetch_max(upto, Ordering::SeqCst);
+                Ok(None)
             }
+            Reply::Error(e) => {
+                let e = Self::reply_err(call, &mut session, admin, "ACL SAVE", "acl", &e).await;
+                Err(RotatorError {
+                    message: format!(
+                        "{} (the change is live, but a restart would lose it)",
+                        e.message
+                    ),
+                    ..e
+                }
+                .with_fix(
+                    "check that redis-server can write its aclfile (see its log); rotor \
+                     retries the step",
+                ))
+            }
+            other => Err(call.permanent(format!("ACL SAVE answered {other:?}"))),
         }
     }
 
@@ -801,6 +837,7 @@ impl RedisRotator {
         let mut session = self.session(call, &admin).await?;
         match Self::get_user(call, &mut session, &admin).await? {
             None => {
+                drop(session);
                 tracing::warn!(
                     secret = call.secret,
                     step = call.step,
@@ -825,11 +862,10 @@ impl RedisRotator {
                         ));
                 }
                 Self::set_user(call, &mut session, &admin, &format!("!{hash}")).await?;
-                self.persist(call, &mut session, &admin).await?;
+                self.persist(call, session, &admin).await?;
             }
-            Some(_) => {}
+            Some(_) => drop(session),
         }
-        drop(session);
         self.prove_rejected(call, &cred, which).await
     }
 
@@ -958,7 +994,7 @@ impl Rotator for RedisRotator {
             Self::set_user(&call, &mut session, &admin, &format!("#{hash}")).await?;
         }
         // Also when the hash was there: a previous attempt may have stopped before ACL SAVE.
-        self.persist(&call, &mut session, &admin).await?;
+        self.persist(&call, session, &admin).await?;
         tracing::debug!(secret = call.secret, target = %call.target, "redis: pending password added");
         Ok(())
     }

@@ -283,3 +283,34 @@ async fn rollback_removes_pending_only() {
     let on_disk = std::fs::read_to_string(redis.aclfile().unwrap()).unwrap();
     assert!(!on_disk.contains(&sha256_hex(&password(&pending))));
 }
+
+/// Saves are group-committed: many concurrent `set`s on one server, and every new hash is in
+/// the aclfile once its `set` returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sets_are_all_saved() {
+    let redis = Redis::start_with_aclfile().unwrap();
+    let rot = std::sync::Arc::new(RedisRotator::new());
+    let admin = std::sync::Arc::new(admin_of(&redis));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let user = format!("u{i}");
+        create_user(&redis, &user, &random_password().unwrap());
+        let spec = spec(&url(redis.port()), &user, Some(ADMIN_SECRET));
+        let (rot, admin) = (rot.clone(), admin.clone());
+        tasks.spawn(async move {
+            let c = ctx(&spec, None, Some(&admin));
+            let mut pending = pending_from(rot.create(&c).await.unwrap());
+            pending.meta.secret = spec.name.clone();
+            rot.set(&c, &pending).await.unwrap();
+            sha256_hex(&password(&pending))
+        });
+    }
+    let hashes = tasks.join_all().await;
+    let on_disk = std::fs::read_to_string(redis.aclfile().unwrap()).unwrap();
+    for h in &hashes {
+        assert!(
+            on_disk.contains(&format!("#{h}")),
+            "{h} missing from the aclfile"
+        );
+    }
+}
