@@ -33,7 +33,7 @@
 
 mod conn;
 mod cred;
-mod sql;
+pub mod sql;
 
 use std::sync::Arc;
 

@@ -94,10 +94,20 @@ pub fn scram_verifier(password: &[u8]) -> String {
     postgres_protocol::password::scram_sha_256(password)
 }
 
-/// The verifier of a random password nobody knows: a role with it cannot log in.
+/// A verifier no password matches: a random salt and random StoredKey/ServerKey (what
+/// PostgreSQL checks a login proof against), so a role with it cannot log in. Same format
+/// as [`scram_verifier`], without its 4096 PBKDF2 rounds (used by retire and rollback).
 pub fn unknown_verifier() -> Result<String, getrandom::Error> {
-    let pw = random_password()?;
-    Ok(scram_verifier(pw.expose()))
+    use base64::Engine as _;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 16 + 32 + 32]);
+    getrandom::fill(&mut bytes[..])?;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    Ok(format!(
+        "SCRAM-SHA-256$4096:{}${}:{}",
+        b64(&bytes[..16]),
+        b64(&bytes[16..48]),
+        b64(&bytes[48..])
+    ))
 }
 
 /// A new random alphanumeric password of [`PASSWORD_LEN`] characters from the OS CSPRNG
@@ -154,6 +164,10 @@ mod tests {
             "{v}"
         );
         assert_ne!(v, scram_verifier(b"hunter2"), "salt must be random");
+        let u = unknown_verifier().expect("rng");
+        assert_eq!(u.len(), v.len(), "{u} vs {v}");
+        assert!(u.starts_with("SCRAM-SHA-256$4096:"), "{u}");
+        assert_ne!(u, unknown_verifier().expect("rng"));
     }
 
     #[test]

@@ -209,6 +209,23 @@ async fn verifier_is_scram_and_plaintext_never_reaches_the_server_log() {
         assert!(verifier.starts_with("SCRAM-SHA-256$4096:"), "{l}");
     }
 
+    // Both kinds of verifier are stored as sent (not mistaken for a plaintext and hashed).
+    use rotor_rotate_postgres::sql::{quote_literal, scram_verifier, unknown_verifier};
+    for v in [
+        scram_verifier(b"some password"),
+        unknown_verifier().unwrap(),
+    ] {
+        pg.psql(&format!(
+            "ALTER ROLE logged PASSWORD {}",
+            quote_literal(&v).unwrap()
+        ))
+        .unwrap();
+        let stored = pg
+            .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'logged'")
+            .unwrap();
+        assert_eq!(stored, v);
+    }
+
     let log = std::fs::read_to_string(pg.log_path()).unwrap();
     assert!(
         log.contains("ALTER ROLE \"alt_b\" WITH LOGIN PASSWORD"),
