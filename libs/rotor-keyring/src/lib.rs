@@ -13,6 +13,22 @@
 //! * [`KeyringHandle`] — shared, reloadable holder for services, fed by a [`Source`]
 //!   ([`FileSource`]; `HttpSource` with the `http` feature).
 //!
+//! ```
+//! use rotor_keyring::{Algorithm, KeyMaterial, Keyring, KeyringDocument, Stage, Timestamp};
+//!
+//! let old = KeyMaterial::generate(Algorithm::EdDSA, None)?;
+//! let new = KeyMaterial::generate(Algorithm::EdDSA, None)?;
+//! let doc = KeyringDocument::new()
+//!     .with(new, Stage::Current, None)
+//!     .with(old, Stage::Previous, Some(Timestamp::now() + jiff::SignedDuration::from_hours(1)));
+//! let ring = Keyring::from_document(&doc)?;
+//! let token = ring.sign(&serde_json::json!({"sub": "svc", "exp": 4102444800u64}))?;
+//! let claims = ring.verify(&token)?;
+//! assert_eq!(claims.stage, Stage::Current);
+//! assert_eq!(doc.jwks().keys.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Crypto is done by `jsonwebtoken` (sign/verify) on `aws-lc-rs` (key generation,
 //! randomness); nothing here implements a primitive.
 //!
