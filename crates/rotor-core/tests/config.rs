@@ -357,3 +357,97 @@ fn the_error_display_names_file_and_counts() {
     );
     assert!(text.ends_with("1 error in the config"), "{text}");
 }
+
+#[test]
+fn daemon_delivery_and_emergency_sections() {
+    let cfg = parse(
+        r#"
+[server]
+listen = "127.0.0.1:9000"
+max_concurrent_rotations = 2
+
+[[tokens]]
+name = "ci"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+scopes = ["read:jwt-*", "rotate:*"]
+
+[[notify]]
+url = "http://127.0.0.1:1/hook"
+events = ["failed", "emergency"]
+
+[[render]]
+kind = "dotenv"
+path = ".env"
+on_change = "docker compose restart backend"
+[render.vars]
+SECRET_KEY = "{{ jwt-signing.current }}"
+DATABASE_URL = "postgres://{{ database.current.username }}:{{ database.current.password }}@db:5432/app"
+
+[emergency]
+health_urls = ["http://127.0.0.1:1/healthz"]
+
+[secrets.jwt-signing]
+kind = "jwt"
+tier = "high"
+window = "Tue-Thu 02:00-04:00 Europe/Berlin"
+jitter = "1h"
+
+[secrets.database]
+kind = "manual"
+tier = "medium"
+on_emergency = "redis-cli FLUSHDB"
+"#,
+    )
+    .expect("valid");
+    assert_eq!(cfg.server.listen.port(), 9000);
+    assert_eq!(cfg.server.max_concurrent_rotations, 2);
+    assert_eq!(cfg.tokens[0].scopes.len(), 2);
+    assert_eq!(cfg.notify[0].events.len(), 2);
+    assert_eq!(cfg.render[0].vars.len(), 2);
+    assert_eq!(cfg.render[0].path, Path::new("/etc/rotor/.env"));
+    assert_eq!(cfg.emergency.report_dir, Path::new("/etc/rotor/reports"));
+    let jwt = cfg.secret("jwt-signing").expect("jwt");
+    assert!(jwt.window.is_some());
+    assert_eq!(jwt.jitter, Duration::from_hours(1));
+    assert_eq!(
+        cfg.secret("database")
+            .and_then(|s| s.on_emergency.as_deref()),
+        Some("redis-cli FLUSHDB")
+    );
+}
+
+#[test]
+fn bad_daemon_sections() {
+    check(
+        r#"
+[server]
+listen = "localhost"
+
+[[tokens]]
+name = "ci"
+sha256 = "abc"
+scopes = ["read:*"]
+
+[[render]]
+kind = "dotenv"
+path = ".env"
+[render.vars]
+X = "{{ missing.current }}"
+
+[secrets.a]
+kind = "random"
+tier = "high"
+window = "Tue 02:00-04:00 Mars/Olympus"
+"#,
+        &[
+            ("19:10 a", "unknown time zone", ""),
+            ("3:10 -", "is not an address", "127.0.0.1:8700"),
+            (
+                "7:10 -",
+                "`sha256` must be 64 hex",
+                "never the token itself",
+            ),
+            ("14:5 -", "names no secret of the inventory", ""),
+        ],
+    );
+}

@@ -41,6 +41,9 @@ fn spec(port: u16, user: &str) -> SecretSpec {
             user: user.to_owned(),
             admin: Some(SecretName::new("redis-admin").unwrap()),
         }),
+        window: None,
+        jitter: rotor_core::Duration::ZERO,
+        on_emergency: None,
     }
 }
 

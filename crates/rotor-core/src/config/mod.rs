@@ -7,6 +7,7 @@
 
 mod diagnostic;
 mod parse;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,10 @@ use serde::Serialize;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use parse::parse;
+pub use service::{
+    EmergencyConfig, NotifySpec, RenderKind, RenderSpec, Scope, ScopeAction, ServerConfig,
+    Template, TemplatePart, TokenSpec, ValueRef, Window,
+};
 
 use crate::policy::Tiers;
 use crate::{Duration, Kind, Policy, SecretName};
@@ -27,6 +32,11 @@ pub struct Config {
     pub tiers: Tiers,
     /// Secrets in file order.
     pub secrets: Vec<SecretSpec>,
+    pub server: ServerConfig,
+    pub tokens: Vec<TokenSpec>,
+    pub notify: Vec<NotifySpec>,
+    pub render: Vec<RenderSpec>,
+    pub emergency: EmergencyConfig,
 }
 
 impl Config {
@@ -65,6 +75,13 @@ pub struct SecretSpec {
     pub owner: Option<String>,
     pub policy: Policy,
     pub settings: KindSettings,
+    /// When scheduled rotations may run.
+    pub window: Option<Window>,
+    /// Up to this much is added to the due time, derived from the name, so a fleet of
+    /// secrets due together does not rotate at once.
+    pub jitter: Duration,
+    /// A shell command run after an emergency rotation of this secret (e.g. flush sessions).
+    pub on_emergency: Option<String>,
 }
 
 /// Settings specific to a kind.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Document, Item, TableLike, Value};
 
+mod sections;
+
 use super::{
     Alphabet, CommandSettings, Config, ConfigError, Diagnostic, JwtAlgorithm, JwtSettings,
     KindSettings, ManualSettings, PgStrategy, PostgresSettings, RandomSettings, RedisSettings,
@@ -13,7 +15,16 @@ use super::{
 use crate::policy::Tiers;
 use crate::{Automation, Duration, Kind, Policy, SecretName, Tier};
 
-const TOP_KEYS: &[&str] = &["store", "tiers", "secrets"];
+const TOP_KEYS: &[&str] = &[
+    "store",
+    "tiers",
+    "secrets",
+    "server",
+    "tokens",
+    "notify",
+    "render",
+    "emergency",
+];
 const STORE_KEYS: &[&str] = &["kind", "path", "master_key_file", "passphrase_env"];
 const TIER_KEYS: &[&str] = &["high", "medium", "low"];
 const COMMON_KEYS: &[&str] = &[
@@ -25,6 +36,9 @@ const COMMON_KEYS: &[&str] = &[
     "grace",
     "automation",
     "requires_confirmation",
+    "window",
+    "jitter",
+    "on_emergency",
 ];
 const RANDOM_KEYS: &[&str] = &["length", "alphabet", "prefix"];
 const JWT_KEYS: &[&str] = &[
@@ -104,6 +118,12 @@ pub fn parse(
         },
     }
     w.cross_checks(&secrets, root);
+    let server = w.server(root.get("server"), &dir);
+    let tokens = w.tokens(root);
+    let notify = w.notify(root);
+    let known: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
+    let render = w.render(root, &dir, &known);
+    let emergency = w.emergency(root.get("emergency"), &dir);
 
     if w.diags.is_empty() {
         Ok(Config {
@@ -111,6 +131,11 @@ pub fn parse(
             store: store.expect("a store config exists when there are no diagnostics"),
             tiers,
             secrets,
+            server,
+            tokens,
+            notify,
+            render,
+            emergency,
         })
     } else {
         Err(ConfigError {
@@ -522,6 +547,9 @@ impl Walker<'_> {
             None => None,
         };
         let requires_confirmation = self.bool(t, "requires_confirmation").unwrap_or(false);
+        let window = self.window(t);
+        let jitter = self.duration(t, "jitter").unwrap_or(Duration::ZERO);
+        let on_emergency = self.string(t, "on_emergency").map(|(s, _)| s);
 
         let kind = kind?;
         let settings = self.kind_settings(kind, t, &header)?;
@@ -568,6 +596,9 @@ impl Walker<'_> {
             owner,
             policy,
             settings,
+            window,
+            jitter,
+            on_emergency,
         })
     }
 

@@ -38,6 +38,9 @@ pub fn spec(url: &str, user: &str, admin: Option<&str>) -> SecretSpec {
             user: user.to_owned(),
             admin: admin.map(|a| SecretName::new(a).unwrap()),
         }),
+        window: None,
+        jitter: Duration::ZERO,
+        on_emergency: None,
     }
 }
 
