@@ -10,13 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rotor_core::config::{KindSettings, PgStrategy, PostgresSettings};
 use rotor_core::rotator::StepContext;
 use rotor_core::store::Versioned;
-use rotor_core::{
-    Automation, Kind, Policy, Rotator, SecretName, SecretSpec, SecretValue, Stage, VersionId,
-    VersionMeta,
-};
+use rotor_core::{Rotator, SecretName, SecretSpec, SecretValue, Stage, VersionId, VersionMeta};
 use rotor_rotate_postgres::PostgresRotator;
 use rotor_test_support::Postgres;
 
@@ -24,27 +20,18 @@ const SECRETS: usize = 100;
 const CONCURRENCY: usize = 8;
 const SAMPLES: usize = 50;
 
+/// An alternating secret as the inventory parser builds it.
 fn spec(i: usize, port: u16) -> SecretSpec {
-    SecretSpec {
-        name: SecretName::new(&format!("bench-{i}")).unwrap(),
-        kind: Kind::Postgres,
-        description: None,
-        owner: None,
-        policy: Policy::new(
-            None,
-            rotor_core::Duration::from_days(30),
-            rotor_core::Duration::from_days(1),
-            Automation::Automatic,
-            false,
-        )
-        .unwrap(),
-        settings: KindSettings::Postgres(PostgresSettings {
-            url: format!("postgres://127.0.0.1:{port}/postgres"),
-            role: format!("bench_{i}"),
-            strategy: PgStrategy::Alternating,
-            admin: Some(SecretName::new("pg-admin").unwrap()),
-        }),
-    }
+    let url = format!("postgres://127.0.0.1:{port}/postgres");
+    let toml = format!(
+        "[secrets.bench-{i}]\nkind = \"postgres\"\ntier = \"medium\"\nurl = \"{url}\"\n\
+         role = \"bench_{i}\"\nstrategy = \"alternating\"\nadmin = \"pg-admin\"\n\n\
+         [secrets.pg-admin]\nkind = \"postgres\"\ntier = \"low\"\nurl = \"{url}\"\nrole = \"postgres\"\n"
+    );
+    let config =
+        rotor_core::config::parse(&toml, std::path::Path::new("/tmp/bench.toml"), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    config.secret(&format!("bench-{i}")).unwrap().clone()
 }
 
 fn versioned(secret: &SecretName, value: SecretValue, metadata: serde_json::Value) -> Versioned {
@@ -134,27 +121,83 @@ async fn main() {
         currents.push(rotate(&r, s, None, &admin).await);
     }
 
+    // Baseline: what one fresh login costs on this machine, whatever the rotator does
+    // (`test` needs one; retire's rejection proof needs another).
+    let mut base = Vec::new();
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(pg.port())
+        .dbname("postgres")
+        .user(pg.admin_user())
+        .password(pg.admin_password());
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        let (c, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+        let task = tokio::spawn(conn);
+        c.simple_query("SELECT 1").await.unwrap();
+        base.push(t.elapsed());
+        drop(c);
+        let _ = task.await;
+    }
+    let t = Instant::now();
+    for _ in 0..SAMPLES {
+        std::hint::black_box(rotor_rotate_postgres::sql::scram_verifier(
+            b"bench-password",
+        ));
+    }
+    let scram = t.elapsed() / SAMPLES as u32;
+
     // One rotation at a time, on secret 0.
     let (mut rot, mut ret, mut full) = (Vec::new(), Vec::new(), Vec::new());
     let s0 = &specs[0];
-    let mut cur = currents[0].clone();
+    let mut cur0 = currents[0].clone();
     for _ in 0..SAMPLES {
         let t = Instant::now();
-        let next = rotate(&r, s0, Some(&cur), &admin).await;
+        let next = rotate(&r, s0, Some(&cur0), &admin).await;
         let t_rot = t.elapsed();
         let t2 = Instant::now();
-        r.retire(&ctx(s0, Some(&next), &admin), &cur).await.unwrap();
+        r.retire(&ctx(s0, Some(&next), &admin), &cur0)
+            .await
+            .unwrap();
         let t_ret = t2.elapsed();
         rot.push(t_rot);
         ret.push(t_ret);
         full.push(t_rot + t_ret);
-        cur = next;
+        cur0 = next;
     }
-    currents[0] = cur;
+    // Per step, on secret 1.
+    let (mut tc, mut ts, mut tt) = (Vec::new(), Vec::new(), Vec::new());
+    let s1 = &specs[1];
+    let mut cur = currents[1].clone();
+    for _ in 0..SAMPLES {
+        let c = ctx(s1, Some(&cur), &admin);
+        let t = Instant::now();
+        let g = r.create(&c).await.unwrap();
+        tc.push(t.elapsed());
+        let pending = versioned(&s1.name, g.value, g.metadata);
+        let t = Instant::now();
+        r.set(&c, &pending).await.unwrap();
+        ts.push(t.elapsed());
+        let t = Instant::now();
+        r.test(&c, &pending).await.unwrap();
+        tt.push(t.elapsed());
+        cur = pending;
+    }
+    currents[1] = cur;
+    currents[0] = cur0;
     println!();
+    stats("baseline: fresh login + SELECT 1", base);
+    println!(
+        "{:<40} {:6.2} ms",
+        "SCRAM verifier (4096 rounds)",
+        scram.as_secs_f64() * 1000.0
+    );
     stats("one rotation (create+set+test)", rot);
     stats("retire (NOLOGIN + rejection proof)", ret);
     stats("create+set+test+retire", full);
+    stats("  create", tc);
+    stats("  set (ALTER ROLE on the cached admin conn)", ts);
+    stats("  test (fresh login + pg_has_role)", tt);
 
     // 100 secrets, 8 at a time.
     for with_retire in [false, true] {

@@ -1,12 +1,13 @@
 //! Helpers shared by the integration tests: specs and values built by hand, a real server.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use rotor_core::config::{KindSettings, PgStrategy, PostgresSettings};
+use std::path::Path;
+
+use rotor_core::config::PgStrategy;
 use rotor_core::rotator::StepContext;
 use rotor_core::store::Versioned;
 use rotor_core::{
-    Automation, Duration, Kind, Policy, Rotator, SecretName, SecretSpec, SecretValue, Stage,
-    VersionId, VersionMeta,
+    Kind, Rotator, SecretName, SecretSpec, SecretValue, Stage, VersionId, VersionMeta,
 };
 use rotor_rotate_postgres::PostgresRotator;
 use rotor_test_support::Postgres;
@@ -22,6 +23,8 @@ pub fn url(port: u16) -> String {
     format!("postgres://127.0.0.1:{port}/postgres")
 }
 
+/// A postgres secret as the inventory parser builds it (plus its admin secret, which the
+/// parser requires to be in the same inventory).
 pub fn pg_spec(
     name: &str,
     url: &str,
@@ -29,26 +32,23 @@ pub fn pg_spec(
     strategy: PgStrategy,
     admin: Option<&str>,
 ) -> SecretSpec {
-    SecretSpec {
-        name: SecretName::new(name).unwrap(),
-        kind: Kind::Postgres,
-        description: None,
-        owner: None,
-        policy: Policy::new(
-            None,
-            Duration::from_days(30),
-            Duration::from_days(1),
-            Automation::Automatic,
-            false,
-        )
-        .unwrap(),
-        settings: KindSettings::Postgres(PostgresSettings {
-            url: url.to_owned(),
-            role: role.to_owned(),
-            strategy,
-            admin: admin.map(|a| SecretName::new(a).unwrap()),
-        }),
+    let strategy = match strategy {
+        PgStrategy::Single => "single",
+        PgStrategy::Alternating => "alternating",
+    };
+    let mut toml = format!(
+        "[secrets.{name}]\nkind = \"postgres\"\ntier = \"medium\"\nurl = \"{url}\"\nrole = \"{role}\"\nstrategy = \"{strategy}\"\n"
+    );
+    if let Some(admin) = admin {
+        toml.push_str(&format!(
+            "admin = \"{admin}\"\n\n[secrets.{admin}]\nkind = \"postgres\"\ntier = \"low\"\nurl = \"{url}\"\nrole = \"postgres\"\n"
+        ));
     }
+    let config = rotor_core::config::parse(&toml, Path::new("/tmp/rotor-test.toml"), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let spec = config.secret(name).unwrap().clone();
+    assert_eq!(spec.kind, Kind::Postgres);
+    spec
 }
 
 pub fn versioned(secret: &str, user: &str, password: &str) -> Versioned {
