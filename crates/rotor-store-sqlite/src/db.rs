@@ -20,7 +20,7 @@ use rotor_core::{
 use rotor_seal::{Aad, Sealed};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use crate::{Ctx, show, sql_err};
+use crate::{Ctx, Synchronous, show, sql_err};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -62,6 +62,25 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 // writes
 
 pub(crate) fn apply(ctx: &Ctx, conn: &mut Connection, change: Change) -> Result<Vec<AuditRecord>> {
+    let path = ctx.path.as_path();
+    let raise = ctx.synchronous == Synchronous::Hybrid
+        && change
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::InsertVersion { .. }));
+    if !raise {
+        return apply_tx(ctx, conn, change);
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| sql_err(path, e))?;
+    let result = apply_tx(ctx, conn, change);
+    // Not an error of the change, which has committed (or not) already: if lowering fails
+    // the connection simply stays at FULL, which is slower but never less durable.
+    let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+    result
+}
+
+fn apply_tx(ctx: &Ctx, conn: &mut Connection, change: Change) -> Result<Vec<AuditRecord>> {
     let path = ctx.path.as_path();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
