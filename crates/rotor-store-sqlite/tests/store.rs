@@ -1072,3 +1072,84 @@ fn works_without_a_tokio_runtime() {
         other => panic!("{:?}", other.map(|r| r.map(|v| v.map(|v| v.meta)))),
     }
 }
+
+/// The child half of `two_processes_putting_concurrently`: does nothing unless the parent
+/// set `ROTOR_STORE_TEST_CHILD` (path) and `ROTOR_STORE_TEST_KEY` (encoded master key).
+#[test]
+fn child_putter() {
+    let (Ok(path), Ok(key)) = (
+        std::env::var("ROTOR_STORE_TEST_CHILD"),
+        std::env::var("ROTOR_STORE_TEST_KEY"),
+    ) else {
+        return;
+    };
+    let tag = std::env::var("ROTOR_STORE_TEST_TAG").unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = SqliteStore::open(
+        Path::new(&path),
+        MasterKey::from_encoded(&key).expect("key"),
+    )
+    .expect("open");
+    let s = name("shared");
+    for i in 0..200 {
+        loop {
+            let (_, c) = put_change(&s, format!("{tag}-{i}").as_bytes());
+            match rt.block_on(store.apply(c)) {
+                Ok(_) => break,
+                Err(StoreError::Locked) => {}
+                Err(other) => panic!("child {tag}: {other}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_processes_putting_concurrently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rotor.db");
+    let key = MasterKey::generate().expect("key");
+    let encoded = key.encode();
+    drop(SqliteStore::create(&path, key, "init").expect("create"));
+    let exe = std::env::current_exe().expect("test binary");
+    let children: Vec<_> = ["p1", "p2"]
+        .into_iter()
+        .map(|tag| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "child_putter", "--test-threads", "1"])
+                .env("ROTOR_STORE_TEST_CHILD", &path)
+                .env("ROTOR_STORE_TEST_KEY", encoded.expose_secret())
+                .env("ROTOR_STORE_TEST_TAG", tag)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn child")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success(), "a child failed");
+    }
+    let store = SqliteStore::open(
+        &path,
+        MasterKey::from_encoded(encoded.expose_secret()).expect("key"),
+    )
+    .expect("open");
+    let s = name("shared");
+    let versions = store.versions(&s).await.expect("versions");
+    assert_eq!(versions.len(), 400);
+    assert_eq!(versions.iter().filter(|v| v.has(Stage::Current)).count(), 1);
+    assert_eq!(
+        versions.iter().filter(|v| v.has(Stage::Previous)).count(),
+        1
+    );
+    assert!(
+        versions[0].has(Stage::Current),
+        "the last committed put is current"
+    );
+    assert!(versions[1].has(Stage::Previous));
+    assert_eq!(
+        verify_chain(&store.audit_all().await.expect("audit")),
+        Ok(401)
+    );
+}
