@@ -134,6 +134,8 @@ pub fn rotators() -> Rotators {
     Rotators::new()
         .with(Arc::new(rotor_rotate::RandomRotator))
         .with(Arc::new(rotor_rotate::JwtRotator))
+        .with(Arc::new(rotor_rotate_postgres::PostgresRotator::new()))
+        .with(Arc::new(rotor_rotate_redis::RedisRotator::new()))
 }
 
 /// Config, store and engine together.

@@ -139,6 +139,27 @@ pub enum Progress {
 
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
+/// A stage change that consumers should learn about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageChange {
+    /// `finish`: a new current (and the old one became previous).
+    Finished,
+    /// `retire`: the previous value is gone.
+    Retired,
+    /// `put`: an operator stored a new current.
+    Put,
+}
+
+/// Delivery to consumers after stages move: rendered files, watch streams, notifications.
+/// Called by the engine after the stage move is committed; a delivery failure is reported
+/// and audited, and never undoes the rotation (the store is the truth; delivery can be rerun
+/// with `rotor render`).
+#[async_trait::async_trait]
+pub trait Deliver: Send + Sync + std::fmt::Debug {
+    async fn deliver(&self, secret: &SecretName, change: StageChange) -> Result<(), String>;
+}
+
 /// One row of `rotor status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusRow {
@@ -174,6 +195,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     opts: EngineOptions,
     progress: Option<ProgressFn>,
+    delivery: Vec<Arc<dyn Deliver>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -225,6 +247,26 @@ impl Engine {
             clock,
             opts,
             progress: None,
+            delivery: Vec::new(),
+        }
+    }
+
+    /// Adds a delivery target, called after every finish, retire and put.
+    pub fn with_delivery(mut self, d: Arc<dyn Deliver>) -> Self {
+        self.delivery.push(d);
+        self
+    }
+
+    /// Runs every delivery target for `secret`; failures are logged and audited.
+    pub async fn deliver(&self, secret: &SecretName, change: StageChange) {
+        for d in &self.delivery {
+            if let Err(e) = d.deliver(secret, change).await {
+                tracing::error!(secret = %secret, error = %e, "delivery failed");
+                let event = self.event("delivery.failed", secret).failed(&e);
+                if let Err(se) = self.store.apply(Change::new().audit(event)).await {
+                    tracing::error!(error = %se, "cannot audit a delivery failure");
+                }
+            }
         }
     }
 
@@ -730,6 +772,7 @@ impl Engine {
             event = event.version(&prev.id);
         }
         self.store.apply(change.audit(event)).await?;
+        self.deliver(&spec.name, StageChange::Put).await;
         Ok(id)
     }
 
@@ -942,6 +985,7 @@ impl Engine {
                 .await?;
                 tracing::info!(secret = %spec.name, rotation = %rot.id, "rotation finished");
                 failpoint::hit("after-finish");
+                self.deliver(&spec.name, StageChange::Finished).await;
             }
             Step::Retire => {
                 let mut ops = Vec::new();
@@ -999,7 +1043,11 @@ impl Engine {
                 rot.status = RotationStatus::Completed;
                 rot.step_done = true;
                 rot.error = None;
+                let retired_something = !ops.is_empty();
                 self.commit(rot, lease, ops, event).await?;
+                if retired_something {
+                    self.deliver(&spec.name, StageChange::Retired).await;
+                }
             }
         }
         Ok(())

@@ -26,8 +26,8 @@ mod registry;
 
 pub use clock::{Clock, SystemClock};
 pub use engine::{
-    Engine, EngineOptions, Outcome, PlanEntry, Progress, ProgressFn, RetryPolicy, RotateOptions,
-    StatusRow,
+    Deliver, Engine, EngineOptions, Outcome, PlanEntry, Progress, ProgressFn, RetryPolicy,
+    RotateOptions, StageChange, StatusRow,
 };
 pub use error::EngineError;
 pub use owner::Owner;

@@ -1,0 +1,165 @@
+//! Runs the real `rotor` binary against a config and store in a temporary directory.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Env {
+    /// A directory with `rotor.toml` = `config`, initialised with `rotor init`.
+    pub fn new(config: &str) -> Env {
+        let env = Env::uninit(config);
+        env.rotor(&["init"]).ok();
+        env
+    }
+
+    pub fn uninit(config: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("rotor.toml"), config).expect("write config");
+        Env { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        c.args(args)
+            .env("ROTOR_CONFIG", self.path("rotor.toml"))
+            .env_remove("ROTOR_MASTER_KEY")
+            .env_remove("ROTOR_FAILPOINT")
+            .env("USER", "tester")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    pub fn rotor(&self, args: &[&str]) -> Run {
+        self.rotor_stdin(args, None)
+    }
+
+    pub fn rotor_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn rotor");
+        {
+            let mut pipe = child.stdin.take().expect("stdin");
+            if let Some(data) = stdin {
+                pipe.write_all(data).expect("write stdin");
+            }
+        }
+        run_of(child.wait_with_output().expect("wait rotor"))
+    }
+
+    pub fn reveal(&self, name: &str, stage: &str) -> String {
+        self.rotor(&["get", name, "--stage", stage, "--reveal"])
+            .ok()
+            .stdout
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+
+    pub fn history(&self, name: &str) -> serde_json::Value {
+        self.rotor(&["--format", "json", "history", name])
+            .ok()
+            .json()
+    }
+
+    /// The ids of the versions holding `stage`.
+    pub fn holders(&self, name: &str, stage: &str) -> Vec<String> {
+        self.history(name)["versions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .filter(|v| {
+                v["stages"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x == stage))
+            })
+            .map(|v| v["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    pub fn audit_verifies(&self) {
+        let r = self.rotor(&["audit", "verify"]);
+        assert_eq!(r.code, 0, "audit verify: {} {}", r.stdout, r.stderr);
+    }
+}
+
+pub fn run_of(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub const CONFIG: &str = r#"
+[secrets.session]
+kind = "random"
+tier = "high"
+grace = "1h"
+length = 40
+
+[secrets.quick]
+kind = "random"
+rotate_every = "1d"
+grace = "0s"
+
+[secrets.jwt]
+kind = "jwt"
+algorithm = "ES256"
+tier = "high"
+
+[secrets.sendgrid]
+kind = "manual"
+tier = "medium"
+grace = "1d"
+
+[secrets.pepper]
+kind = "random"
+tier = "low"
+automation = "manual"
+requires_confirmation = true
+"#;
