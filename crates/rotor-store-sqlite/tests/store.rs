@@ -148,7 +148,10 @@ async fn create_makes_a_0600_file_and_refuses_to_overwrite() {
         matches!(again, Err(StoreError::AlreadyExists { .. })),
         "{again:?}"
     );
-    assert_eq!(std::fs::read(&path).expect("read"), before);
+    assert!(
+        std::fs::read(&path).expect("read") == before,
+        "file changed"
+    );
 }
 
 #[tokio::test]
@@ -495,9 +498,8 @@ async fn a_wrong_master_key_is_refused_and_nothing_is_written() {
     let before = std::fs::read(&path).expect("read");
     let err = SqliteStore::open(&path, MasterKey::generate().expect("key")).expect_err("wrong key");
     assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err:?}");
-    assert_eq!(
-        std::fs::read(&path).expect("read"),
-        before,
+    assert!(
+        std::fs::read(&path).expect("read") == before,
         "byte-for-byte unchanged"
     );
     assert!(!wal(&path).exists() || std::fs::metadata(wal(&path)).expect("wal").len() == 0);
@@ -543,7 +545,10 @@ fn assert_corrupt(path: &Path) {
     let err = SqliteStore::open(path, MasterKey::generate().expect("key")).expect_err("corrupt");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("will not recreate"));
-    assert_eq!(std::fs::read(path).expect("read"), before, "not recreated");
+    assert!(
+        std::fs::read(path).expect("read") == before,
+        "not recreated"
+    );
 }
 
 #[tokio::test]
@@ -604,7 +609,10 @@ async fn a_newer_schema_is_refused() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(std::fs::read(&copy).expect("read"), before);
+    assert!(
+        std::fs::read(&copy).expect("read") == before,
+        "file changed"
+    );
 }
 
 #[tokio::test]
@@ -1151,5 +1159,81 @@ async fn two_processes_putting_concurrently() {
     assert_eq!(
         verify_chain(&store.audit_all().await.expect("audit")),
         Ok(401)
+    );
+}
+
+/// The child half of `a_crashed_writer_leaves_a_wal_that_a_refused_open_does_not_touch`:
+/// puts five values and dies without closing the store (like SIGKILL).
+#[test]
+fn child_crasher() {
+    let (Ok(path), Ok(key)) = (
+        std::env::var("ROTOR_STORE_TEST_CRASH"),
+        std::env::var("ROTOR_STORE_TEST_KEY"),
+    ) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let settings = Settings {
+        synchronous: rotor_store_sqlite::Synchronous::Normal,
+        ..Settings::default()
+    };
+    let store = SqliteStore::open_with(
+        Path::new(&path),
+        MasterKey::from_encoded(&key).expect("key"),
+        settings,
+    )
+    .expect("open");
+    for i in 0..5 {
+        let (_, c) = put_change(&name("crashy"), format!("v{i}").as_bytes());
+        rt.block_on(store.apply(c)).expect("put");
+    }
+    std::process::abort();
+}
+
+#[tokio::test]
+async fn a_crashed_writer_leaves_a_wal_that_a_refused_open_does_not_touch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rotor.db");
+    let key = MasterKey::generate().expect("key");
+    let encoded = key.encode();
+    drop(SqliteStore::create(&path, key, "init").expect("create"));
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "child_crasher", "--test-threads", "1"])
+        .env("ROTOR_STORE_TEST_CRASH", &path)
+        .env("ROTOR_STORE_TEST_KEY", encoded.expose_secret())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run child");
+    assert!(!status.success(), "the child aborts");
+    assert!(
+        std::fs::metadata(wal(&path)).is_ok_and(|m| m.len() > 0),
+        "the crash left a WAL"
+    );
+    let before = std::fs::read(&path).expect("read");
+    let err = SqliteStore::open(&path, MasterKey::generate().expect("key")).expect_err("wrong key");
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err:?}");
+    assert!(
+        std::fs::read(&path).expect("read") == before,
+        "no checkpoint on a refused open"
+    );
+    // Everything the crashed process committed is there (synchronous=NORMAL survives a crash).
+    let store = SqliteStore::open(
+        &path,
+        MasterKey::from_encoded(encoded.expose_secret()).expect("key"),
+    )
+    .expect("open");
+    let current = store
+        .read_stage(&name("crashy"), Stage::Current)
+        .await
+        .expect("read")
+        .expect("current");
+    assert_eq!(current.value.expose(), b"v4");
+    assert_eq!(
+        verify_chain(&store.audit_all().await.expect("audit")),
+        Ok(6)
     );
 }
