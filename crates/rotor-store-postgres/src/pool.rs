@@ -1,0 +1,144 @@
+//! A small connection pool: at most `size` clients, each with its own prepared-statement
+//! cache, handed out behind a semaphore.
+//!
+//! WHY our own and not deadpool: the store needs two things a generic pool does not give
+//! for free. A client whose work was cut off (the caller's future dropped mid-transaction,
+//! e.g. an aborted task) may still be inside a transaction holding row locks, so it must
+//! be closed, never reused: [`Lease::done`] marks the work complete, and a lease dropped
+//! without it discards its client (the server then rolls the transaction back). And the
+//! statement cache lives with the client, so a statement is prepared once per connection.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
+
+/// A connected client plus the statements prepared on it.
+pub(crate) struct PgConn {
+    pub(crate) client: Client,
+    pub(crate) stmts: Stmts,
+}
+
+/// Prepared statements of one connection, by SQL text.
+#[derive(Default)]
+pub(crate) struct Stmts(HashMap<&'static str, Statement>);
+
+impl Stmts {
+    /// The statement for `sql`, prepared on first use through `c` (a client or a
+    /// transaction on the same connection).
+    pub(crate) async fn get<C: GenericClient>(
+        &mut self,
+        c: &C,
+        sql: &'static str,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = c.prepare(sql).await?;
+        self.0.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+pub(crate) struct Pool {
+    config: Config,
+    /// SQL run once on every new connection (session settings).
+    setup: String,
+    idle: Mutex<Vec<PgConn>>,
+    permits: Semaphore,
+}
+
+/// One client taken from the pool. Returned on drop only after [`Lease::done`].
+pub(crate) struct Lease<'a> {
+    pool: &'a Pool,
+    conn: Option<PgConn>,
+    clean: bool,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Pool {
+    pub(crate) fn new(config: Config, setup: String, size: usize) -> Self {
+        Self {
+            config,
+            setup,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(size.max(1)),
+        }
+    }
+
+    /// Opens a new connection (its driver task runs on the current tokio runtime).
+    pub(crate) async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            // Errors surface on the client's next call; nothing to log here (and nothing
+            // that could carry a value).
+            let _ = connection.await;
+        });
+        client.batch_execute(&self.setup).await?;
+        Ok(PgConn {
+            client,
+            stmts: Stmts::default(),
+        })
+    }
+
+    /// Waits for a free slot, then reuses an idle client or connects a new one.
+    pub(crate) async fn get(&self) -> Result<Lease<'_>, tokio_postgres::Error> {
+        let permit = match self.permits.acquire().await {
+            Ok(p) => p,
+            // The semaphore is never closed.
+            Err(_) => unreachable!("pool semaphore closed"),
+        };
+        let reused = loop {
+            let next = match self.idle.lock() {
+                Ok(mut idle) => idle.pop(),
+                Err(poisoned) => poisoned.into_inner().pop(),
+            };
+            match next {
+                Some(c) if c.client.is_closed() => continue,
+                other => break other,
+            }
+        };
+        let conn = match reused {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        Ok(Lease {
+            pool: self,
+            conn: Some(conn),
+            clean: false,
+            _permit: permit,
+        })
+    }
+}
+
+impl Lease<'_> {
+    pub(crate) fn conn(&mut self) -> &mut PgConn {
+        match self.conn.as_mut() {
+            Some(c) => c,
+            None => unreachable!("a pool lease holds its client until dropped"),
+        }
+    }
+
+    /// The work finished (committed or rolled back): the client may be reused.
+    pub(crate) fn done(mut self) {
+        self.clean = true;
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if !self.clean || conn.client.is_closed() {
+            // Dropping the client closes the connection; the server rolls back whatever
+            // transaction it was in and releases its locks.
+            return;
+        }
+        match self.pool.idle.lock() {
+            Ok(mut idle) => idle.push(conn),
+            Err(poisoned) => poisoned.into_inner().push(conn),
+        }
+    }
+}
