@@ -1,0 +1,343 @@
+//! Delivery to consumers: the `[[render]]` files of the config.
+//!
+//! A [`Renderer`] writes each `[[render]]` target from the store's stages: a `dotenv` file
+//! (the seed's `.env`: `SECRET_KEY`, `SECRET_KEY_PREVIOUS`, `DATABASE_URL`, …), a `json`
+//! object of the same variables, or a `template` file whose `{{ secret.stage[.field] }}`
+//! references are replaced. The engine calls it (as a [`rotor_engine::Deliver`]) after every
+//! finish, retire and put, and it re-renders every target that references the secret that
+//! changed; `rotor render` calls [`Renderer::render_all`].
+//!
+//! Values: `{{ s.current }}` is the whole value as UTF-8; `{{ s.current.password }}` is a
+//! field of a JSON value (dots walk nested objects); a stage that holds no version (no
+//! `previous` yet, or after retire) renders as the empty string, which is how the seed's app
+//! knows there is no previous key.
+//!
+//! The dotenv dialect ([`dotenv_quote`]): every value is double-quoted, and `\`, `"`, `$` and
+//! `` ` `` are escaped with a backslash; a newline stays a literal newline inside the quotes
+//! (a multi-line value). Read back identically by `bash` (`set -a; . FILE`) and by
+//! docker-compose-style readers (compose-go's dotenv, python-dotenv); not by line-based
+//! readers, which do not support multi-line values at all.
+//!
+//! Invariants:
+//! - a target is written atomically: a temporary file in the same directory, created with
+//!   mode 0600 (`O_EXCL`), written, fsynced, renamed over the target, then the directory
+//!   fsynced; a failure removes the temporary file, so none is ever left behind;
+//! - a target whose bytes would not change is not rewritten and its `on_change` does not run;
+//! - `on_change` runs only after the new content is in place, in the config's directory,
+//!   in its own process group, killed (the whole group) when it exceeds its timeout; its
+//!   stdout and stderr are captured and discarded, never logged (it may print secrets);
+//! - rendered content is secret: it is held in zeroizing buffers, never logged, and no error
+//!   message carries it (errors name the target, the variable, the secret, stage and field);
+//! - renders of one target never interleave (one lock per target), so the file always ends
+//!   up with the newest stages even when several rotations deliver at once.
+//!
+//! Not protected against: another process reading the target between rotations (that is
+//! its purpose: protect the directory), or a template that prints a value somewhere public.
+
+mod command;
+mod format;
+mod values;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rotor_core::config::{RenderKind, RenderSpec, Template};
+use rotor_core::{Config, SecretName, Store, StoreError};
+use rotor_engine::{Deliver, StageChange};
+use zeroize::Zeroizing;
+
+pub use format::{dotenv_quote, valid_var_name};
+
+/// Writes the `[[render]]` targets of a config from a store.
+pub struct Renderer {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    /// One per `config.render` entry: renders of one target never interleave.
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field(
+                "targets",
+                &self
+                    .config
+                    .render
+                    .iter()
+                    .map(|r| r.path.display().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// What rendering one target did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderResult {
+    pub path: PathBuf,
+    /// The file was (re)written: its content differed, or it did not exist.
+    pub changed: bool,
+    pub on_change: OnChangeOutcome,
+}
+
+impl RenderResult {
+    /// Whether the target is written and its `on_change` (if it ran) succeeded.
+    pub fn is_ok(&self) -> bool {
+        !matches!(self.on_change, OnChangeOutcome::Failed(_))
+    }
+}
+
+/// What happened to a target's `on_change` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnChangeOutcome {
+    /// The target has no `on_change`.
+    NotConfigured,
+    /// The content did not change, so the command did not run.
+    NotRun,
+    /// The command ran and exited 0.
+    Succeeded,
+    /// The command failed or timed out: the message names the target and the exit status or
+    /// the timeout (never the command's output).
+    Failed(String),
+}
+
+/// Why a target could not be rendered. Each names the target; none carries a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliverError {
+    #[error("render {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("render {path}: template {template}: {message}")]
+    Template {
+        path: PathBuf,
+        template: PathBuf,
+        message: String,
+    },
+    /// A reference that cannot be resolved: the secret, stage and field are in `reference`.
+    #[error("render {path}: {{{{ {reference} }}}}: {what}")]
+    Value {
+        path: PathBuf,
+        reference: String,
+        what: String,
+    },
+    #[error("render {path}: variable {name:?}: {what}")]
+    Var {
+        path: PathBuf,
+        name: String,
+        what: String,
+    },
+    #[error("render {path}: cannot {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `render_all`: some targets failed; the others were rendered (see `results`).
+    #[error("{} of {} render target(s) failed: {}", errors.len(), errors.len() + results.len(), errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Incomplete {
+        errors: Vec<DeliverError>,
+        results: Vec<RenderResult>,
+    },
+}
+
+impl Renderer {
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Renderer {
+        let locks = config
+            .render
+            .iter()
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Renderer {
+            config,
+            store,
+            locks,
+        }
+    }
+
+    /// Renders every target (`rotor render`). All targets are tried; when some fail, the
+    /// error carries both the failures and the results of the others.
+    pub async fn render_all(&self) -> Result<Vec<RenderResult>, DeliverError> {
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for i in 0..self.config.render.len() {
+            match self.render_target(i, None).await {
+                Ok(Some(r)) => results.push(r),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(results)
+        } else {
+            Err(DeliverError::Incomplete { errors, results })
+        }
+    }
+
+    /// Renders every target that references `secret`; `Ok(vec![])` when none does.
+    pub async fn render_for(&self, secret: &SecretName) -> Result<Vec<RenderResult>, DeliverError> {
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for i in 0..self.config.render.len() {
+            match self.render_target(i, Some(secret)).await {
+                Ok(Some(r)) => results.push(r),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(results)
+        } else {
+            Err(DeliverError::Incomplete { errors, results })
+        }
+    }
+
+    /// Renders target `i` (when `only` is given, only if it references that secret).
+    async fn render_target(
+        &self,
+        i: usize,
+        only: Option<&SecretName>,
+    ) -> Result<Option<RenderResult>, DeliverError> {
+        let spec = &self.config.render[i];
+        let _guard = self.locks[i].lock().await;
+        let templates = self.templates(spec).await?;
+        if let Some(secret) = only
+            && !templates
+                .iter()
+                .any(|(_, t)| t.refs().any(|r| &r.secret == secret))
+        {
+            return Ok(None);
+        }
+        let content = self.content(spec, &templates).await?;
+        let changed = write::write_if_changed(&spec.path, content).await?;
+        let on_change = match (&spec.on_change, changed) {
+            (None, _) => OnChangeOutcome::NotConfigured,
+            (Some(_), false) => OnChangeOutcome::NotRun,
+            (Some(cmd), true) => {
+                match command::run(&spec.path, cmd, self.config.dir(), spec.timeout.to_std()).await
+                {
+                    Ok(()) => OnChangeOutcome::Succeeded,
+                    Err(message) => {
+                        tracing::error!(path = %spec.path.display(), error = %message, "on_change failed");
+                        OnChangeOutcome::Failed(message)
+                    }
+                }
+            }
+        };
+        tracing::info!(path = %spec.path.display(), changed, "rendered");
+        Ok(Some(RenderResult {
+            path: spec.path.clone(),
+            changed,
+            on_change,
+        }))
+    }
+
+    /// The templates of a target: its vars (dotenv, json), or its template file parsed now
+    /// against the inventory's names.
+    async fn templates(&self, spec: &RenderSpec) -> Result<Vec<(String, Template)>, DeliverError> {
+        if spec.kind != RenderKind::Template {
+            return Ok(spec.vars.clone());
+        }
+        let template = spec
+            .template
+            .clone()
+            .ok_or_else(|| DeliverError::Template {
+                path: spec.path.clone(),
+                template: PathBuf::new(),
+                message: "kind = \"template\" needs `template` (the template file)".into(),
+            })?;
+        let text =
+            tokio::fs::read_to_string(&template)
+                .await
+                .map_err(|e| DeliverError::Template {
+                    path: spec.path.clone(),
+                    template: template.clone(),
+                    message: format!("cannot read it: {e}"),
+                })?;
+        let known: Vec<&str> = self
+            .config
+            .secrets
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let parsed = Template::parse(&text, &known).map_err(|message| DeliverError::Template {
+            path: spec.path.clone(),
+            template: template.clone(),
+            message,
+        })?;
+        Ok(vec![(String::new(), parsed)])
+    }
+
+    /// The bytes of a target.
+    async fn content(
+        &self,
+        spec: &RenderSpec,
+        templates: &[(String, Template)],
+    ) -> Result<Zeroizing<Vec<u8>>, DeliverError> {
+        let mut cache = values::Cache::default();
+        let mut rendered = Vec::with_capacity(templates.len());
+        for (name, t) in templates {
+            let value = self.render_template(&spec.path, t, &mut cache).await?;
+            rendered.push((name.as_str(), value));
+        }
+        match spec.kind {
+            RenderKind::Dotenv => format::dotenv(&spec.path, &rendered),
+            RenderKind::Json => Ok(format::json(&rendered)),
+            RenderKind::Template => {
+                let mut out = Zeroizing::new(Vec::new());
+                for (_, v) in &rendered {
+                    out.extend_from_slice(v.as_bytes());
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn render_template(
+        &self,
+        path: &Path,
+        t: &Template,
+        cache: &mut values::Cache,
+    ) -> Result<Zeroizing<String>, DeliverError> {
+        let mut out = Zeroizing::new(String::new());
+        for part in &t.parts {
+            match part {
+                rotor_core::config::TemplatePart::Text(s) => out.push_str(s),
+                rotor_core::config::TemplatePart::Ref(r) => {
+                    let v = values::resolve(&*self.store, path, r, cache).await?;
+                    out.push_str(&v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl Deliver for Renderer {
+    async fn deliver(&self, secret: &SecretName, change: StageChange) -> Result<(), String> {
+        let (results, errors) = match self.render_for(secret).await {
+            Ok(results) => (results, Vec::new()),
+            Err(DeliverError::Incomplete { errors, results }) => (results, errors),
+            Err(e) => (Vec::new(), vec![e]),
+        };
+        let mut failures: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        failures.extend(results.into_iter().filter_map(|r| match r.on_change {
+            OnChangeOutcome::Failed(m) => Some(m),
+            _ => None,
+        }));
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            tracing::debug!(secret = %secret, ?change, failed = failures.len(), "delivery incomplete");
+            Err(failures.join("; "))
+        }
+    }
+}
