@@ -28,8 +28,10 @@ impl RotationId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The last 8 characters: a UUIDv7 starts with its timestamp, so ids made in the same
+    /// minute share their first characters but not their (random) last ones.
     pub fn short(&self) -> &str {
-        &self.0[..8.min(self.0.len())]
+        &self.0[self.0.len().saturating_sub(8)..]
     }
 }
 

@@ -29,9 +29,10 @@ impl VersionId {
         &self.0
     }
 
-    /// The first 8 characters, for tables.
+    /// The last 8 characters: a UUIDv7 starts with its timestamp, so ids made in the same
+    /// minute share their first characters but not their (random) last ones.
     pub fn short(&self) -> &str {
-        &self.0[..8.min(self.0.len())]
+        &self.0[self.0.len().saturating_sub(8)..]
     }
 }
 
