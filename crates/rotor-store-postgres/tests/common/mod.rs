@@ -2,6 +2,8 @@
 //! values and changes the tests write.
 #![allow(dead_code)]
 
+pub mod rotate;
+
 use jiff::Timestamp;
 use rotor_core::audit::AuditEvent;
 use rotor_core::store::{Change, NewVersion, Op};
