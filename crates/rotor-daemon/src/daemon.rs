@@ -1,0 +1,295 @@
+//! [`Daemon`]: wires the engine, the watch hub, metrics, notifications, the scheduler and the
+//! HTTP server together, and owns every background task (a `TaskTracker` that sees shutdown).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rotor_engine::{Clock, Engine};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState, Shared, ValueCache};
+use crate::auth::Tokens;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::scheduler::{Scheduler, SchedulerHandle, SchedulerOptions};
+use crate::watch::WatchHub;
+use crate::{DaemonError, Result};
+
+/// How `rotor serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Overrides `config.server.listen` (`--listen`); port 0 picks a free port.
+    pub listen: Option<SocketAddr>,
+    /// Run the scheduler (`None`: serve the API only, e.g. `rotor serve --no-scheduler`).
+    pub scheduler: Option<SchedulerOptions>,
+    /// How often the watch stream polls the store while anyone watches.
+    pub watch_poll: std::time::Duration,
+    /// How long shutdown waits for in-flight requests, jobs and notifications.
+    pub drain: std::time::Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            scheduler: Some(SchedulerOptions::default()),
+            watch_poll: std::time::Duration::from_millis(200),
+            drain: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// The daemon before it starts.
+#[derive(Debug)]
+pub struct Daemon {
+    engine: Arc<Engine>,
+    clock: Arc<dyn Clock>,
+    hub: WatchHub,
+    notifier: Notifier,
+    metrics: Arc<Metrics>,
+}
+
+impl Daemon {
+    /// Wraps `engine` (built as the CLI builds it: `Context::open`), registering the watch hub
+    /// as a delivery target. `clock` must be the engine's clock. Webhooks come from
+    /// `config.notify`.
+    pub fn new(engine: Engine, clock: Arc<dyn Clock>) -> Self {
+        let hub = WatchHub::new(engine.store().clone());
+        let notifier = Notifier::new(
+            engine.config().notify.clone(),
+            Some(engine.store().clone()),
+            engine.actor(),
+        );
+        let engine = Arc::new(engine.with_delivery(Arc::new(hub.clone())));
+        Self {
+            engine,
+            clock,
+            hub,
+            notifier,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// Replaces the notifier (tests: a sink, a faster retry policy).
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    pub fn hub(&self) -> &WatchHub {
+        &self.hub
+    }
+
+    /// Binds the listener, starts the scheduler, the watch poller and the HTTP server, and
+    /// returns at once.
+    pub async fn start(self, opts: ServeOptions) -> Result<Running> {
+        let config = self.engine.config();
+        let listen = opts.listen.unwrap_or(config.server.listen);
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let scheduler = SchedulerHandle::default();
+        let cache = ValueCache::new();
+        {
+            let cache = cache.clone();
+            self.hub
+                .on_event(move |ev| cache.invalidate(ev.secret.as_str()));
+        }
+        if let Err(e) = self.hub.prime().await {
+            tracing::warn!(error = %e, "watch: cannot read the store at start-up");
+        }
+        let shared = Arc::new(Shared {
+            engine: self.engine.clone(),
+            clock: self.clock.clone(),
+            tokens: Tokens::new(&config.tokens),
+            hub: self.hub.clone(),
+            metrics: self.metrics.clone(),
+            notifier: self.notifier.clone(),
+            scheduler: scheduler.clone(),
+            shutdown: shutdown.clone(),
+            cache,
+        });
+        if shared.tokens.is_empty() {
+            tracing::warn!(
+                "no [[tokens]] in the config: every /v1 endpoint answers 401; make one with `rotor token new`"
+            );
+        }
+        let app = api::router(ApiState(shared));
+
+        let std_listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| DaemonError::io(format!("cannot listen on {listen}"), e))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| DaemonError::io("cannot set the listener non-blocking", e))?;
+        let addr = std_listener
+            .local_addr()
+            .map_err(|e| DaemonError::io("cannot read the listen address", e))?;
+
+        match &config.server.tls {
+            Some(tls) => {
+                let rustls =
+                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                        .await
+                        .map_err(|e| {
+                            DaemonError::io(
+                                format!(
+                                    "cannot load TLS certificate {} and key {}",
+                                    tls.cert.display(),
+                                    tls.key.display()
+                                ),
+                                e,
+                            )
+                        })?;
+                let handle = axum_server::Handle::new();
+                let server = axum_server::from_tcp_rustls(std_listener, rustls)
+                    .map_err(|e| DaemonError::io("cannot serve TLS", e))?
+                    .handle(handle.clone());
+                let drain = opts.drain;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    token.cancelled().await;
+                    handle.graceful_shutdown(Some(drain));
+                });
+                tasks.spawn(async move {
+                    if let Err(e) = server.serve(app.into_make_service()).await {
+                        tracing::error!(error = %e, "the HTTPS server stopped");
+                    }
+                });
+            }
+            None => {
+                let listener = tokio::net::TcpListener::from_std(std_listener)
+                    .map_err(|e| DaemonError::io("cannot use the listener", e))?;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(token.cancelled_owned())
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the HTTP server stopped");
+                    }
+                });
+            }
+        }
+        tracing::info!(%addr, tls = config.server.tls.is_some(), "rotor serve: listening");
+
+        tasks.spawn(
+            self.hub
+                .clone()
+                .run_poller(opts.watch_poll, shutdown.clone()),
+        );
+        if let Some(sopts) = opts.scheduler.clone() {
+            let sched = Scheduler::new(
+                self.engine.clone(),
+                self.clock.clone(),
+                self.notifier.clone(),
+                self.metrics.clone(),
+                sopts,
+                scheduler.clone(),
+            );
+            tasks.spawn(sched.run(shutdown.clone()));
+        }
+        tasks.close();
+        Ok(Running {
+            addr,
+            shutdown,
+            tasks,
+            scheduler,
+            notifier: self.notifier,
+            engine: self.engine,
+            drain: opts.drain,
+        })
+    }
+}
+
+/// A started daemon.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    scheduler: SchedulerHandle,
+    notifier: Notifier,
+    engine: Arc<Engine>,
+    drain: std::time::Duration,
+}
+
+impl Running {
+    /// Where it listens (with the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr` (or `https://` with TLS configured).
+    pub fn url(&self) -> String {
+        let scheme = if self.engine.config().server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub fn scheduler(&self) -> &SchedulerHandle {
+        &self.scheduler
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// A token that stops the daemon when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops: no new requests or jobs, waits for running ones (bounded), drains notifications.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(self.drain, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: some tasks did not stop in time");
+        }
+        self.notifier.drain(self.drain).await;
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops.
+    pub async fn until_signal(self) {
+        let term = async {
+            #[cfg(unix)]
+            {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+        tracing::info!("rotor serve: stopping");
+        self.stop().await;
+    }
+}
+
+/// `rotor serve`: runs the daemon over `engine` until SIGINT/SIGTERM.
+pub async fn serve(engine: Engine, clock: Arc<dyn Clock>, opts: ServeOptions) -> Result<()> {
+    let running = Daemon::new(engine, clock).start(opts).await?;
+    running.until_signal().await;
+    Ok(())
+}

@@ -1,0 +1,731 @@
+//! The emergency runbook (`rotor rotate --emergency KIND|NAME|all`) and drills (`rotor drill`),
+//! each ending in the seed's post-rotation checklist, written as a report.
+//!
+//! Emergency, in order:
+//! 1. notify first (event `emergency`), then audit `emergency.begin` with the reason;
+//! 2. read the error rate (`[emergency] error_rate_url`) before anything changes;
+//! 3. rotate each target with `emergency: true` (grace 0: the previous value is retired, and
+//!    its sessions evicted, right after finish), **admin credentials before the secrets that
+//!    use them**. Why admins first: a leaked admin credential can reset or read everything it
+//!    administers, so rotating a dependant while the old admin still works shuts nobody out;
+//!    the dependants' rotations then run with the new admin, which has just passed its own
+//!    test (so they prove it works); and if the admin rotation fails, its current value is
+//!    unchanged and the dependants still rotate with it;
+//! 4. run each rotated secret's `on_emergency` hook (`sh -c`, with a timeout; its output is
+//!    captured and dropped, since it could contain values; only the exit status is kept);
+//! 5. check: new value works (the rotation's test step passed), old value rejected (retire
+//!    proved it, for kinds with a target; N/A for the others), hooks succeeded, health URLs
+//!    answer 200, error rate after ≤ before;
+//! 6. write the report as Markdown and JSON in `[emergency] report_dir` (0600, atomically),
+//!    and audit `emergency.report`.
+//!
+//! A drill rotates every automatic secret normally (normal grace) and runs the same checklist.
+//! Reports never contain a value: names, version ids, exit statuses, HTTP statuses, numbers.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use rotor_core::config::KindSettings;
+use rotor_core::config::service::NotifyEvent;
+use rotor_core::store::Change;
+use rotor_core::{AuditEvent, Automation, Kind, SecretName, SecretSpec, Trigger};
+use rotor_engine::{Engine, Outcome, RotateOptions};
+use serde::Serialize;
+
+use crate::notify::{Notification, Notifier};
+use crate::{DaemonError, Result};
+
+/// Knobs of an emergency or a drill.
+#[derive(Debug, Clone)]
+pub struct EmergencyOptions {
+    /// Also rotate secrets marked `requires_confirmation` (otherwise they are skipped and the
+    /// report says so).
+    pub confirm: bool,
+    /// How long an `on_emergency` hook may run.
+    pub hook_timeout: std::time::Duration,
+    /// Per health / error-rate request.
+    pub http_timeout: std::time::Duration,
+}
+
+impl Default for EmergencyOptions {
+    fn default() -> Self {
+        Self {
+            confirm: false,
+            hook_timeout: std::time::Duration::from_secs(60),
+            http_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    /// Does not apply (a kind without a target, no URL configured).
+    NotApplicable,
+    /// Not done (the rotation failed, or the secret needs confirmation).
+    Skipped,
+}
+
+impl CheckStatus {
+    fn mark(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "[x]",
+            CheckStatus::NotApplicable => "[x] (n/a)",
+            CheckStatus::Fail | CheckStatus::Skipped => "[ ]",
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "pass",
+            CheckStatus::Fail => "FAIL",
+            CheckStatus::NotApplicable => "n/a",
+            CheckStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// A check and what it found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(status: CheckStatus, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One secret's part of the checklist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretReport {
+    pub secret: SecretName,
+    pub kind: Kind,
+    pub rotation: Option<String>,
+    pub version: Option<String>,
+    /// The rotation's outcome, or its error.
+    pub outcome: String,
+    pub new_works: Check,
+    pub old_rejected: Check,
+    pub hook: Check,
+}
+
+/// A health URL and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    pub url: String,
+    pub check: Check,
+}
+
+/// Where the report was written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportFiles {
+    pub markdown: PathBuf,
+    pub json: PathBuf,
+}
+
+/// The post-rotation checklist report of an emergency or a drill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `emergency` or `drill`.
+    pub kind: String,
+    pub target: String,
+    pub reason: String,
+    pub actor: String,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    /// Every check passed or does not apply.
+    pub ok: bool,
+    pub secrets: Vec<SecretReport>,
+    /// The checklist items, summarised: new value works, old value rejected, hooks
+    /// succeeded, services healthy, error rate did not rise.
+    pub checklist: Vec<ChecklistItem>,
+    pub health: Vec<HealthCheck>,
+    pub error_rate_before: Option<f64>,
+    pub error_rate_after: Option<f64>,
+    /// The seed's checklist items only a person can do.
+    pub manual_steps: Vec<String>,
+    pub files: Option<ReportFiles>,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChecklistItem {
+    pub item: String,
+    pub check: Check,
+}
+
+const MANUAL_STEPS: [&str; 3] = [
+    "Update documentation if needed",
+    "Create an incident ticket if triggered by a breach",
+    "Notify affected parties if user data was involved",
+];
+
+/// The secrets `target` names: `all`, a kind (`jwt`, `postgres`, `redis`, `random`,
+/// `command`, `manual`), or a secret name; admins ordered before the secrets that use them.
+pub fn targets<'a>(engine: &'a Engine, target: &str) -> Result<Vec<&'a SecretSpec>> {
+    let config = engine.config();
+    let chosen: Vec<&SecretSpec> = if target == "all" {
+        config.secrets.iter().collect()
+    } else if let Some(kind) = Kind::parse(target) {
+        config.secrets.iter().filter(|s| s.kind == kind).collect()
+    } else {
+        vec![engine.spec(target)?]
+    };
+    if chosen.is_empty() {
+        return Err(DaemonError::Invalid(format!(
+            "no secret matches {target:?}: name a secret, a kind (jwt, postgres, redis, random, command) or `all`"
+        )));
+    }
+    Ok(admins_first(&config.secrets, chosen))
+}
+
+fn admin_of(spec: &SecretSpec) -> Option<&SecretName> {
+    match &spec.settings {
+        KindSettings::Postgres(p) => p.admin.as_ref(),
+        KindSettings::Redis(r) => r.admin.as_ref(),
+        _ => None,
+    }
+}
+
+/// Stable sort by "admin depth": a secret that administers others (or administers an admin)
+/// comes before them.
+fn admins_first<'a>(all: &'a [SecretSpec], mut chosen: Vec<&'a SecretSpec>) -> Vec<&'a SecretSpec> {
+    fn depth(all: &[SecretSpec], name: &SecretName, seen: usize) -> usize {
+        if seen > all.len() {
+            return 0; // a cycle (the parser should refuse it): stop
+        }
+        all.iter()
+            .filter(|s| admin_of(s) == Some(name))
+            .map(|s| 1 + depth(all, &s.name, seen + 1))
+            .max()
+            .unwrap_or(0)
+    }
+    chosen.sort_by_key(|s| std::cmp::Reverse(depth(all, &s.name, 0)));
+    chosen
+}
+
+/// `rotor rotate --emergency TARGET`: see the module docs for the order of things.
+pub async fn emergency(
+    engine: &Engine,
+    notifier: &Notifier,
+    target: &str,
+    reason: &str,
+    opts: &EmergencyOptions,
+) -> Result<Report> {
+    if reason.trim().is_empty() {
+        return Err(DaemonError::Invalid(
+            "an emergency rotation needs a reason (it goes into the audit log and the report)"
+                .into(),
+        ));
+    }
+    let specs = targets(engine, target)?;
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    notifier
+        .send(&Notification::new(
+            NotifyEvent::Emergency,
+            (specs.len() == 1).then(|| &specs[0].name),
+            None,
+            format!("{target}: {reason} (rotating {})", names.join(", ")),
+            Timestamp::now(),
+        ))
+        .await;
+    run(engine, Mode::Emergency, target, reason, specs, opts).await
+}
+
+/// `rotor drill`: rotates every automatic secret normally and writes the checklist report.
+pub async fn drill(engine: &Engine, reason: &str, opts: &EmergencyOptions) -> Result<Report> {
+    let specs: Vec<&SecretSpec> = engine
+        .config()
+        .secrets
+        .iter()
+        .filter(|s| s.policy.automation == Automation::Automatic && s.kind != Kind::Manual)
+        .collect();
+    let specs = admins_first(&engine.config().secrets, specs);
+    let reason = if reason.trim().is_empty() {
+        "scheduled rotation drill"
+    } else {
+        reason
+    };
+    run(engine, Mode::Drill, "automatic", reason, specs, opts).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Emergency,
+    Drill,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Emergency => "emergency",
+            Mode::Drill => "drill",
+        }
+    }
+}
+
+async fn run(
+    engine: &Engine,
+    mode: Mode,
+    target: &str,
+    reason: &str,
+    specs: Vec<&SecretSpec>,
+    opts: &EmergencyOptions,
+) -> Result<Report> {
+    let config = engine.config();
+    let started = Timestamp::now();
+    audit(engine, &format!("{}.begin", mode.as_str()), reason, None).await;
+    let http = reqwest::Client::builder()
+        .timeout(opts.http_timeout)
+        .build()
+        .map_err(|e| DaemonError::Http(e.without_url().to_string()))?;
+    let rate_before = match &config.emergency.error_rate_url {
+        Some(url) => Some(error_rate(&http, url).await),
+        None => None,
+    };
+
+    let mut secrets = Vec::new();
+    for spec in specs {
+        secrets.push(rotate_one(engine, mode, spec, reason, opts).await);
+    }
+
+    let mut health = Vec::new();
+    for url in &config.emergency.health_urls {
+        let check = match http.get(url).send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::OK => Check::new(CheckStatus::Pass, "200"),
+            Ok(r) => Check::new(CheckStatus::Fail, format!("answered {}", r.status())),
+            Err(e) => Check::new(CheckStatus::Fail, e.without_url().to_string()),
+        };
+        health.push(HealthCheck {
+            url: crate::notify::host_and_path(url),
+            check,
+        });
+    }
+    let rate_after = match &config.emergency.error_rate_url {
+        Some(url) => Some(error_rate(&http, url).await),
+        None => None,
+    };
+    let rate_check = match (&rate_before, &rate_after) {
+        (None, _) | (_, None) => {
+            Check::new(CheckStatus::NotApplicable, "no error_rate_url configured")
+        }
+        (Some(Ok(b)), Some(Ok(a))) if a <= b => {
+            Check::new(CheckStatus::Pass, format!("before {b}, after {a}"))
+        }
+        (Some(Ok(b)), Some(Ok(a))) => Check::new(
+            CheckStatus::Fail,
+            format!("the error rate rose: before {b}, after {a}"),
+        ),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Check::new(
+            CheckStatus::Fail,
+            format!("cannot read the error rate: {e}"),
+        ),
+    };
+
+    let checklist = vec![
+        summarise("New value works", secrets.iter().map(|s| &s.new_works)),
+        summarise(
+            "Old value rejected",
+            secrets.iter().map(|s| &s.old_rejected),
+        ),
+        summarise("Hooks succeeded", secrets.iter().map(|s| &s.hook)),
+        summarise_health(&health),
+        ChecklistItem {
+            item: "Error rate did not rise".into(),
+            check: rate_check,
+        },
+    ];
+    let ok = checklist.iter().all(|c| {
+        matches!(
+            c.check.status,
+            CheckStatus::Pass | CheckStatus::NotApplicable
+        )
+    });
+    let mut report = Report {
+        kind: mode.as_str().into(),
+        target: target.into(),
+        reason: reason.into(),
+        actor: engine.actor().into(),
+        started,
+        finished: Timestamp::now(),
+        ok,
+        secrets,
+        checklist,
+        health,
+        error_rate_before: rate_before.and_then(|r| r.ok()),
+        error_rate_after: rate_after.and_then(|r| r.ok()),
+        manual_steps: MANUAL_STEPS.iter().map(|s| (*s).to_owned()).collect(),
+        files: None,
+    };
+    let files = write_report(&config.emergency.report_dir, &report)?;
+    audit(
+        engine,
+        &format!("{}.report", mode.as_str()),
+        &format!(
+            "{reason}; report {} ({})",
+            files.markdown.display(),
+            if report.ok {
+                "all checks passed"
+            } else {
+                "ACTION NEEDED"
+            }
+        ),
+        (!report.ok).then_some("some checks failed"),
+    )
+    .await;
+    report.files = Some(files);
+    Ok(report)
+}
+
+async fn rotate_one(
+    engine: &Engine,
+    mode: Mode,
+    spec: &SecretSpec,
+    reason: &str,
+    opts: &EmergencyOptions,
+) -> SecretReport {
+    let mut r = SecretReport {
+        secret: spec.name.clone(),
+        kind: spec.kind,
+        rotation: None,
+        version: None,
+        outcome: String::new(),
+        new_works: Check::new(CheckStatus::Skipped, ""),
+        old_rejected: Check::new(CheckStatus::Skipped, ""),
+        hook: Check::new(CheckStatus::NotApplicable, "no on_emergency hook"),
+    };
+    if spec.kind == Kind::Manual {
+        r.outcome = "manual kind: rotor cannot make its value".into();
+        r.new_works = Check::new(
+            CheckStatus::Fail,
+            format!(
+                "needs an operator: get a new value from the issuer, then `rotor put {}`",
+                spec.name
+            ),
+        );
+        return r;
+    }
+    if spec.policy.requires_confirmation && !opts.confirm {
+        r.outcome = "skipped: requires confirmation".into();
+        r.new_works = Check::new(
+            CheckStatus::Fail,
+            format!(
+                "not rotated: {} requires confirmation; run again with --confirm",
+                spec.name
+            ),
+        );
+        return r;
+    }
+    let ropts = RotateOptions {
+        trigger: match mode {
+            Mode::Emergency => Trigger::Emergency,
+            Mode::Drill => Trigger::Drill,
+        },
+        reason: Some(reason.to_owned()),
+        emergency: mode == Mode::Emergency,
+        confirm: opts.confirm,
+    };
+    let outcome = match engine.rotate(spec.name.as_str(), &ropts).await {
+        Ok(o) => o,
+        Err(e) => {
+            r.outcome = format!("failed: {e}");
+            r.new_works = Check::new(CheckStatus::Fail, e.to_string());
+            r.hook = Check::new(CheckStatus::Skipped, "not run: the rotation failed");
+            return r;
+        }
+    };
+    let has_target = matches!(spec.kind, Kind::Postgres | Kind::Redis | Kind::Command);
+    match &outcome {
+        Outcome::Completed {
+            rotation,
+            version,
+            retired,
+        } => {
+            r.rotation = Some(rotation.to_string());
+            r.version = version.as_ref().map(ToString::to_string);
+            r.outcome = "completed".into();
+            r.new_works = Check::new(
+                CheckStatus::Pass,
+                "the test step passed; the new version is current",
+            );
+            r.old_rejected = match (retired, has_target) {
+                (Some(v), true) => Check::new(
+                    CheckStatus::Pass,
+                    format!("retire proved version {v} is rejected by the target"),
+                ),
+                (Some(v), false) => Check::new(
+                    CheckStatus::NotApplicable,
+                    format!(
+                        "kind {} has no target to prove against; version {v} holds no stage any more",
+                        spec.kind
+                    ),
+                ),
+                (None, _) => Check::new(CheckStatus::NotApplicable, "there was no previous value"),
+            };
+        }
+        Outcome::InGrace {
+            rotation,
+            version,
+            retire_after,
+        } => {
+            r.rotation = Some(rotation.to_string());
+            r.version = version.as_ref().map(ToString::to_string);
+            r.outcome = format!("in grace until {retire_after}");
+            r.new_works = Check::new(
+                CheckStatus::Pass,
+                "the test step passed; the new version is current",
+            );
+            r.old_rejected = Check::new(
+                CheckStatus::NotApplicable,
+                format!(
+                    "the previous value stays valid until {retire_after} (normal grace); retire proves it is rejected then"
+                ),
+            );
+        }
+        Outcome::Waiting {
+            rotation,
+            version,
+            until,
+        } => {
+            r.rotation = Some(rotation.to_string());
+            r.version = version.as_ref().map(ToString::to_string);
+            r.outcome = format!("published, activates at {until}");
+            r.new_works = Check::new(
+                CheckStatus::Pass,
+                format!("the test step passed; it becomes current at {until}"),
+            );
+            r.old_rejected = Check::new(CheckStatus::NotApplicable, "not retired yet (prepublish)");
+        }
+    }
+    if mode == Mode::Emergency
+        && let Some(hook) = &spec.on_emergency
+    {
+        r.hook = run_hook(hook, &spec.name, opts.hook_timeout).await;
+    }
+    r
+}
+
+/// Runs `sh -c hook`; its output is captured and dropped (it could contain values).
+async fn run_hook(hook: &str, secret: &SecretName, timeout: std::time::Duration) -> Check {
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(hook)
+        .env("ROTOR_SECRET", secret.as_str())
+        .env("ROTOR_EMERGENCY", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return Check::new(CheckStatus::Fail, format!("cannot start the hook: {e}")),
+    };
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) if out.status.success() => Check::new(CheckStatus::Pass, "exit 0"),
+        Ok(Ok(out)) => Check::new(
+            CheckStatus::Fail,
+            match out.status.code() {
+                Some(c) => format!("exit {c}"),
+                None => "killed by a signal".into(),
+            },
+        ),
+        Ok(Err(e)) => Check::new(CheckStatus::Fail, format!("the hook failed: {e}")),
+        Err(_) => {
+            tracing::error!(secret = %secret, "on_emergency hook timed out");
+            Check::new(
+                CheckStatus::Fail,
+                format!("timed out after {}s (killed)", timeout.as_secs()),
+            )
+        }
+    }
+}
+
+async fn error_rate(http: &reqwest::Client, url: &str) -> std::result::Result<f64, String> {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the error-rate URL answered {}", resp.status()));
+    }
+    let text = resp.text().await.map_err(|e| e.without_url().to_string())?;
+    text.trim()
+        .parse::<f64>()
+        .map_err(|_| "the error-rate URL did not answer a number".to_owned())
+}
+
+fn summarise<'a>(item: &str, checks: impl Iterator<Item = &'a Check>) -> ChecklistItem {
+    let checks: Vec<&Check> = checks.collect();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Skipped))
+        .map(|c| c.detail.as_str())
+        .collect();
+    let passed = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Pass)
+        .count();
+    let check = if !failed.is_empty() {
+        Check::new(CheckStatus::Fail, failed.join("; "))
+    } else if passed == 0 {
+        Check::new(
+            CheckStatus::NotApplicable,
+            "does not apply to these secrets",
+        )
+    } else {
+        Check::new(CheckStatus::Pass, format!("{passed} secret(s)"))
+    };
+    ChecklistItem {
+        item: item.into(),
+        check,
+    }
+}
+
+fn summarise_health(health: &[HealthCheck]) -> ChecklistItem {
+    let check = if health.is_empty() {
+        Check::new(CheckStatus::NotApplicable, "no health_urls configured")
+    } else {
+        let bad: Vec<String> = health
+            .iter()
+            .filter(|h| h.check.status != CheckStatus::Pass)
+            .map(|h| format!("{}: {}", h.url, h.check.detail))
+            .collect();
+        if bad.is_empty() {
+            Check::new(
+                CheckStatus::Pass,
+                format!("{} URL(s) answered 200", health.len()),
+            )
+        } else {
+            Check::new(CheckStatus::Fail, bad.join("; "))
+        }
+    };
+    ChecklistItem {
+        item: "All services healthy".into(),
+        check,
+    }
+}
+
+async fn audit(engine: &Engine, action: &str, reason: &str, failed: Option<&str>) {
+    let mut ev = AuditEvent::new(engine.actor().to_owned(), action).reason(Some(reason));
+    if let Some(f) = failed {
+        ev = ev.failed(f);
+    }
+    if let Err(e) = engine.store().apply(Change::new().audit(ev)).await {
+        tracing::error!(error = %e, action, "cannot audit");
+    }
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &Report) -> String {
+    let title = match r.kind.as_str() {
+        "drill" => "Rotation drill report".to_owned(),
+        _ => format!("Emergency rotation report: {}", r.target),
+    };
+    let mut m = format!("# {title}\n\n");
+    m.push_str(&format!(
+        "- Reason: {}\n- Actor: {}\n- Started: {}\n- Finished: {}\n- Result: {}\n\n",
+        r.reason,
+        r.actor,
+        r.started,
+        r.finished,
+        if r.ok {
+            "all checks passed"
+        } else {
+            "**ACTION NEEDED**"
+        }
+    ));
+    m.push_str("## Post-rotation checklist\n\n");
+    for c in &r.checklist {
+        m.push_str(&format!(
+            "- {} {}: {}\n",
+            c.check.status.mark(),
+            c.item,
+            c.check.detail
+        ));
+    }
+    for s in &r.manual_steps {
+        m.push_str(&format!("- [ ] {s} (manual)\n"));
+    }
+    m.push_str("\n## Secrets\n\n| secret | kind | outcome | new works | old rejected | hook |\n|---|---|---|---|---|---|\n");
+    for s in &r.secrets {
+        m.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            s.secret,
+            s.kind,
+            s.outcome.replace('|', "/"),
+            s.new_works.status.word(),
+            s.old_rejected.status.word(),
+            s.hook.status.word()
+        ));
+    }
+    if !r.health.is_empty() {
+        m.push_str("\n## Health checks\n\n");
+        for h in &r.health {
+            m.push_str(&format!(
+                "- {} {}: {}\n",
+                h.check.status.mark(),
+                h.url,
+                h.check.detail
+            ));
+        }
+    }
+    if let (Some(b), Some(a)) = (r.error_rate_before, r.error_rate_after) {
+        m.push_str(&format!("\n## Error rate\n\nbefore: {b}, after: {a}\n"));
+    }
+    m
+}
+
+/// Writes `{kind}-{time}-{rand}.md` and `.json` in `dir` (created 0700), each 0600 and
+/// atomically (a temp file in the same directory, then renamed).
+fn write_report(dir: &Path, r: &Report) -> Result<ReportFiles> {
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| DaemonError::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    let mut rand = [0u8; 4];
+    getrandom::fill(&mut rand)
+        .map_err(|e| DaemonError::Invalid(format!("the OS random generator failed: {e}")))?;
+    let stem = format!(
+        "{}-{}-{}",
+        r.kind,
+        r.started.strftime("%Y%m%dT%H%M%SZ"),
+        hex::encode(rand)
+    );
+    let files = ReportFiles {
+        markdown: dir.join(format!("{stem}.md")),
+        json: dir.join(format!("{stem}.json")),
+    };
+    let mut with_files = r.clone();
+    with_files.files = Some(files.clone());
+    let json = serde_json::to_vec_pretty(&with_files)
+        .map_err(|e| DaemonError::Invalid(format!("cannot serialise the report: {e}")))?;
+    atomic_write(&files.json, &json)?;
+    atomic_write(&files.markdown, markdown(&with_files).as_bytes())?;
+    Ok(files)
+}
+
+fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |e| DaemonError::io(format!("cannot write {}", path.display()), e);
+    // tempfile creates the file 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `rotor serve`: the scheduler, the HTTP API, metrics, alert rules, webhook notifications, the
+//! emergency runbook and drills.
+//!
+//! Layout (modules named after concepts):
+//! - [`scheduler`]: when each secret is due (window + jitter), runs due rotations and retires
+//!   with a concurrency limit and bounded backoff, resumes interrupted rotations at start-up;
+//! - [`api`]: the HTTP API (axum); **only `api/` knows HTTP as a server**;
+//! - [`auth`]: bearer tokens (SHA-256 in the config, constant-time compare) and scopes;
+//! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
+//! - [`metrics`]: the Prometheus text exposition; [`alerts`]: the Prometheus rules file;
+//! - [`notify`]: webhooks (Slack or JSON), retried, audited on failure;
+//! - [`emergency`]: emergency rotation and drills with the post-rotation checklist report;
+//! - [`client`]: the CLI's `--server URL` mode.
+//!
+//! Invariants:
+//! - a secret value never appears in a log line, an error, a notification, a metric or a
+//!   report; only the value endpoint returns one, and only to a token whose scope allows it;
+//! - nothing is fire-and-forget: every background task belongs to a `JoinSet` or the daemon's
+//!   `TaskTracker`, and both see shutdown;
+//! - the scheduler never loops on a failure: attempts are bounded, then the secret is held
+//!   `failed` until someone acts (a rotate or put, from the API or the CLI).
+
+pub mod alerts;
+pub mod api;
+pub mod auth;
+pub mod client;
+mod daemon;
+pub mod emergency;
+mod error;
+pub mod metrics;
+pub mod notify;
+pub mod scheduler;
+pub mod watch;
+
+pub use alerts::alert_rules;
+pub use auth::new_token;
+pub use client::{Client, ClientError, FetchedValue};
+pub use daemon::{Daemon, Running, ServeOptions, serve};
+pub use emergency::{CheckStatus, EmergencyOptions, Report, drill, emergency};
+pub use error::{DaemonError, Result};
+pub use notify::{Notification, Notifier};
+pub use scheduler::{SchedulerOptions, TokioClock, place_due};
