@@ -611,11 +611,15 @@ fn touched(change: &Change) -> BTreeSet<SecretName> {
 impl Store for AwsStore {
     async fn apply(&self, change: Change) -> Result<Vec<AuditRecord>, StoreError> {
         let secrets = touched(&change);
-        if change
+        let begins = change
             .ops
             .iter()
-            .any(|op| matches!(op, Op::BeginRotation(_)))
-        {
+            .any(|op| matches!(op, Op::BeginRotation(_)));
+        let moves_stages = change
+            .ops
+            .iter()
+            .any(|op| !matches!(op, Op::BeginRotation(_) | Op::SaveRotation(_)));
+        if begins {
             // Do not start a rotation AWS cannot follow; repair an old gap first.
             for s in &secrets {
                 self.sync(s).await?;
@@ -627,6 +631,10 @@ impl Store for AwsStore {
         } else {
             self.ledger.apply(change).await?
         };
+        if begins && !moves_stages {
+            // Synced just before, and the change moved no stage.
+            return Ok(records);
+        }
         let mut first_err = None;
         for s in &secrets {
             if let Err(e) = self.sync(s).await {

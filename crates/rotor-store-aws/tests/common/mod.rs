@@ -132,6 +132,11 @@ impl Rot {
         store: &dyn Store,
         secret: &SecretName,
     ) -> Result<Rot, rotor_core::StoreError> {
+        // As the engine does: the rotation records the current it starts from.
+        let previous_version = store
+            .read_stage(secret, rotor_core::Stage::Current)
+            .await?
+            .map(|v| v.meta.id);
         let now = Timestamp::now();
         let rot = Rotation {
             id: RotationId::generate(),
@@ -146,7 +151,7 @@ impl Rot {
             attempts: 0,
             error: None,
             pending_version: None,
-            previous_version: None,
+            previous_version,
             started_at: now,
             updated_at: now,
             activate_after: None,
