@@ -218,6 +218,14 @@ pub enum StoreError {
         stage: Stage,
         version: String,
     },
+    #[error(
+        "secret {secret} was rotated by another process since this rotation was planned (current is now {found}); nothing was done"
+    )]
+    Stale {
+        secret: String,
+        expected: String,
+        found: String,
+    },
     #[error("secret {secret}: version {version} not found")]
     VersionNotFound { secret: String, version: String },
     #[error("rotation {rotation} not found")]

@@ -492,24 +492,10 @@ async fn begin_rotation(
     {
         let current = stage_holder(ctx, tx, stmts, &r.secret, Stage::Current).await?;
         if current.as_deref() != Some(expected.as_str()) {
-            let newest = q_opt(
-                ctx,
-                tx,
-                stmts,
-                "SELECT id FROM rotor_rotations WHERE secret = $1 ORDER BY rid DESC LIMIT 1",
-                &[&r.secret.as_str()],
-            )
-            .await?
-            .map(|row| get::<String>(ctx, &row, 0))
-            .transpose()?;
-            return Err(StoreError::Busy {
+            return Err(StoreError::Stale {
                 secret: r.secret.to_string(),
-                rotation: newest.unwrap_or_else(|| "-".to_owned()),
-                owner: format!(
-                    "nobody: the current version changed from {expected} to {} since this rotation was planned (another process rotated the secret)",
-                    current.as_deref().unwrap_or("none")
-                ),
-                until: "-".to_owned(),
+                expected: expected.to_string(),
+                found: current.unwrap_or_else(|| "none".to_owned()),
             }
             .into());
         }

@@ -158,6 +158,21 @@ fn apply_op(ctx: &Ctx, tx: &Transaction<'_>, op: Op) -> Result<()> {
             if let Some(other) = running_rotation(tx, path, &r.secret)? {
                 return Err(busy(&other));
             }
+            // A rotation is planned against the current version it read; if another process
+            // rotated the secret in between, starting it would rotate the secret twice.
+            if r.status == RotationStatus::Running {
+                let current = stage_holder(tx, path, &r.secret, Stage::Current)?;
+                if current.as_deref() != r.previous_version.as_ref().map(|v| v.as_str()) {
+                    return Err(StoreError::Stale {
+                        secret: r.secret.to_string(),
+                        expected: r
+                            .previous_version
+                            .as_ref()
+                            .map_or_else(|| "none".to_owned(), ToString::to_string),
+                        found: current.unwrap_or_else(|| "none".to_owned()),
+                    });
+                }
+            }
             let json = rotation_json(&r)?;
             tx.prepare_cached(
                 "INSERT INTO rotations (id, secret, status, step, started_at, lease_owner, lease_token, record)

@@ -37,11 +37,25 @@ pub struct Config {
     pub notify: Vec<NotifySpec>,
     pub render: Vec<RenderSpec>,
     pub emergency: EmergencyConfig,
+    /// Secret name → position in `secrets`, so lookups stay O(1) in large inventories.
+    #[serde(skip)]
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl Config {
     pub fn secret(&self, name: &str) -> Option<&SecretSpec> {
-        self.secrets.iter().find(|s| s.name.as_str() == name)
+        self.index.get(name).and_then(|i| self.secrets.get(*i))
+    }
+
+    /// Builds the name index (the parser calls it once).
+    fn indexed(mut self) -> Self {
+        self.index = self
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.to_string(), i))
+            .collect();
+        self
     }
 
     /// The directory relative paths in the file are resolved against.

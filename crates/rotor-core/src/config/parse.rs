@@ -136,7 +136,9 @@ pub fn parse(
             notify,
             render,
             emergency,
-        })
+            index: Default::default(),
+        }
+        .indexed())
     } else {
         Err(ConfigError {
             diagnostics: w.diags,
@@ -851,19 +853,22 @@ impl Walker<'_> {
         };
         // Names that differ only in case collide in case-insensitive places (file systems,
         // some secret managers): refuse them as duplicates.
-        for (i, a) in secrets.iter().enumerate() {
-            if let Some(b) = secrets[..i]
-                .iter()
-                .find(|b| b.name.as_str().eq_ignore_ascii_case(a.name.as_str()))
-            {
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for a in secrets {
+            let folded = a.name.as_str().to_ascii_lowercase();
+            if let Some(b) = seen.get(&folded) {
                 self.secret = Some(a.name.to_string());
                 self.error(
                     span_of(a.name.as_str()),
-                    format!("duplicate secret name (same as `{}` but for case)", b.name),
+                    format!("duplicate secret name (same as `{b}` but for case)"),
                     Some("give each secret a distinct name".into()),
                 );
+            } else {
+                seen.insert(folded, a.name.as_str());
             }
         }
+        let by_name: std::collections::HashMap<&str, &SecretSpec> =
+            secrets.iter().map(|s| (s.name.as_str(), s)).collect();
         for s in secrets {
             let admin = match &s.settings {
                 KindSettings::Postgres(p) => p.admin.as_ref(),
@@ -872,7 +877,7 @@ impl Walker<'_> {
             };
             let Some(admin) = admin else { continue };
             self.secret = Some(s.name.to_string());
-            match secrets.iter().find(|x| &x.name == admin) {
+            match by_name.get(admin.as_str()) {
                 None => self.error(
                     span_of(s.name.as_str()),
                     format!("admin secret `{admin}` is not in the inventory"),
