@@ -1,0 +1,409 @@
+//! The scheduler on paused tokio time: nothing here sleeps for real.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rotor_core::config::service::NotifyEvent;
+use rotor_core::store::{Change, Op};
+use rotor_core::{
+    Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, Step, Trigger,
+};
+use rotor_daemon::metrics::Metrics;
+use rotor_daemon::scheduler::{Scheduler, SchedulerHandle, SchedulerOptions, jitter_offset};
+use rotor_daemon::{Notification, Notifier, TokioClock, place_due};
+use rotor_engine::{Clock, Engine};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+struct Run {
+    fx: common::Fixture,
+    engine: Arc<Engine>,
+    clock: Arc<TokioClock>,
+    handle: SchedulerHandle,
+    notes: UnboundedReceiver<Notification>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn base() -> Timestamp {
+    // Monday 2025-06-02 00:00 UTC.
+    "2025-06-02T00:00:00Z".parse().unwrap()
+}
+
+/// Builds the engine; `seed` runs before the scheduler starts (e.g. puts at `base`).
+async fn run_with(
+    toml: &str,
+    target: Option<Arc<common::FakeTarget>>,
+    seed: impl AsyncFnOnce(&Engine),
+) -> Run {
+    let fx = common::fixture(toml);
+    let clock = Arc::new(TokioClock::new(base()));
+    let engine = Arc::new(fx.engine(
+        clock.clone(),
+        target.map(|t| t as Arc<dyn rotor_core::Rotator>),
+    ));
+    seed(&engine).await;
+    let (tx, notes) = tokio::sync::mpsc::unbounded_channel();
+    let handle = SchedulerHandle::default();
+    let sched = Scheduler::new(
+        engine.clone(),
+        clock.clone(),
+        Notifier::disabled().with_sink(tx),
+        Arc::new(Metrics::new()),
+        SchedulerOptions {
+            max_sleep: Duration::from_secs(600),
+            ..SchedulerOptions::default()
+        },
+        handle.clone(),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(sched.run(stop.clone()));
+    Run {
+        fx,
+        engine,
+        clock,
+        handle,
+        notes,
+        stop,
+        task,
+    }
+}
+
+impl Run {
+    async fn current(&self, name: &str) -> Option<rotor_core::VersionMeta> {
+        self.engine
+            .store()
+            .versions(&SecretName::new(name).unwrap())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|v| v.has(Stage::Current))
+    }
+    async fn has_previous(&self, name: &str) -> bool {
+        self.engine
+            .store()
+            .versions(&SecretName::new(name).unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .any(|v| v.has(Stage::Previous))
+    }
+    fn drain_notes(&mut self) -> Vec<Notification> {
+        let mut v = Vec::new();
+        while let Ok(n) = self.notes.try_recv() {
+            v.push(n);
+        }
+        v
+    }
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+async fn put(engine: &Engine, name: &str) {
+    engine
+        .put(
+            name,
+            SecretValue::from_slice(b"seed-value-0123456789abcdef"),
+            serde_json::json!({}),
+            Some("seed"),
+        )
+        .await
+        .unwrap();
+}
+
+async fn advance_to(clock: &TokioClock, t: Timestamp) {
+    let now = clock.now();
+    assert!(t >= now, "{t} is before {now}");
+    tokio::time::sleep(Duration::try_from(t.duration_since(now)).unwrap()).await;
+}
+
+fn at(t: Timestamp, secs: i64) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn rotates_an_automatic_due_secret_with_jitter_then_retires_after_grace() {
+    let toml = r#"
+[secrets.auto]
+kind = "random"
+rotate_every = "1d"
+grace = "1h"
+automation = "automatic"
+jitter = "2h"
+"#;
+    let r = run_with(toml, None, async |e: &Engine| put(e, "auto").await).await;
+    let seeded = r.current("auto").await.unwrap();
+    let due = place_due(
+        at(base(), 86_400),
+        "auto",
+        rotor_core::Duration::from_hours(2),
+        None,
+    );
+    let offset = jitter_offset("auto", rotor_core::Duration::from_hours(2)).as_secs() as i64;
+    assert_eq!(due, at(base(), 86_400 + offset));
+    // The seed's grace ends after an hour: retired by the scheduler.
+    advance_to(&r.clock, at(base(), 3_700)).await;
+    assert!(!r.has_previous("auto").await);
+    // Not before its (jittered) due time.
+    advance_to(&r.clock, at(due, -60)).await;
+    assert_eq!(r.current("auto").await.unwrap().id, seeded.id);
+    // Rotated at it.
+    advance_to(&r.clock, at(due, 60)).await;
+    let rotated = r.current("auto").await.unwrap();
+    assert_ne!(rotated.id, seeded.id);
+    assert!(
+        rotated.created_at >= due && rotated.created_at <= at(due, 1),
+        "{}",
+        rotated.created_at
+    );
+    assert_eq!(rotated.created_by, "rotor-test");
+    assert!(r.has_previous("auto").await, "previous kept through grace");
+    // Previous retired when grace ends.
+    advance_to(&r.clock, at(due, 3_600 + 60)).await;
+    assert!(
+        !r.has_previous("auto").await,
+        "previous retired after grace"
+    );
+    let mut r = r;
+    let notes = r.drain_notes();
+    assert!(notes.iter().any(|n| n.event == NotifyEvent::Rotated));
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_secrets_are_not_rotated_but_notified_overdue_once_per_period() {
+    let toml = r#"
+[secrets.by-hand]
+kind = "random"
+rotate_every = "1d"
+grace = "1h"
+automation = "manual"
+"#;
+    let mut r = run_with(toml, None, async |e: &Engine| put(e, "by-hand").await).await;
+    let seeded = r.current("by-hand").await.unwrap();
+    advance_to(&r.clock, at(base(), 86_400 + 120)).await;
+    advance_to(&r.clock, at(base(), 4 * 86_400)).await;
+    assert_eq!(
+        r.current("by-hand").await.unwrap().id,
+        seeded.id,
+        "never rotated by the scheduler"
+    );
+    let notes = r.drain_notes();
+    let overdue: Vec<_> = notes
+        .iter()
+        .filter(|n| n.event == NotifyEvent::Overdue)
+        .collect();
+    assert_eq!(overdue.len(), 1, "{notes:?}");
+    assert_eq!(overdue[0].secret.as_ref().unwrap().as_str(), "by-hand");
+    // Someone rotates it: a new period, a new notice when it is overdue again.
+    put(&r.engine, "by-hand").await;
+    advance_to(&r.clock, at(base(), 5 * 86_400 + 120)).await;
+    let notes = r.drain_notes();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.event == NotifyEvent::Overdue)
+            .count(),
+        1,
+        "{notes:?}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn respects_the_window() {
+    let toml = r#"
+[secrets.windowed]
+kind = "random"
+rotate_every = "1d"
+grace = "1h"
+automation = "automatic"
+window = "Wed 02:00-04:00 Europe/Berlin"
+jitter = "1h"
+"#;
+    let r = run_with(toml, None, async |e: &Engine| put(e, "windowed").await).await;
+    let seeded = r.current("windowed").await.unwrap();
+    let window = r.engine.spec("windowed").unwrap().window.clone().unwrap();
+    let due = place_due(
+        at(base(), 86_400),
+        "windowed",
+        rotor_core::Duration::from_hours(1),
+        Some(&window),
+    );
+    // Wednesday 02:00 CEST is 00:00Z; plus the name's offset within the hour.
+    let open: Timestamp = "2025-06-04T00:00:00Z".parse().unwrap();
+    assert!(due >= open && due < at(open, 3_600), "{due}");
+    // Tuesday (nominally due, but outside the window): untouched.
+    advance_to(&r.clock, at(due, -60)).await;
+    assert_eq!(r.current("windowed").await.unwrap().id, seeded.id);
+    advance_to(&r.clock, at(due, 60)).await;
+    let rotated = r.current("windowed").await.unwrap();
+    assert_ne!(rotated.id, seeded.id);
+    assert!(rotated.created_at >= due && rotated.created_at < at(open, 7_200));
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn limits_concurrent_rotations() {
+    let mut toml = String::from("[server]\nmax_concurrent_rotations = 2\n");
+    for i in 0..5 {
+        toml.push_str(&format!(
+            "[secrets.svc-{i}]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nrotate_every = \"30d\"\nautomation = \"automatic\"\n"
+        ));
+    }
+    let target = Arc::new(common::FakeTarget::default());
+    *target.set_takes.lock().unwrap() = Duration::from_secs(600);
+    let r = run_with(&toml, Some(target.clone()), async |_: &Engine| {}).await;
+    // Never rotated: all five are due at start; two at a time, ten minutes each.
+    advance_to(&r.clock, at(base(), 600 - 10)).await;
+    assert_eq!(count_current(&r, 5).await, 0);
+    assert_eq!(target.running.load(Ordering::SeqCst), 2);
+    advance_to(&r.clock, at(base(), 600 + 10)).await;
+    assert_eq!(
+        count_current(&r, 5).await,
+        2,
+        "the first two after ten minutes"
+    );
+    advance_to(&r.clock, at(base(), 1_200 + 10)).await;
+    assert_eq!(count_current(&r, 5).await, 4, "two more after twenty");
+    advance_to(&r.clock, at(base(), 3_600)).await;
+    assert_eq!(count_current(&r, 5).await, 5);
+    assert_eq!(target.max_running.load(Ordering::SeqCst), 2);
+    r.stop().await;
+}
+
+async fn count_current(r: &Run, n: usize) -> usize {
+    let mut c = 0;
+    for i in 0..n {
+        if r.current(&format!("svc-{i}")).await.is_some() {
+            c += 1;
+        }
+    }
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_back_off_then_hold_until_someone_acts() {
+    let toml = r#"
+[server]
+retry_attempts = 3
+retry_backoff = "1m"
+
+[secrets.flaky]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "30d"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    target.fail_left.store(u32::MAX, Ordering::SeqCst);
+    let mut r = run_with(toml, Some(target.clone()), async |_: &Engine| {}).await;
+    let start = tokio::time::Instant::now();
+    advance_to(&r.clock, at(base(), 3 * 86_400)).await;
+    let times: Vec<u64> = target
+        .create_times
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.duration_since(start).as_secs())
+        .collect();
+    // Attempt 1 at once, then after 1m, then 2m more; then held: three in all, never more.
+    assert_eq!(times, vec![0, 60, 180], "attempt times");
+    let s = r.handle.schedule_of("flaky").unwrap();
+    assert!(s.held_failed);
+    assert_eq!(r.handle.failed(), vec!["flaky".to_owned()]);
+    let notes = r.drain_notes();
+    let failed: Vec<_> = notes
+        .iter()
+        .filter(|n| n.event == NotifyEvent::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "one alert: {notes:?}");
+    assert!(failed[0].message.contains("refused"));
+    // Someone acts: a manual rotation that works releases the hold.
+    target.fail_left.store(0, Ordering::SeqCst);
+    r.engine
+        .rotate("flaky", &rotor_engine::RotateOptions::default())
+        .await
+        .unwrap();
+    r.handle.wake();
+    advance_to(&r.clock, at(base(), 3 * 86_400 + 60)).await;
+    assert!(!r.handle.schedule_of("flaky").unwrap().held_failed);
+    assert!(r.handle.failed().is_empty());
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn resumes_an_interrupted_rotation_at_start_up() {
+    let toml = r#"
+[secrets.crashed]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "30d"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    // A rotation begun by a process that died (a pid that cannot exist on this host).
+    let seed = async |e: &Engine| {
+        let owner = rotor_engine::Owner::this_process();
+        let host = owner.as_str().split(':').next().unwrap().to_owned();
+        let now = base();
+        let rot = Rotation {
+            id: RotationId::generate(),
+            secret: SecretName::new("crashed").unwrap(),
+            trigger: Trigger::Schedule,
+            actor: "rotor".into(),
+            reason: None,
+            emergency: false,
+            status: RotationStatus::Running,
+            step: Step::Create,
+            step_done: false,
+            attempts: 0,
+            error: None,
+            pending_version: None,
+            previous_version: None,
+            started_at: now,
+            updated_at: now,
+            activate_after: None,
+            retire_after: None,
+            lease: Some(rotor_core::rotation::Lease {
+                owner: format!("{host}:4294967:1"),
+                token: 1,
+                expires_at: at(now, 300),
+            }),
+        };
+        e.store()
+            .apply(Change::new().op(Op::BeginRotation(Box::new(rot))))
+            .await
+            .unwrap();
+    };
+    let r = run_with(toml, Some(target.clone()), seed).await;
+    advance_to(&r.clock, at(base(), 5)).await;
+    let current = r
+        .current("crashed")
+        .await
+        .expect("resumed to a current value");
+    assert_eq!(current.created_at, base());
+    assert_eq!(
+        target.creates.load(Ordering::SeqCst),
+        1,
+        "resumed, not rotated again"
+    );
+    let rots = r
+        .engine
+        .store()
+        .rotations(Some(&SecretName::new("crashed").unwrap()), 10)
+        .await
+        .unwrap();
+    assert_eq!(rots.len(), 1);
+    assert_eq!(rots[0].status, RotationStatus::Completed);
+    let _ = &r.fx;
+    r.stop().await;
+}
