@@ -79,7 +79,7 @@ async fn racing_begin_rotation_has_exactly_one_winner_per_secret() {
                         .audit(AuditEvent::new(&owner, "test.begin").secret(s));
                     match store.apply(change).await {
                         Ok(_) => wins.push(s.clone()),
-                        Err(StoreError::Busy { .. }) => {}
+                        Err(StoreError::Busy { .. } | StoreError::Stale { .. }) => {}
                         Err(e) => panic!("{owner}: {e}"),
                     }
                 }

@@ -675,7 +675,7 @@ async fn a_rotation_planned_against_a_replaced_current_is_refused() {
         .apply(Change::new().op(Op::BeginRotation(Box::new(stale))))
         .await
         .expect_err("stale plan");
-    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::Stale { .. }), "{err:?}");
     assert!(
         store
             .rotations(Some(&s), 10)

@@ -910,7 +910,9 @@ async fn summaries_cover_every_secret_in_one_pass() {
         .apply(Change::new().op(Op::BeginRotation(Box::new(rc.clone()))))
         .await
         .expect("begin");
-    let ra_old = rotation(&a);
+    let mut ra_old = rotation(&a);
+    // A rotation is planned against the current version (the store refuses a stale plan).
+    ra_old.previous_version = Some(a2.clone());
     let mut ra_old_done = ra_old.clone();
     ra_old_done.status = RotationStatus::Completed;
     store
@@ -921,7 +923,8 @@ async fn summaries_cover_every_secret_in_one_pass() {
         .apply(Change::new().op(Op::SaveRotation(Box::new(ra_old_done))))
         .await
         .expect("save");
-    let ra_new = rotation(&a);
+    let mut ra_new = rotation(&a);
+    ra_new.previous_version = Some(a2.clone());
     store
         .apply(Change::new().op(Op::BeginRotation(Box::new(ra_new.clone()))))
         .await

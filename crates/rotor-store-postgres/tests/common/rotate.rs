@@ -81,7 +81,7 @@ pub async fn rotate_if_due<S: Store + ?Sized>(
         .audit(AuditEvent::new(owner, BEGIN).secret(secret).rotation(&r.id));
     match store.apply(begin).await {
         Ok(_) => {}
-        Err(StoreError::Busy { .. }) => return Ok(Outcome::Busy),
+        Err(StoreError::Busy { .. } | StoreError::Stale { .. }) => return Ok(Outcome::Busy),
         Err(e) => return Err(e),
     }
     drive(store, r, lease, park).await
