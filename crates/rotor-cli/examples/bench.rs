@@ -58,7 +58,10 @@ fn rotor_bin() -> anyhow::Result<PathBuf> {
         .and_then(Path::parent)
         .map(|d| d.join("rotor"))
         .ok_or_else(|| anyhow::anyhow!("cannot locate the rotor binary"))?;
-    anyhow::ensure!(bin.exists(), "build it first: cargo build --release --bin rotor");
+    anyhow::ensure!(
+        bin.exists(),
+        "build it first: cargo build --release --bin rotor"
+    );
     Ok(bin)
 }
 
@@ -73,7 +76,13 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     for i in 0..SECRETS {
         let value = SecretValue::new(format!("value-{i:05}-0123456789abcdef").into_bytes());
-        eng.put(&format!("secret-{i:05}"), value, serde_json::json!({}), None).await?;
+        eng.put(
+            &format!("secret-{i:05}"),
+            value,
+            serde_json::json!({}),
+            None,
+        )
+        .await?;
     }
     let put_secs = start.elapsed().as_secs_f64();
     println!(
@@ -126,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(child.wait()?.success(), "rotor put failed");
     }
     let s = t.elapsed().as_secs_f64();
-    println!("`rotor put` processes: {n} in {s:.2} s = {:.0} puts/s", n as f64 / s);
+    println!(
+        "`rotor put` processes: {n} in {s:.2} s = {:.0} puts/s",
+        n as f64 / s
+    );
     drop(eng);
 
     // 4. Rotations per second, every step durable (begin, create, set, test, finish, retire).
@@ -135,7 +147,8 @@ async fn main() -> anyhow::Result<()> {
     let eng = engine(dir2.path(), n, "0s")?;
     let t = Instant::now();
     for i in 0..n {
-        eng.rotate(&format!("secret-{i:05}"), &RotateOptions::default()).await?;
+        eng.rotate(&format!("secret-{i:05}"), &RotateOptions::default())
+            .await?;
     }
     let s = t.elapsed().as_secs_f64();
     println!(
@@ -144,7 +157,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let t = Instant::now();
     for _ in 0..n {
-        eng.rotate("secret-00000", &RotateOptions::default()).await?;
+        eng.rotate("secret-00000", &RotateOptions::default())
+            .await?;
     }
     let s = t.elapsed().as_secs_f64();
     println!(

@@ -71,7 +71,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 _ => None,
             });
         match store {
-            Some(S::Busy { .. } | S::Locked | S::LeaseLost { .. }) => return 4,
+            Some(S::Busy { .. } | S::Stale { .. } | S::Locked | S::LeaseLost { .. }) => return 4,
             Some(
                 S::WrongMasterKey { .. }
                 | S::MissingMasterKey { .. }

@@ -153,7 +153,7 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
             }
             Err(e) => {
                 failed += 1;
-                busy |= matches!(e, EngineError::Store(rotor_core::StoreError::Busy { .. }));
+                busy |= exit_for(&e) == 4;
                 eprintln!("error: {e}");
                 results.push(serde_json::json!({ "secret": name, "error": e.to_string() }));
                 if names.len() == 1 {
