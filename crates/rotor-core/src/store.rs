@@ -140,6 +140,18 @@ pub struct RotationStamp {
     pub retire_after: Option<Timestamp>,
 }
 
+/// Everything a store holds, for `rotor store migrate`. Values are plaintext in memory only
+/// (inside [`SecretValue`]) and are sealed again by the target store.
+#[derive(Debug, Default)]
+pub struct Dump {
+    /// Every version with its value and stages, oldest first.
+    pub versions: Vec<Versioned>,
+    /// Every rotation record, oldest first.
+    pub rotations: Vec<Rotation>,
+    /// The whole audit log in stored order; copied verbatim so the chain still verifies.
+    pub audit: Vec<AuditRecord>,
+}
+
 /// Where versions live. Implementations: the embedded SQLite store (default), PostgreSQL,
 /// AWS Secrets Manager. Called by the engine and the CLI; never by a rotator.
 #[async_trait]
@@ -197,6 +209,23 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The whole audit log in stored order, for `rotor audit verify`.
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Everything in the store (for `rotor store migrate`).
+    async fn export(&self) -> Result<Dump, StoreError> {
+        Err(StoreError::Unsupported {
+            what: "export (rotor store migrate)".into(),
+        })
+    }
+
+    /// Loads `dump` into this store, which must hold nothing yet (no versions, rotations or
+    /// audit records besides its own `store.init`): versions with their ids, times, stages
+    /// and values (sealed with this store's key), rotations, and the audit records verbatim,
+    /// then appends one `store.migrate` record with `event`. One transaction: all or nothing.
+    async fn import(&self, _dump: Dump, _event: AuditEvent) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported {
+            what: "import (rotor store migrate)".into(),
+        })
+    }
 }
 
 /// Store errors. Messages name the secret, version or file, and say what to do.
@@ -264,6 +293,10 @@ pub enum StoreError {
     NotInitialized { path: String },
     #[error("store {path} already exists; rotor init never overwrites a store")]
     AlreadyExists { path: String },
+    #[error("this store does not support {what}")]
+    Unsupported { what: String },
+    #[error("the target store is not empty ({detail}); migrate into a new, initialised store")]
+    NotEmpty { detail: String },
     #[error("the store is locked by another process; try again")]
     Locked,
     #[error("store error: {0}")]
