@@ -217,10 +217,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         })
     }
 
-    /// Loads `dump` into this store, which must hold nothing yet (no versions, rotations or
-    /// audit records besides its own `store.init`): versions with their ids, times, stages
-    /// and values (sealed with this store's key), rotations, and the audit records verbatim,
-    /// then appends one `store.migrate` record with `event`. One transaction: all or nothing.
+    /// Loads `dump` into this store, which must hold nothing yet (no versions, no rotations,
+    /// no audit records besides its own `store.init`; else [`StoreError::NotEmpty`]):
+    /// versions with their ids, times, stages and values (sealed with this store's key),
+    /// rotations, and the audit log verbatim, replacing the target's lone `store.init` record
+    /// so the copied chain still verifies from its first record; then appends `event` (a
+    /// `store.migrate` record) to the chain. One transaction: all or nothing.
     async fn import(&self, _dump: Dump, _event: AuditEvent) -> Result<(), StoreError> {
         Err(StoreError::Unsupported {
             what: "import (rotor store migrate)".into(),
