@@ -456,3 +456,59 @@ async fn connect_uses_standard_credential_chain() {
     let v = view(&moto, "chain/via-env").expect("written with env credentials");
     assert_eq!(v.holders("AWSCURRENT").len(), 1);
 }
+
+/// A hanging endpoint (bytes held, connections open) fails the apply within the client's
+/// timeout instead of blocking the rotation; the pending value is in the ledger and the
+/// next apply mirrors it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_endpoint_times_out_then_recovers() {
+    let moto = start_moto();
+    let proxy = TcpProxy::start(moto.addr()).expect("proxy");
+    let endpoint = format!("http://{}", proxy.addr());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Arc::new(
+        rotor_store_sqlite::SqliteStore::create(
+            &dir.path().join("l.db"),
+            rotor_seal::MasterKey::generate().expect("key"),
+            "t",
+        )
+        .expect("ledger"),
+    );
+    let store = AwsStore::new(
+        ledger.clone(),
+        client_with_timeout(&endpoint, moto.region(), std::time::Duration::from_secs(1)),
+        settings("divan/prod/"),
+    );
+    let s = name("stall");
+    let v0 = put(&store, &s, b"v0").await;
+    let mut rot = Rot::begin(&store, &s).await;
+    let v1 = VersionId::generate();
+    proxy.set_stalled(true);
+    let started = std::time::Instant::now();
+    let err = store
+        .apply(rot.create_change(&v1, b"v1"))
+        .await
+        .expect_err("stalled");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    assert_eq!(
+        ledger
+            .read_stage(&s, Stage::Pending)
+            .await
+            .expect("ledger")
+            .expect("pending")
+            .meta
+            .id,
+        v1
+    );
+    proxy.set_stalled(false);
+    proxy.cut_all();
+    store.apply(rot.save_change()).await.expect("resume");
+    let v = view(&moto, "divan/prod/stall").expect("secret");
+    v.expect("AWSPENDING", Some((&v1, "v1")));
+    v.expect("AWSCURRENT", Some((&v0, "v0")));
+}

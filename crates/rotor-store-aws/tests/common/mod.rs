@@ -31,6 +31,11 @@ pub fn start_moto() -> Moto {
 
 /// A client for `endpoint` with moto's dummy static credentials and fast retries.
 pub fn client(endpoint: &str, region: &str) -> Client {
+    client_with_timeout(endpoint, region, Duration::from_secs(10))
+}
+
+/// As [`client`], with `timeout` for each call (attempt included).
+pub fn client_with_timeout(endpoint: &str, region: &str, timeout: Duration) -> Client {
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
@@ -44,7 +49,7 @@ pub fn client(endpoint: &str, region: &str) -> Client {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(10))
+                .operation_timeout(timeout)
                 .build(),
         )
         .build();
