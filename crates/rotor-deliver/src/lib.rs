@@ -31,6 +31,10 @@
 //! - renders of one target never interleave (one lock per target), so the file always ends
 //!   up with the newest stages even when several rotations deliver at once.
 //!
+//! A `template` target is parsed at every delivery (so an edited template is picked up
+//! without a restart); while its file cannot be read or parsed, every delivery reports that
+//! target as failed, since it cannot tell which secrets the template references.
+//!
 //! Not protected against: another process reading the target between rotations (that is
 //! its purpose: protect the directory), or a template that prints a value somewhere public.
 

@@ -5,7 +5,8 @@
 //! fsynced, then renamed over the target; the directory is fsynced so the rename survives a
 //! crash. Any failure before the rename removes the temporary file. A target whose bytes
 //! are already the new content is left alone (same inode, same mtime); only its mode is
-//! tightened to 0600 if it was looser.
+//! tightened to 0600 if it was looser. Temporary files left by a process that crashed
+//! mid-write (their pid is gone) are removed at the next write of the same target.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -68,9 +69,10 @@ fn write_blocking(path: &Path, content: &[u8]) -> Result<bool, DeliverError> {
         op: "write it",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
     })?;
+    let prefix = format!(".{}.rotor-", name.to_string_lossy());
+    remove_stale_temporaries(&dir, &prefix);
     let tmp = dir.join(format!(
-        ".{}.rotor-{}-{}.tmp",
-        name.to_string_lossy(),
+        "{prefix}{}-{}.tmp",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
@@ -90,6 +92,30 @@ fn write_blocking(path: &Path, content: &[u8]) -> Result<bool, DeliverError> {
         tracing::warn!(path = %path.display(), error = %e, "cannot fsync the directory after rename");
     }
     Ok(true)
+}
+
+/// Removes `{prefix}{pid}-{n}.tmp` files of processes that no longer run (a crash between
+/// create and rename). Best effort: a failure here never stops the write.
+fn remove_stale_temporaries(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn fill_and_rename(
@@ -180,5 +206,22 @@ mod tests {
         fs::create_dir(&sub).unwrap();
         assert!(write_blocking(&sub, b"x").is_err());
         assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn temporaries_of_crashed_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        // A pid above the kernel's maximum (4194304) never runs.
+        let stale = dir.path().join(".app.env.rotor-4999999-0.tmp");
+        let other_target = dir.path().join(".other.env.rotor-4999999-0.tmp");
+        fs::write(&stale, b"half").unwrap();
+        fs::write(&other_target, b"half").unwrap();
+        assert!(write_blocking(&path, b"new").unwrap());
+        assert!(!stale.exists());
+        assert!(
+            other_target.exists(),
+            "only this target's temporaries are touched"
+        );
     }
 }
