@@ -8,16 +8,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use jiff::Timestamp;
-use rotor_core::audit::{AuditEvent, GENESIS};
+use rotor_core::audit::{AuditEvent, GENESIS, verify_chain};
 use rotor_core::rotation::Lease;
 use rotor_core::store::{
-    Change, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp, Versioned,
+    Change, Dump, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp,
+    Versioned,
 };
 use rotor_core::{
     AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
     VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, Sealed};
+use rotor_seal::{Aad, KeyCheck, MasterKey, Sealed};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{Ctx, Synchronous, show, sql_err};
@@ -173,37 +174,45 @@ fn apply_op(ctx: &Ctx, tx: &Transaction<'_>, op: Op) -> Result<()> {
                     });
                 }
             }
-            let json = rotation_json(&r)?;
-            tx.prepare_cached(
-                "INSERT INTO rotations (id, secret, status, step, started_at, lease_owner, lease_token, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    r.id.as_str(),
-                    r.secret.as_str(),
-                    r.status.as_str(),
-                    r.step.as_str(),
-                    ts(&r.started_at),
-                    r.lease.as_ref().map(|l| l.owner.as_str()),
-                    lease_token(r.lease.as_ref()),
-                    json,
-                ])
-            })
-            .map(drop)
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Backend(format!("rotation {} already exists", r.id))
-                } else {
-                    sql_err(path, e)
-                }
-            })
+            insert_rotation(tx, path, &r)
         }
         Op::SaveRotation(r) => save_rotation(tx, path, *r),
         _ => Err(StoreError::Backend(
             "this store does not support an operation of this rotor version; upgrade rotor-store-sqlite".into(),
         )),
     }
+}
+
+/// Inserts a rotation row (columns and JSON record) as it is.
+fn insert_rotation(tx: &Transaction<'_>, path: &Path, r: &Rotation) -> Result<()> {
+    let json = rotation_json(r)?;
+    tx.prepare_cached(
+        "INSERT INTO rotations (id, secret, status, step, started_at, lease_owner, lease_token, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.id.as_str(),
+            r.secret.as_str(),
+            r.status.as_str(),
+            r.step.as_str(),
+            ts(&r.started_at),
+            r.lease.as_ref().map(|l| l.owner.as_str()),
+            lease_token(r.lease.as_ref()),
+            json,
+        ])
+    })
+    .map(drop)
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Backend(format!(
+                "rotation {} already exists (or secret {} already has a running rotation)",
+                r.id, r.secret
+            ))
+        } else {
+            sql_err(path, e)
+        }
+    })
 }
 
 fn insert_version(ctx: &Ctx, tx: &Transaction<'_>, v: &NewVersion) -> Result<()> {
@@ -501,26 +510,42 @@ pub(crate) fn append_audit(
     for event in events {
         seq += 1;
         let rec = AuditRecord::chain(seq, now, event, &prev);
-        let versions = serde_json::to_string(&rec.event.versions)
-            .map_err(|err| StoreError::Backend(format!("cannot encode audit versions: {err}")))?;
-        stmt.execute(params![
-            i64::try_from(rec.seq).unwrap_or(i64::MAX),
-            ts(&rec.time),
-            rec.event.actor,
-            rec.event.action,
-            rec.event.secret.as_ref().map(SecretName::as_str),
-            versions,
-            rec.event.rotation.as_ref().map(RotationId::as_str),
-            rec.event.reason,
-            rec.event.outcome,
-            rec.prev_hash,
-            rec.hash,
-        ])
-        .map_err(e)?;
+        insert_audit(&mut stmt, path, &rec)?;
         prev.clone_from(&rec.hash);
         out.push(rec);
     }
     Ok(out)
+}
+
+/// Writes one audit record as it is (`stmt` is the audit `INSERT`).
+fn insert_audit(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    path: &Path,
+    rec: &AuditRecord,
+) -> Result<()> {
+    let versions = serde_json::to_string(&rec.event.versions)
+        .map_err(|err| StoreError::Backend(format!("cannot encode audit versions: {err}")))?;
+    stmt.execute(params![
+        i64::try_from(rec.seq).unwrap_or(i64::MAX),
+        ts(&rec.time),
+        rec.event.actor,
+        rec.event.action,
+        rec.event.secret.as_ref().map(SecretName::as_str),
+        versions,
+        rec.event.rotation.as_ref().map(RotationId::as_str),
+        rec.event.reason,
+        rec.event.outcome,
+        rec.prev_hash,
+        rec.hash,
+    ])
+    .map(drop)
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Backend(format!("audit record #{} appears twice", rec.seq))
+        } else {
+            sql_err(path, e)
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -617,23 +642,38 @@ fn read_one(
         return Ok(None);
     };
     let meta = version_meta(path, secret, row, &stages)?;
+    open_value(ctx, meta, row.get_ref(4).map_err(e)?).map(Some)
+}
+
+/// Opens a row's sealed value with the store's keys (the master key, and during a
+/// master-key rotation the old one too: `rotor_seal::open_any`). A value under another key
+/// is `WrongMasterKey`, anything else that does not open `Tampered`; both name the secret
+/// and version, never the value.
+fn open_value(
+    ctx: &Ctx,
+    meta: VersionMeta,
+    sealed: rusqlite::types::ValueRef<'_>,
+) -> Result<Versioned> {
     let tampered = || StoreError::Tampered {
-        secret: secret.to_string(),
+        secret: meta.secret.to_string(),
         version: meta.id.to_string(),
     };
-    let sealed = match row.get_ref(4).map_err(e)? {
+    let sealed = match sealed {
         rusqlite::types::ValueRef::Blob(b) => Sealed::from_bytes(b).map_err(|_| tampered())?,
         _ => return Err(tampered()),
     };
-    let aad = Aad::new(secret.as_str(), meta.id.as_str());
-    let plain = rotor_seal::open(&ctx.master, &aad, &sealed).map_err(|err| match err {
+    let aad = Aad::new(meta.secret.as_str(), meta.id.as_str());
+    let plain = rotor_seal::open_any(&ctx.keys(), &aad, &sealed).map_err(|err| match err {
         rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
-            detail: format!("secret {}, version {}: {err}", secret, meta.id),
+            detail: format!(
+                "secret {}, version {}: {err} (during a master-key rotation, open the store with both keys)",
+                meta.secret, meta.id
+            ),
         },
         _ => tampered(),
     })?;
     let value = SecretValue::from_slice(plain.expose_secret());
-    Ok(Some(Versioned { meta, value }))
+    Ok(Versioned { meta, value })
 }
 
 pub(crate) fn read_stage(
@@ -866,4 +906,318 @@ pub(crate) fn audit_all(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<AuditRec
         &format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"),
         [],
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// master-key rotation
+
+/// Rewraps, inside `tx`, the rows after `vid` `after` whose `key_id` is not `new`'s, in
+/// `vid` order, at most `limit` (all when `None`). Returns how many it rewrapped and the
+/// last `vid` it looked at (`after` when none).
+fn rewrap_rows(
+    tx: &Transaction<'_>,
+    path: &Path,
+    old: &MasterKey,
+    new: &MasterKey,
+    after: i64,
+    limit: Option<usize>,
+) -> Result<(u64, i64)> {
+    let e = |e| sql_err(path, e);
+    let new_id = new.key_id().to_string();
+    // LIMIT -1: no limit.
+    let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let rows: Vec<(i64, String, String, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT vid, secret, id, sealed FROM versions WHERE key_id <> ?1 AND vid > ?2
+                 ORDER BY vid LIMIT ?3",
+            )
+            .map_err(e)?;
+        stmt.query_map(params![new_id, after, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .and_then(Iterator::collect)
+        .map_err(e)?
+    };
+    let mut update = tx
+        .prepare_cached("UPDATE versions SET sealed = ?1, key_id = ?2 WHERE vid = ?3")
+        .map_err(e)?;
+    let mut last = after;
+    for (vid, secret, id, bytes) in &rows {
+        let tampered = || StoreError::Tampered {
+            secret: secret.clone(),
+            version: id.clone(),
+        };
+        let sealed = Sealed::from_bytes(bytes).map_err(|_| tampered())?;
+        let aad = Aad::new(secret, id);
+        let rewrapped = rotor_seal::rewrap(old, new, &aad, &sealed).map_err(|err| match err {
+            rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
+                detail: format!("secret {secret}, version {id}: {err}"),
+            },
+            _ => tampered(),
+        })?;
+        update
+            .execute(params![
+                rewrapped.to_bytes(),
+                rewrapped.key_id.to_string(),
+                vid
+            ])
+            .map_err(e)?;
+        last = *vid;
+    }
+    Ok((rows.len() as u64, last))
+}
+
+/// One committed batch of [`rewrap_rows`].
+pub(crate) fn rewrap_batch(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    old: &MasterKey,
+    new: &MasterKey,
+    after: i64,
+    limit: usize,
+) -> Result<(u64, i64)> {
+    let path = ctx.path.as_path();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_err(path, e))?;
+    let out = rewrap_rows(&tx, path, old, new, after, Some(limit))?;
+    tx.commit().map_err(|e| sql_err(path, e))?;
+    Ok(out)
+}
+
+/// The last transaction of a master-key rotation: rewraps every row still not under `new`,
+/// moves the key check to `check` (`new`'s) and appends `store.master_key.rotate`. Always
+/// committed with `synchronous = FULL`.
+pub(crate) fn rewrap_finish(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    old: &MasterKey,
+    new: &MasterKey,
+    check: &KeyCheck,
+    actor: &str,
+) -> Result<u64> {
+    let path = ctx.path.as_path();
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| sql_err(path, e))?;
+    let result = rewrap_finish_tx(ctx, conn, old, new, check, actor);
+    // As in `apply`: if lowering fails the connection stays at FULL (slower, never less
+    // durable).
+    let _ = conn.pragma_update(None, "synchronous", ctx.synchronous.pragma());
+    result
+}
+
+fn rewrap_finish_tx(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    old: &MasterKey,
+    new: &MasterKey,
+    check: &KeyCheck,
+    actor: &str,
+) -> Result<u64> {
+    let path = ctx.path.as_path();
+    let e = |e| sql_err(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(e)?;
+    let (n, _) = rewrap_rows(&tx, path, old, new, 0, None)?;
+    let stored: Vec<u8> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(e)?
+        .ok_or_else(|| corrupt(path, "it has no master-key check record".into()))?;
+    let stored = KeyCheck::from_bytes(&stored).map_err(|err| {
+        corrupt(
+            path,
+            format!("its master-key check record is damaged: {err}"),
+        )
+    })?;
+    if stored.verify(old).is_err() && stored.verify(new).is_err() {
+        return Err(StoreError::WrongMasterKey {
+            detail: format!(
+                "the store's key check is under master key id {}, neither the old ({}) nor the new ({}) key",
+                stored.key_id(),
+                old.key_id(),
+                new.key_id()
+            ),
+        });
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'key_check'",
+        params![check.to_bytes()],
+    )
+    .map_err(e)?;
+    let event = AuditEvent::new(actor, "store.master_key.rotate").reason(Some(&format!(
+        "master key {} replaced by {}",
+        old.key_id(),
+        new.key_id()
+    )));
+    append_audit(&tx, path, Timestamp::now(), vec![event])?;
+    tx.commit().map_err(e)?;
+    Ok(n)
+}
+
+// ---------------------------------------------------------------------------------------
+// store migration
+
+/// Everything in the store, in one read snapshot: versions (oldest first, values opened,
+/// stages), rotations (oldest first) and the audit log (by seq).
+pub(crate) fn export(ctx: &Ctx, conn: &mut Connection) -> Result<Dump> {
+    let path = ctx.path.as_path();
+    let e = |e| sql_err(path, e);
+    let tx = read_tx(conn, path)?;
+    // secret -> version id -> stages
+    let mut stages: BTreeMap<String, BTreeMap<String, Vec<Stage>>> = BTreeMap::new();
+    {
+        let mut stmt = tx
+            .prepare("SELECT secret, version_id, stage FROM stages")
+            .map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let stage: String = row.get(2).map_err(e)?;
+            let stage = Stage::parse(&stage)
+                .ok_or_else(|| corrupt(path, format!("unknown stage {stage:?}")))?;
+            stages
+                .entry(row.get(0).map_err(e)?)
+                .or_default()
+                .entry(row.get(1).map_err(e)?)
+                .or_default()
+                .push(stage);
+        }
+    }
+    for per_secret in stages.values_mut() {
+        for v in per_secret.values_mut() {
+            v.sort();
+        }
+    }
+    let none = BTreeMap::new();
+    let mut versions = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare(&format!(
+                "SELECT {VERSION_COLS}, v.sealed, v.secret FROM versions v ORDER BY v.vid"
+            ))
+            .map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let name: String = row.get(5).map_err(e)?;
+            let secret = parse_name(path, &name)?;
+            let meta = version_meta(path, &secret, row, stages.get(&name).unwrap_or(&none))?;
+            versions.push(open_value(ctx, meta, row.get_ref(4).map_err(e)?)?);
+        }
+    }
+    let rotations = rotation_list(&tx, path, "SELECT record FROM rotations ORDER BY rid", [])?;
+    let audit = audit_list(
+        &tx,
+        path,
+        &format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"),
+        [],
+    )?;
+    Ok(Dump {
+        versions,
+        rotations,
+        audit,
+    })
+}
+
+/// Loads `dump` into this (empty) store in one transaction; see [`rotor_core::Store::import`].
+pub(crate) fn import(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    dump: Dump,
+    event: AuditEvent,
+) -> Result<()> {
+    let path = ctx.path.as_path();
+    // Copied verbatim, a broken chain would stay broken: refuse it before writing.
+    verify_chain(&dump.audit).map_err(|err| {
+        StoreError::Backend(format!(
+            "the audit log to import does not verify ({err}); nothing was imported"
+        ))
+    })?;
+    // Like a change that inserts versions: new values are durable before this returns.
+    let raise = ctx.synchronous == Synchronous::Hybrid;
+    if raise {
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| sql_err(path, e))?;
+    }
+    let result = import_tx(ctx, conn, dump, event);
+    if raise {
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+    }
+    result
+}
+
+fn import_tx(ctx: &Ctx, conn: &mut Connection, dump: Dump, event: AuditEvent) -> Result<()> {
+    let path = ctx.path.as_path();
+    let e = |e| sql_err(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(e)?;
+    let count = |sql: &str| -> Result<i64> { tx.query_row(sql, [], |r| r.get(0)).map_err(e) };
+    let versions = count("SELECT COUNT(*) FROM versions")?;
+    let rotations = count("SELECT COUNT(*) FROM rotations")?;
+    let audit = count("SELECT COUNT(*) FROM audit")?;
+    let others = count("SELECT COUNT(*) FROM audit WHERE action <> 'store.init'")?;
+    if versions > 0 || rotations > 0 || audit > 1 || others > 0 {
+        return Err(StoreError::NotEmpty {
+            detail: format!(
+                "{} holds {versions} versions, {rotations} rotations and {audit} audit records",
+                show(path)
+            ),
+        });
+    }
+    for v in dump.versions {
+        let Versioned { meta, value } = v;
+        let version = NewVersion {
+            secret: meta.secret,
+            id: meta.id,
+            created_by: meta.created_by,
+            created_at: meta.created_at,
+            metadata: meta.metadata,
+            value,
+        };
+        insert_version(ctx, &tx, &version)?;
+        for stage in meta.stages {
+            tx.prepare_cached("INSERT INTO stages (secret, stage, version_id) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        version.secret.as_str(),
+                        stage.as_str(),
+                        version.id.as_str()
+                    ])
+                })
+                .map_err(|err| {
+                    if is_unique_violation(&err) {
+                        StoreError::Backend(format!(
+                            "secret {}: the dump labels more than one version {stage}",
+                            version.secret
+                        ))
+                    } else {
+                        sql_err(path, err)
+                    }
+                })?;
+        }
+    }
+    for r in &dump.rotations {
+        insert_rotation(&tx, path, r)?;
+    }
+    // The target's own `store.init` record gives way to the copied chain.
+    tx.execute("DELETE FROM audit", []).map_err(e)?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(e)?;
+        for rec in &dump.audit {
+            insert_audit(&mut stmt, path, rec)?;
+        }
+    }
+    // Chained after the last copied record (seq + 1, its hash).
+    append_audit(&tx, path, Timestamp::now(), vec![event])?;
+    tx.commit().map_err(e)?;
+    Ok(())
 }
