@@ -169,28 +169,22 @@ impl Renderer {
     /// Renders every target (`rotor render`). All targets are tried; when some fail, the
     /// error carries both the failures and the results of the others.
     pub async fn render_all(&self) -> Result<Vec<RenderResult>, DeliverError> {
-        let mut results = Vec::new();
-        let mut errors = Vec::new();
-        for i in 0..self.config.render.len() {
-            match self.render_target(i, None).await {
-                Ok(Some(r)) => results.push(r),
-                Ok(None) => {}
-                Err(e) => errors.push(e),
-            }
-        }
-        if errors.is_empty() {
-            Ok(results)
-        } else {
-            Err(DeliverError::Incomplete { errors, results })
-        }
+        self.render_many(None).await
     }
 
     /// Renders every target that references `secret`; `Ok(vec![])` when none does.
     pub async fn render_for(&self, secret: &SecretName) -> Result<Vec<RenderResult>, DeliverError> {
+        self.render_many(Some(secret)).await
+    }
+
+    async fn render_many(
+        &self,
+        only: Option<&SecretName>,
+    ) -> Result<Vec<RenderResult>, DeliverError> {
         let mut results = Vec::new();
         let mut errors = Vec::new();
         for i in 0..self.config.render.len() {
-            match self.render_target(i, Some(secret)).await {
+            match self.render_target(i, only).await {
                 Ok(Some(r)) => results.push(r),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
