@@ -1,15 +1,12 @@
 //! What every command needs: the parsed config, the opened store, and an engine over them.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
-use rotor_core::config::StoreConfig;
+use std::sync::Arc;
+
 use rotor_core::{Config, Store};
 use rotor_engine::{Engine, EngineOptions, Rotators, SystemClock};
-use rotor_seal::{MasterKey, MasterKeySource};
-use rotor_store_sqlite::SqliteStore;
-use secrecy::SecretString;
 
 /// Reads and validates the config file.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -65,70 +62,6 @@ fn user_from_passwd() -> Option<String> {
         })
 }
 
-/// The store file and how its master key is found.
-pub struct StoreLocation<'a> {
-    pub path: &'a Path,
-    pub key_file: &'a Path,
-    pub passphrase_env: Option<&'a str>,
-}
-
-pub fn location(config: &Config) -> StoreLocation<'_> {
-    match &config.store {
-        StoreConfig::Sqlite {
-            path,
-            master_key_file,
-            passphrase_env,
-        } => StoreLocation {
-            path,
-            key_file: master_key_file,
-            passphrase_env: passphrase_env.as_deref(),
-        },
-    }
-}
-
-/// A passphrase from the named environment variable.
-pub fn passphrase(var: &str) -> anyhow::Result<SecretString> {
-    let p = std::env::var(var).with_context(|| {
-        format!(
-            "the config says the master key comes from a passphrase in ${var}, which is not set"
-        )
-    })?;
-    Ok(SecretString::from(p))
-}
-
-/// Opens the configured store. The master key comes from `ROTOR_MASTER_KEY`, else the key
-/// file, else the passphrase variable named in the config.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let loc = location(config);
-    if !loc.path.exists() {
-        return Err(rotor_core::StoreError::NotInitialized {
-            path: loc.path.display().to_string(),
-        }
-        .into());
-    }
-    let store = if let (Some(var), false) = (
-        loc.passphrase_env,
-        std::env::var_os(rotor_seal::MASTER_KEY_ENV).is_some(),
-    ) {
-        SqliteStore::open_with_passphrase(loc.path, &passphrase(var)?, Default::default())?
-    } else {
-        SqliteStore::open(loc.path, master_key(loc.key_file)?)?
-    };
-    Ok(Arc::new(store))
-}
-
-/// The master key from `ROTOR_MASTER_KEY` or the key file.
-pub fn master_key(key_file: &Path) -> anyhow::Result<MasterKey> {
-    rotor_seal::resolve(&[
-        MasterKeySource::Env,
-        MasterKeySource::File(key_file.to_path_buf()),
-    ])
-    .map_err(|e| rotor_core::StoreError::MissingMasterKey {
-        detail: e.to_string(),
-    })
-    .map_err(Into::into)
-}
-
 /// The rotators this binary has.
 pub fn rotators() -> Rotators {
     Rotators::new()
@@ -144,9 +77,9 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn open(config_path: &Path) -> anyhow::Result<Self> {
+    pub async fn open(config_path: &Path) -> anyhow::Result<Self> {
         let config = Arc::new(load_config(config_path)?);
-        let store = open_store(&config)?;
+        let store = crate::stores::open(&config.store, &config.secrets).await?;
         let engine = Engine::new(
             store,
             config,

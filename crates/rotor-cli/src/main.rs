@@ -15,6 +15,7 @@ mod cli;
 mod commands;
 mod context;
 mod output;
+mod stores;
 
 use std::process::ExitCode;
 

@@ -105,7 +105,10 @@ rotate_every = "7d"
         path,
         master_key_file,
         ..
-    } = &cfg.store;
+    } = &cfg.store
+    else {
+        panic!("the default store is sqlite: {:?}", cfg.store);
+    };
     assert_eq!(path, Path::new("/etc/rotor/rotor.db"));
     assert_eq!(master_key_file, Path::new("/etc/rotor/rotor.key"));
 }
@@ -449,5 +452,36 @@ window = "Tue 02:00-04:00 Mars/Olympus"
             ),
             ("14:5 -", "names no secret of the inventory", ""),
         ],
+    );
+}
+
+#[test]
+fn store_kinds() {
+    let cfg =
+        parse("[store]\nkind = \"postgres\"\nurl = \"postgres://rotor@db/rotor\"\n").expect("pg");
+    assert!(
+        matches!(&cfg.store, rotor_core::config::StoreConfig::Postgres { url, .. } if url == "postgres://rotor@db/rotor")
+    );
+    let cfg = parse("[store]\nkind = \"aws\"\nregion = \"eu-west-1\"\nprefix = \"divan/prod/\"\nledger = \"sqlite\"\npath = \"ledger.db\"\n").expect("aws");
+    match &cfg.store {
+        rotor_core::config::StoreConfig::Aws { prefix, ledger, .. } => {
+            assert_eq!(prefix, "divan/prod/");
+            assert!(
+                matches!(&**ledger, rotor_core::config::StoreConfig::Sqlite { path, .. } if path == Path::new("/etc/rotor/ledger.db"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    check(
+        "[store]\nkind = \"aws\"\nregion = \"eu-west-1\"\n",
+        &[("1:1 -", "needs a `ledger`", "ledger = \"sqlite\"")],
+    );
+    check(
+        "[store]\nkind = \"postgres\"\n",
+        &[("1:1 -", "missing `url`", "postgres://")],
+    );
+    check(
+        "[store]\nkind = \"etcd\"\n",
+        &[("2:8 -", "unknown store kind `etcd`", "\"aws\"")],
     );
 }

@@ -8,7 +8,7 @@ use crate::context::Context;
 use crate::output::{self, time};
 
 pub async fn run(config_path: &Path, format: Format, cmd: AuditCommand) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     match cmd {
         AuditCommand::Verify => {
             let records = ctx.store().audit_all().await?;

@@ -2,67 +2,17 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use rotor_core::SecretState;
-use rotor_store_sqlite::SqliteStore;
 
 use crate::Exit;
 use crate::cli::{Format, PlanArgs, StatusArgs};
 use crate::context::{self, Context};
 use crate::output::{self, age, time};
 
-pub fn init(config_path: &Path) -> anyhow::Result<()> {
+pub async fn init(config_path: &Path) -> anyhow::Result<()> {
     let config = context::load_config(config_path)?;
-    let loc = context::location(&config);
-    if loc.path.exists() {
-        return Err(rotor_core::StoreError::AlreadyExists {
-            path: loc.path.display().to_string(),
-        }
-        .into());
-    }
-    let actor = context::actor();
-    if let Some(var) = loc.passphrase_env {
-        let params = rotor_seal::KdfParams::generate()?;
-        SqliteStore::create_with_passphrase(
-            loc.path,
-            &context::passphrase(var)?,
-            &params,
-            &actor,
-            Default::default(),
-        )?;
-        println!("created store {}", loc.path.display());
-        println!(
-            "the master key is derived from the passphrase in ${var} (Argon2id); keep that passphrase safe: without it the store cannot be opened"
-        );
-        return Ok(());
-    }
-    let from_env = std::env::var_os(rotor_seal::MASTER_KEY_ENV).is_some();
-    let (key, wrote_key) = if from_env {
-        (context::master_key(loc.key_file)?, false)
-    } else if loc.key_file.exists() {
-        // An existing key file is reused, never overwritten.
-        (context::master_key(loc.key_file)?, false)
-    } else {
-        let key = rotor_seal::MasterKey::generate()?;
-        rotor_seal::write_key_file(loc.key_file, &key).with_context(|| {
-            format!(
-                "cannot write the master key file {}",
-                loc.key_file.display()
-            )
-        })?;
-        (key, true)
-    };
-    SqliteStore::create(loc.path, key, &actor)?;
-    println!("created store {} (mode 0600)", loc.path.display());
-    if wrote_key {
-        println!("created master key {} (mode 0600)", loc.key_file.display());
-        println!(
-            "keep the master key safe and apart from the store (a password manager or your secret manager):\n  without it the store cannot be opened; with it and the store, every secret can be read"
-        );
-    } else if from_env {
-        println!("the master key comes from ${}", rotor_seal::MASTER_KEY_ENV);
-    } else {
-        println!("using the existing master key {}", loc.key_file.display());
+    for line in crate::stores::init(&config.store, &context::actor()).await? {
+        println!("{line}");
     }
     Ok(())
 }
@@ -102,7 +52,7 @@ pub fn check(config_path: &Path, format: Format) -> anyhow::Result<()> {
 }
 
 pub async fn status(config_path: &Path, format: Format, args: &StatusArgs) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let rows = ctx.engine.status().await?;
     let overdue = rows
         .iter()
@@ -146,7 +96,7 @@ pub async fn status(config_path: &Path, format: Format, args: &StatusArgs) -> an
 }
 
 pub async fn plan(config_path: &Path, format: Format, args: &PlanArgs) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let entries = ctx
         .engine
         .plan(rotor_core::Duration::from_days(u64::from(args.days)))

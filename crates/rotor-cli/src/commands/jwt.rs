@@ -35,7 +35,7 @@ async fn document(ctx: &Context, name: &str) -> anyhow::Result<KeyringDocument> 
 }
 
 pub async fn jwks(config_path: &Path, name: &str) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     println!("{}", document(&ctx, name).await?.jwks().to_json_pretty());
     Ok(())
 }
@@ -44,14 +44,14 @@ pub async fn keyring(config_path: &Path, args: &KeyringArgs) -> anyhow::Result<(
     if !args.reveal {
         anyhow::bail!("the keyring document holds private key material: pass --reveal to print it");
     }
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let doc = document(&ctx, &args.name).await?;
     println!("{}", &*doc.to_json_pretty());
     Ok(())
 }
 
 pub async fn run(config_path: &Path, cmd: JwtCommand) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     match cmd {
         JwtCommand::Sign { name, claims, ttl } => {
             let mut claims: serde_json::Value = serde_json::from_str(&claims)

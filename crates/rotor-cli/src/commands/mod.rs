@@ -12,7 +12,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.format;
     let config = cli.config.as_path();
     match cli.command {
-        Command::Init => inventory::init(config),
+        Command::Init => inventory::init(config).await,
         Command::Check => inventory::check(config, format),
         Command::Status(a) => inventory::status(config, format, &a).await,
         Command::Plan(a) => inventory::plan(config, format, &a).await,

@@ -82,7 +82,7 @@ fn describe(o: &Outcome) -> String {
 }
 
 pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let names: Vec<SecretName> = if args.due {
         ctx.engine.due().await?
     } else if args.all {
@@ -225,21 +225,21 @@ fn report(
 }
 
 pub async fn resume(config_path: &Path, format: Format, name: Option<&str>) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let engine = ctx.engine.with_progress(progress());
     let results = engine.resume(name).await?;
     report(format, results, "no interrupted rotations")
 }
 
 pub async fn retire_due(config_path: &Path, format: Format) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let engine = ctx.engine.with_progress(progress());
     let results = engine.retire_due().await?;
     report(format, results, "nothing to retire")
 }
 
 pub async fn abort(config_path: &Path, args: &AbortArgs) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let id = ctx.engine.abort(&args.name, args.reason.as_deref()).await?;
     println!(
         "{}: rotation {} aborted; the current value is unchanged",
@@ -250,7 +250,7 @@ pub async fn abort(config_path: &Path, args: &AbortArgs) -> anyhow::Result<()> {
 }
 
 pub async fn setup(config_path: &Path, name: &str) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     for line in ctx.engine.setup(name).await? {
         println!("{name}: {line}");
     }

@@ -25,7 +25,7 @@ fn read_stdin_value() -> anyhow::Result<SecretValue> {
 }
 
 pub async fn put(config_path: &Path, args: &PutArgs) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let spec = ctx.engine.spec(&args.name)?;
     let value = if args.generate {
         match &spec.settings {
@@ -83,7 +83,7 @@ fn metadata_for(
 }
 
 pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let spec = ctx.engine.spec(&args.name)?;
     let Some(v) = ctx.store().read_stage(&spec.name, args.stage).await? else {
         anyhow::bail!("{}: no version holds stage {}", args.name, args.stage);
@@ -111,7 +111,7 @@ pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::
 }
 
 pub async fn history(config_path: &Path, format: Format, name: &str) -> anyhow::Result<()> {
-    let ctx = Context::open(config_path)?;
+    let ctx = Context::open(config_path).await?;
     let spec = ctx.engine.spec(name)?;
     let versions = ctx.store().versions(&spec.name).await?;
     let rotations = ctx.store().rotations(Some(&spec.name), 100).await?;

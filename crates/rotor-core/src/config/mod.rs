@@ -78,6 +78,37 @@ pub enum StoreConfig {
         /// Name of an environment variable holding a passphrase (Argon2id) instead of a key file.
         passphrase_env: Option<String>,
     },
+    /// PostgreSQL, shared by several `rotor serve` replicas.
+    Postgres {
+        /// `postgres://user@host:port/db`; a password, if any, from `${VAR}` interpolation.
+        #[serde(skip)]
+        url: String,
+        master_key_file: PathBuf,
+    },
+    /// Values in AWS Secrets Manager; rotation state and the audit log in `ledger`.
+    Aws {
+        /// None: the standard AWS chain (AWS_REGION, profile).
+        region: Option<String>,
+        endpoint_url: Option<String>,
+        /// Prepended to secret names to form AWS secret ids (the seed uses `divan/prod/`).
+        prefix: String,
+        ledger: Box<StoreConfig>,
+    },
+}
+
+impl StoreConfig {
+    /// The master key file of this store (or of its ledger).
+    pub fn master_key_file(&self) -> &Path {
+        match self {
+            StoreConfig::Sqlite {
+                master_key_file, ..
+            }
+            | StoreConfig::Postgres {
+                master_key_file, ..
+            } => master_key_file,
+            StoreConfig::Aws { ledger, .. } => ledger.master_key_file(),
+        }
+    }
 }
 
 /// One secret of the inventory.

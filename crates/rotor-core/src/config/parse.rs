@@ -25,7 +25,17 @@ const TOP_KEYS: &[&str] = &[
     "render",
     "emergency",
 ];
-const STORE_KEYS: &[&str] = &["kind", "path", "master_key_file", "passphrase_env"];
+const STORE_KEYS: &[&str] = &[
+    "kind",
+    "path",
+    "master_key_file",
+    "passphrase_env",
+    "url",
+    "region",
+    "endpoint_url",
+    "prefix",
+    "ledger",
+];
 const TIER_KEYS: &[&str] = &["high", "medium", "low"];
 const COMMON_KEYS: &[&str] = &[
     "kind",
@@ -340,34 +350,88 @@ impl Walker<'_> {
             return None;
         };
         self.unknown_keys(t, STORE_KEYS, "[store]");
-        if let Some((kind, span)) = self.string(t, "kind") {
-            match kind.as_str() {
-                "sqlite" => {}
-                "postgres" | "aws" => {
+        let kind = match self.string(t, "kind") {
+            None => "sqlite".to_owned(),
+            Some((kind, span)) => {
+                if !["sqlite", "postgres", "aws"].contains(&kind.as_str()) {
                     self.error(
                         span,
-                        format!("store kind `{kind}` is not available in this version of rotor"),
-                        Some("use kind = \"sqlite\" (the embedded store)".into()),
+                        format!("unknown store kind `{kind}`"),
+                        Some("use kind = \"sqlite\" (embedded), \"postgres\" or \"aws\"".into()),
                     );
                     return None;
                 }
-                other => {
-                    self.error(
-                        span,
-                        format!("unknown store kind `{other}`"),
-                        Some("use kind = \"sqlite\"".into()),
-                    );
-                    return None;
-                }
+                kind
             }
+        };
+        let header = item.span().unwrap_or(0..0);
+        match kind.as_str() {
+            "aws" => {
+                let region = self.string(t, "region").map(|(s, _)| s);
+                let endpoint_url = self.string(t, "endpoint_url").map(|(s, _)| s);
+                let prefix = self.string(t, "prefix").map(|(s, _)| s).unwrap_or_default();
+                let ledger = match self.string(t, "ledger") {
+                    None => {
+                        self.error(
+                            header,
+                            "an aws store needs a `ledger` for rotation state and the audit log".into(),
+                            Some("add ledger = \"sqlite\" (with path) or ledger = \"postgres\" (with url)".into()),
+                        );
+                        return None;
+                    }
+                    Some((l, span)) => match l.as_str() {
+                        "sqlite" | "postgres" => self.ledger_store(t, &l, dir, &header)?,
+                        other => {
+                            self.error(
+                                span,
+                                format!("unknown ledger `{other}`"),
+                                Some("use \"sqlite\" or \"postgres\"".into()),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                Some(StoreConfig::Aws {
+                    region,
+                    endpoint_url,
+                    prefix,
+                    ledger: Box::new(ledger),
+                })
+            }
+            other => self.ledger_store(t, other, dir, &header),
         }
-        let path = self
-            .string(t, "path")
-            .map_or_else(|| dir.join("rotor.db"), |(p, _)| dir.join(p));
+    }
+
+    /// The `sqlite` or `postgres` part of a `[store]` (also an aws store's ledger).
+    fn ledger_store(
+        &mut self,
+        t: &dyn TableLike,
+        kind: &str,
+        dir: &Path,
+        header: &Range<usize>,
+    ) -> Option<StoreConfig> {
         let master_key_file = self
             .string(t, "master_key_file")
             .map_or_else(|| dir.join("rotor.key"), |(p, _)| dir.join(p));
         let passphrase_env = self.string(t, "passphrase_env").map(|(s, _)| s);
+        if kind == "postgres" {
+            let url =
+                self.required_string(t, "url", header, "url = \"postgres://rotor@db:5432/rotor\"")?;
+            if passphrase_env.is_some() {
+                self.error(
+                    t.get("passphrase_env").and_then(Item::span).unwrap_or(0..0),
+                    "a postgres store takes its master key from ROTOR_MASTER_KEY or master_key_file".into(),
+                    Some("remove passphrase_env".into()),
+                );
+            }
+            return Some(StoreConfig::Postgres {
+                url,
+                master_key_file,
+            });
+        }
+        let path = self
+            .string(t, "path")
+            .map_or_else(|| dir.join("rotor.db"), |(p, _)| dir.join(p));
         Some(StoreConfig::Sqlite {
             path,
             master_key_file,

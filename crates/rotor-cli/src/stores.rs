@@ -1,0 +1,213 @@
+//! Opening and creating the configured store: embedded SQLite, PostgreSQL, or AWS Secrets
+//! Manager with a ledger.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rotor_core::config::StoreConfig;
+use rotor_core::{Store, StoreError};
+use rotor_seal::{MasterKey, MasterKeySource};
+use rotor_store_postgres::PgStore;
+use rotor_store_sqlite::SqliteStore;
+use secrecy::SecretString;
+
+/// The master key from `ROTOR_MASTER_KEY` or the key file.
+pub fn master_key(key_file: &Path) -> anyhow::Result<MasterKey> {
+    rotor_seal::resolve(&[
+        MasterKeySource::Env,
+        MasterKeySource::File(key_file.to_path_buf()),
+    ])
+    .map_err(|e| StoreError::MissingMasterKey {
+        detail: e.to_string(),
+    })
+    .map_err(Into::into)
+}
+
+/// A passphrase from the named environment variable.
+pub fn passphrase(var: &str) -> anyhow::Result<SecretString> {
+    let p = std::env::var(var).with_context(|| {
+        format!(
+            "the config says the master key comes from a passphrase in ${var}, which is not set"
+        )
+    })?;
+    Ok(SecretString::from(p))
+}
+
+fn env_key_set() -> bool {
+    std::env::var_os(rotor_seal::MASTER_KEY_ENV).is_some()
+}
+
+/// Opens the configured store. The master key comes from `ROTOR_MASTER_KEY`, else the key
+/// file, else the passphrase variable named in the config.
+pub async fn open(
+    config: &StoreConfig,
+    secrets: &[rotor_core::SecretSpec],
+) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config {
+        StoreConfig::Sqlite {
+            path,
+            master_key_file,
+            passphrase_env,
+        } => {
+            if !path.exists() {
+                return Err(StoreError::NotInitialized {
+                    path: path.display().to_string(),
+                }
+                .into());
+            }
+            let store = match passphrase_env {
+                Some(var) if !env_key_set() => {
+                    SqliteStore::open_with_passphrase(path, &passphrase(var)?, Default::default())?
+                }
+                _ => SqliteStore::open(path, master_key(master_key_file)?)?,
+            };
+            Arc::new(store)
+        }
+        StoreConfig::Postgres {
+            url,
+            master_key_file,
+        } => Arc::new(PgStore::connect(url, master_key(master_key_file)?).await?),
+        StoreConfig::Aws { .. } => aws::open(config, secrets).await?,
+    })
+}
+
+/// Creates the configured store and, unless one exists or `ROTOR_MASTER_KEY` is set, a
+/// master key file. Never overwrites. Returns what it did, a line each.
+pub async fn init(config: &StoreConfig, actor: &str) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    match config {
+        StoreConfig::Sqlite {
+            path,
+            master_key_file,
+            passphrase_env,
+        } => {
+            if path.exists() {
+                return Err(StoreError::AlreadyExists {
+                    path: path.display().to_string(),
+                }
+                .into());
+            }
+            if let Some(var) = passphrase_env {
+                let params = rotor_seal::KdfParams::generate()?;
+                SqliteStore::create_with_passphrase(
+                    path,
+                    &passphrase(var)?,
+                    &params,
+                    actor,
+                    Default::default(),
+                )?;
+                lines.push(format!("created store {}", path.display()));
+                lines.push(format!(
+                    "the master key is derived from the passphrase in ${var} (Argon2id); keep that passphrase safe: without it the store cannot be opened"
+                ));
+                return Ok(lines);
+            }
+            let key = key_for_init(master_key_file, &mut lines)?;
+            SqliteStore::create(path, key, actor)?;
+            lines.insert(0, format!("created store {} (mode 0600)", path.display()));
+        }
+        StoreConfig::Postgres {
+            url,
+            master_key_file,
+        } => {
+            let key = key_for_init(master_key_file, &mut lines)?;
+            let store = PgStore::init(url, key, actor).await?;
+            lines.insert(0, format!("created the rotor schema in {}", store.target()));
+        }
+        StoreConfig::Aws { ledger, prefix, .. } => {
+            let mut inner = Box::pin(init(ledger, actor)).await?;
+            lines.append(&mut inner);
+            lines.push(format!(
+                "values will live in AWS Secrets Manager under {}<name>; the ledger above keeps rotation state and the audit log",
+                if prefix.is_empty() { "" } else { prefix }
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// The key a new store is created with: `ROTOR_MASTER_KEY`, an existing key file (reused,
+/// never overwritten), or a new key file written 0600.
+fn key_for_init(key_file: &Path, lines: &mut Vec<String>) -> anyhow::Result<MasterKey> {
+    if env_key_set() {
+        lines.push(format!(
+            "the master key comes from ${}",
+            rotor_seal::MASTER_KEY_ENV
+        ));
+        return master_key(key_file);
+    }
+    if key_file.exists() {
+        lines.push(format!(
+            "using the existing master key {}",
+            key_file.display()
+        ));
+        return master_key(key_file);
+    }
+    let key = MasterKey::generate()?;
+    rotor_seal::write_key_file(key_file, &key)
+        .with_context(|| format!("cannot write the master key file {}", key_file.display()))?;
+    lines.push(format!(
+        "created master key {} (mode 0600)",
+        key_file.display()
+    ));
+    lines.push(
+        "keep the master key safe and apart from the store (a password manager or your secret manager):\n  without it the store cannot be opened; with it and the store, every secret can be read"
+            .into(),
+    );
+    Ok(key)
+}
+
+mod aws {
+    use std::collections::BTreeMap;
+
+    use rotor_core::config::KindSettings;
+    use rotor_store_aws::{AwsSettings, AwsStore, AwsValueFormat};
+
+    use super::*;
+
+    /// An AWS store over its ledger. PostgreSQL credentials are written in AWS's documented
+    /// JSON (engine, host, port, dbname, username, password) so AWS's own tooling reads them.
+    pub async fn open(
+        config: &StoreConfig,
+        secrets: &[rotor_core::SecretSpec],
+    ) -> anyhow::Result<Arc<dyn Store>> {
+        let StoreConfig::Aws {
+            region,
+            endpoint_url,
+            prefix,
+            ledger,
+        } = config
+        else {
+            anyhow::bail!("not an aws store");
+        };
+        let ledger = Box::pin(super::open(ledger, secrets)).await?;
+        let mut formats = BTreeMap::new();
+        for spec in secrets {
+            if let KindSettings::Postgres(p) = &spec.settings {
+                let cfg: tokio_postgres::Config = p
+                    .url
+                    .parse()
+                    .with_context(|| format!("secret {}: cannot parse url", spec.name))?;
+                let host = match cfg.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+                    _ => "localhost".to_owned(),
+                };
+                let port = cfg.get_ports().first().copied().unwrap_or(5432);
+                let dbname = cfg.get_dbname().unwrap_or("postgres").to_owned();
+                formats.insert(
+                    spec.name.to_string(),
+                    AwsValueFormat::PostgresJson { host, port, dbname },
+                );
+            }
+        }
+        let settings = AwsSettings {
+            region: region.clone(),
+            endpoint_url: endpoint_url.clone(),
+            prefix: prefix.clone(),
+            formats,
+            ..AwsSettings::default()
+        };
+        Ok(Arc::new(AwsStore::connect(ledger, settings).await?))
+    }
+}
