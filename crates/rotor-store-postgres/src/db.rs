@@ -19,10 +19,11 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use rotor_core::audit::AuditEvent;
+use rotor_core::audit::{AuditEvent, GENESIS};
 use rotor_core::rotation::Lease;
 use rotor_core::store::{
-    Change, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp, Versioned,
+    Change, Dump, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp,
+    Versioned,
 };
 use rotor_core::{
     AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
@@ -272,6 +273,34 @@ async fn insert_version(
     stmts: &mut Stmts,
     v: &NewVersion,
 ) -> Result<()> {
+    let row = VersionRow {
+        secret: &v.secret,
+        id: &v.id,
+        created_at: &v.created_at,
+        created_by: &v.created_by,
+        metadata: &v.metadata,
+        value: &v.value,
+    };
+    insert_version_row(ctx, tx, stmts, &row).await
+}
+
+/// A version to insert, borrowed (from a [`NewVersion`] or an imported [`Versioned`]).
+struct VersionRow<'a> {
+    secret: &'a SecretName,
+    id: &'a VersionId,
+    created_at: &'a Timestamp,
+    created_by: &'a str,
+    metadata: &'a serde_json::Value,
+    value: &'a SecretValue,
+}
+
+/// Seals the value with the master key, bound to `(secret, id)`, and inserts the row.
+async fn insert_version_row(
+    ctx: &Ctx,
+    tx: &Transaction<'_>,
+    stmts: &mut Stmts,
+    v: &VersionRow<'_>,
+) -> Result<()> {
     let aad = Aad::new(v.secret.as_str(), v.id.as_str());
     let sealed = rotor_seal::seal(&ctx.master, &aad, v.value.expose()).map_err(|e| {
         StoreError::Backend(format!(
@@ -279,7 +308,7 @@ async fn insert_version(
             v.secret, v.id
         ))
     })?;
-    let metadata = serde_json::to_string(&v.metadata)
+    let metadata = serde_json::to_string(v.metadata)
         .map_err(|e| StoreError::Backend(format!("cannot encode version metadata: {e}")))?;
     let st = stmts
         .get(
@@ -708,28 +737,7 @@ pub(crate) async fn append_audit(
     for event in events {
         seq += 1;
         let rec = AuditRecord::chain(seq, now, event.clone(), &prev);
-        let versions: Vec<&str> = rec.event.versions.iter().map(VersionId::as_str).collect();
-        exec(
-            ctx,
-            tx,
-            stmts,
-            "INSERT INTO rotor_audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &i64::try_from(rec.seq).unwrap_or(i64::MAX),
-                &rec.time.to_string(),
-                &rec.event.actor,
-                &rec.event.action,
-                &rec.event.secret.as_ref().map(SecretName::as_str),
-                &versions,
-                &rec.event.rotation.as_ref().map(RotationId::as_str),
-                &rec.event.reason,
-                &rec.event.outcome,
-                &rec.prev_hash,
-                &rec.hash,
-            ],
-        )
-        .await?;
+        insert_audit(ctx, tx, stmts, &rec).await?;
         prev.clone_from(&rec.hash);
         out.push(rec);
     }
@@ -742,6 +750,38 @@ pub(crate) async fn append_audit(
     )
     .await?;
     Ok(out)
+}
+
+/// Writes one audit record as it is (the head row is the caller's business).
+async fn insert_audit(
+    ctx: &Ctx,
+    tx: &Transaction<'_>,
+    stmts: &mut Stmts,
+    rec: &AuditRecord,
+) -> Result<()> {
+    let versions: Vec<&str> = rec.event.versions.iter().map(VersionId::as_str).collect();
+    exec(
+        ctx,
+        tx,
+        stmts,
+        "INSERT INTO rotor_audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &i64::try_from(rec.seq).unwrap_or(i64::MAX),
+            &rec.time.to_string(),
+            &rec.event.actor,
+            &rec.event.action,
+            &rec.event.secret.as_ref().map(SecretName::as_str),
+            &versions,
+            &rec.event.rotation.as_ref().map(RotationId::as_str),
+            &rec.event.reason,
+            &rec.event.outcome,
+            &rec.prev_hash,
+            &rec.hash,
+        ],
+    )
+    .await
+    .map(drop)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1071,4 +1111,206 @@ pub(crate) async fn audit_all(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<AuditR
         &[],
     )
     .await
+}
+
+// ---------------------------------------------------------------------------------------
+// store migration
+
+/// Everything in the store, in one REPEATABLE READ snapshot: versions (oldest first, values
+/// opened, stages), rotations (oldest first) and the audit log (by seq).
+pub(crate) async fn export(ctx: &Ctx, conn: &mut PgConn) -> Result<Dump> {
+    let PgConn { client, stmts } = conn;
+    let tx = read_tx(ctx, client).await?;
+    let rows = q(
+        ctx,
+        &tx,
+        stmts,
+        "SELECT v.id, v.created_at, v.created_by, v.metadata,
+                ARRAY(SELECT s.stage FROM rotor_stages s WHERE s.secret = v.secret AND s.version_id = v.id),
+                v.sealed, v.secret
+         FROM rotor_versions v ORDER BY v.vid",
+        &[],
+    )
+    .await?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let secret = parse_name(ctx, &get::<String>(ctx, row, 6)?)?;
+        let meta = version_meta(ctx, &secret, row)?;
+        let sealed: Vec<u8> = get(ctx, row, 5)?;
+        versions.push(open_value(ctx, meta, &sealed)?);
+    }
+    let rotations = q(
+        ctx,
+        &tx,
+        stmts,
+        "SELECT record FROM rotor_rotations ORDER BY rid",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| decode_rotation(ctx, &get::<String>(ctx, r, 0)?))
+    .collect::<Result<Vec<_>>>()?;
+    let audit = q(
+        ctx,
+        &tx,
+        stmts,
+        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash
+         FROM rotor_audit ORDER BY seq",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| audit_row(ctx, r))
+    .collect::<Result<Vec<_>>>()?;
+    tx.commit().await.map_err(|e| ctx.pg(e))?;
+    Ok(Dump {
+        versions,
+        rotations,
+        audit,
+    })
+}
+
+/// Loads `dump` into this (empty) store in one transaction; see [`rotor_core::Store::import`].
+/// Every rotor table is locked against writers first (`SHARE ROW EXCLUSIVE`, which waits
+/// for writers in flight), so the emptiness check still holds at commit.
+pub(crate) async fn import(
+    ctx: &Ctx,
+    conn: &mut PgConn,
+    dump: &Dump,
+    event: &AuditEvent,
+) -> Result<()> {
+    let PgConn { client, stmts } = conn;
+    let tx = client.transaction().await.map_err(|e| ctx.pg(e))?;
+    tx.batch_execute(
+        "LOCK TABLE rotor_versions, rotor_stages, rotor_rotations, rotor_audit, rotor_audit_head
+         IN SHARE ROW EXCLUSIVE MODE",
+    )
+    .await
+    .map_err(|e| ctx.pg(e))?;
+    let counts = q_opt(
+        ctx,
+        &tx,
+        stmts,
+        "SELECT (SELECT count(*) FROM rotor_versions), (SELECT count(*) FROM rotor_rotations),
+                (SELECT count(*) FROM rotor_audit),
+                (SELECT count(*) FROM rotor_audit WHERE action <> 'store.init')",
+        &[],
+    )
+    .await?
+    .ok_or_else(|| ctx.corrupt("counting its rows returned nothing".into()))?;
+    let (versions, rotations, audit, others): (i64, i64, i64, i64) = (
+        get(ctx, &counts, 0)?,
+        get(ctx, &counts, 1)?,
+        get(ctx, &counts, 2)?,
+        get(ctx, &counts, 3)?,
+    );
+    if versions > 0 || rotations > 0 || audit > 1 || others > 0 {
+        return Err(StoreError::NotEmpty {
+            detail: format!(
+                "{} holds {versions} versions, {rotations} rotations and {audit} audit records",
+                ctx.target
+            ),
+        }
+        .into());
+    }
+    for v in &dump.versions {
+        let row = VersionRow {
+            secret: &v.meta.secret,
+            id: &v.meta.id,
+            created_at: &v.meta.created_at,
+            created_by: &v.meta.created_by,
+            metadata: &v.meta.metadata,
+            value: &v.value,
+        };
+        insert_version_row(ctx, &tx, stmts, &row).await?;
+        for stage in &v.meta.stages {
+            let st = stmts
+                .get(
+                    &tx,
+                    "INSERT INTO rotor_stages (secret, stage, version_id) VALUES ($1, $2, $3)",
+                )
+                .await
+                .map_err(|e| ctx.pg(e))?;
+            match tx
+                .execute(
+                    &st,
+                    &[
+                        &v.meta.secret.as_str(),
+                        &stage.as_str(),
+                        &v.meta.id.as_str(),
+                    ],
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if unique_violation(&e).is_some() => {
+                    return Err(StoreError::Backend(format!(
+                        "secret {}: the dump labels more than one version {stage}",
+                        v.meta.secret
+                    ))
+                    .into());
+                }
+                Err(e) => return Err(ctx.pg(e)),
+            }
+        }
+    }
+    for r in &dump.rotations {
+        let json = rotation_json(r)?;
+        let st = stmts
+            .get(
+                &tx,
+                "INSERT INTO rotor_rotations (id, secret, status, step, started_at, lease_owner, lease_token, record)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .await
+            .map_err(|e| ctx.pg(e))?;
+        let res = tx
+            .execute(
+                &st,
+                &[
+                    &r.id.as_str(),
+                    &r.secret.as_str(),
+                    &r.status.as_str(),
+                    &r.step.as_str(),
+                    &r.started_at.to_string(),
+                    &r.lease.as_ref().map(|l| l.owner.as_str()),
+                    &lease_token(r.lease.as_ref()),
+                    &json,
+                ],
+            )
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if unique_violation(&e).is_some() => {
+                return Err(StoreError::Backend(format!(
+                    "rotation {} appears twice in the dump (or secret {} has two running rotations)",
+                    r.id, r.secret
+                ))
+                .into());
+            }
+            Err(e) => return Err(ctx.pg(e)),
+        }
+    }
+    // The target's own `store.init` record gives way to the copied chain.
+    exec(ctx, &tx, stmts, "DELETE FROM rotor_audit", &[]).await?;
+    // Verified by the caller: seq runs 1, 2, 3, ... without repeats.
+    for rec in &dump.audit {
+        insert_audit(ctx, &tx, stmts, rec).await?;
+    }
+    let (seq, hash) = dump
+        .audit
+        .last()
+        .map_or((0, GENESIS), |r| (r.seq, r.hash.as_str()));
+    exec(
+        ctx,
+        &tx,
+        stmts,
+        "UPDATE rotor_audit_head SET seq = $1, hash = $2 WHERE singleton",
+        &[&i64::try_from(seq).unwrap_or(i64::MAX), &hash],
+    )
+    .await?;
+    // Chained after the last copied record (seq + 1, its hash).
+    append_audit(ctx, &tx, stmts, None, std::slice::from_ref(event)).await?;
+    tx.commit().await.map_err(|e| ctx.pg(e))?;
+    Ok(())
 }

@@ -46,7 +46,19 @@
 //! (its future dropped, e.g. an aborted task) is closed rather than reused, so the server
 //! rolls its transaction back at once. Requires a tokio runtime.
 //!
-//! Master-key rotation: [`PgStore::rewrap_all`] (see there).
+//! Master-key rotation: [`PgStore::connect_rotating`] and [`PgStore::rewrap_all`] (see
+//! there): committed batches rewrap the rows not yet under the new key, then one final
+//! transaction rewraps the stragglers, moves the key check to the new key and records it.
+//!
+//! Migration (`rotor store migrate`): [`Store::export`] reads everything in one REPEATABLE
+//! READ snapshot (values opened in memory); [`Store::import`] loads such a dump into a
+//! freshly initialised store in one transaction that first locks every rotor table against
+//! writers — refused with `NotEmpty` when the store holds any version, rotation or audit
+//! record besides its own `store.init` — re-sealing every value with this store's key
+//! under the same `(secret, version id)`, copying stages, rotation records and the audit
+//! log verbatim (the `store.init` record gives way to the copied chain, and the audit head
+//! moves to its last record), then appending the migrate event. A dump whose audit log
+//! does not verify is refused before anything is written.
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,9 +66,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rotor_core::audit::AuditEvent;
+use rotor_core::audit::{AuditEvent, verify_chain};
 use rotor_core::rotation::Lease;
-use rotor_core::store::{Change, SecretSummary, Takeover, Versioned};
+use rotor_core::store::{Change, Dump, SecretSummary, Takeover, Versioned};
 use rotor_core::{
     AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId, VersionMeta,
 };
@@ -790,5 +802,29 @@ impl Store for PgStore {
 
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
         pooled!(self, |ctx, conn| db::audit_all(ctx, conn)).map_err(fail)
+    }
+
+    async fn export(&self) -> Result<Dump, StoreError> {
+        pooled!(self, |ctx, conn| db::export(ctx, conn)).map_err(fail)
+    }
+
+    async fn import(&self, dump: Dump, event: AuditEvent) -> Result<(), StoreError> {
+        // Copied verbatim, a broken chain would stay broken: refuse it before writing.
+        verify_chain(&dump.audit).map_err(|err| {
+            StoreError::Backend(format!(
+                "the audit log to import does not verify ({err}); nothing was imported"
+            ))
+        })?;
+        let mut attempt = 0;
+        loop {
+            match pooled!(self, |ctx, conn| db::import(ctx, conn, &dump, &event)) {
+                Ok(()) => return Ok(()),
+                Err(Fail::Store(e)) => return Err(e),
+                Err(Fail::Retry) => {
+                    attempt += 1;
+                    self.backoff(attempt).await?;
+                }
+            }
+        }
     }
 }
