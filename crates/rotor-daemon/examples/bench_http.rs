@@ -84,8 +84,20 @@ fn cpu_ticks() -> u64 {
         + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // ROTOR_BENCH_WORKERS: tokio worker threads (default: one per core). On a 2-core box that
+    // also runs wrk, fewer workers than cores can cut tail latency (less oversubscription).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("ROTOR_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.worker_threads(n);
+    }
+    rt.enable_all().build().unwrap().block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     let dir = tempfile::tempdir().unwrap();
     let (token, toml) = rotor_daemon::new_token("bench", &["admin".into()]).unwrap();
@@ -93,10 +105,19 @@ async fn main() {
         Some("serve") => {
             let (config, store) = setup(1, dir.path(), &toml);
             let engine = engine(config, store);
-            engine.rotate("bench-key", &Default::default()).await.unwrap();
+            engine
+                .rotate("bench-key", &Default::default())
+                .await
+                .unwrap();
+            // ROTOR_BENCH_CACHE_TTL_MS=0 measures the uncached path (store read + decrypt).
+            let ttl = std::env::var("ROTOR_BENCH_CACHE_TTL_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(1), Duration::from_millis);
             let running = Daemon::new(engine, Arc::new(SystemClock))
                 .start(ServeOptions {
                     listen: Some("127.0.0.1:0".parse().unwrap()),
+                    value_cache_ttl: ttl,
                     ..Default::default()
                 })
                 .await
@@ -106,7 +127,11 @@ async fn main() {
             let stop = running.shutdown_token();
             std::thread::spawn(move || {
                 let mut buf = String::new();
-                while std::io::stdin().read_line(&mut buf).map(|n| n > 0).unwrap_or(false) {}
+                while std::io::stdin()
+                    .read_line(&mut buf)
+                    .map(|n| n > 0)
+                    .unwrap_or(false)
+                {}
                 stop.cancel();
             });
             running.until_signal().await;
@@ -118,7 +143,10 @@ async fn main() {
             let engine = engine(config.clone(), store);
             let t = Instant::now();
             for s in &config.secrets {
-                engine.rotate(s.name.as_str(), &Default::default()).await.unwrap();
+                engine
+                    .rotate(s.name.as_str(), &Default::default())
+                    .await
+                    .unwrap();
             }
             let seeded = t.elapsed();
             let running = Daemon::new(engine, Arc::new(SystemClock))
@@ -205,7 +233,8 @@ async fn main() {
                 lat.push(got.saturating_duration_since(finished).as_secs_f64() * 1000.0);
             }
             lat.sort_by(f64::total_cmp);
-            let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+            let pct =
+                |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
             println!(
                 "watch: rotations={n} finish_to_sse_ms p50={:.3} p99={:.3} max={:.3}",
                 pct(0.50),

@@ -27,6 +27,9 @@ pub struct ServeOptions {
     pub watch_poll: std::time::Duration,
     /// How long shutdown waits for in-flight requests, jobs and notifications.
     pub drain: std::time::Duration,
+    /// How long a value response may be served from memory (0 disables the cache); see
+    /// `api::value_cache` for what this trades.
+    pub value_cache_ttl: std::time::Duration,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +39,7 @@ impl Default for ServeOptions {
             scheduler: Some(SchedulerOptions::default()),
             watch_poll: std::time::Duration::from_millis(200),
             drain: std::time::Duration::from_secs(30),
+            value_cache_ttl: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -97,7 +101,7 @@ impl Daemon {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let scheduler = SchedulerHandle::default();
-        let cache = ValueCache::new();
+        let cache = ValueCache::new(opts.value_cache_ttl);
         {
             let cache = cache.clone();
             self.hub

@@ -230,13 +230,16 @@ pub async fn emergency(
     let specs = targets(engine, target)?;
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     notifier
-        .send(&Notification::new(
-            NotifyEvent::Emergency,
-            (specs.len() == 1).then(|| &specs[0].name),
-            None,
-            format!("{target}: {reason} (rotating {})", names.join(", ")),
-            Timestamp::now(),
-        ))
+        .send_first(
+            &Notification::new(
+                NotifyEvent::Emergency,
+                (specs.len() == 1).then(|| &specs[0].name),
+                None,
+                format!("{target}: {reason} (rotating {})", names.join(", ")),
+                Timestamp::now(),
+            ),
+            crate::api::EMERGENCY_NOTIFY_WAIT,
+        )
         .await;
     run(engine, Mode::Emergency, target, reason, specs, opts).await
 }

@@ -187,6 +187,21 @@ impl Notifier {
         self.deliver(n).await
     }
 
+    /// Like [`Notifier::send`], but gives up waiting after `max` (the send goes on in the
+    /// background): an emergency notifies first, yet a dead webhook must not hold it up.
+    pub async fn send_first(&self, n: &Notification, max: std::time::Duration) -> usize {
+        if let Some(sink) = &self.inner.sink {
+            let _ = sink.send(n.clone());
+        }
+        let me = self.clone();
+        let n = n.clone();
+        let task = self.inner.tasks.spawn(async move { me.deliver(&n).await });
+        match tokio::time::timeout(max, task).await {
+            Ok(Ok(sent)) => sent,
+            _ => 0,
+        }
+    }
+
     /// Waits (at most `max`) for background sends to finish.
     pub async fn drain(&self, max: std::time::Duration) {
         self.inner.tasks.close();

@@ -54,6 +54,8 @@ use crate::watch::WatchHub;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// `Cache-Control: max-age` of the JWKS endpoints. Keep it below JWT `prepublish`.
 pub const JWKS_MAX_AGE_SECS: u64 = 60;
+/// How long an emergency rotation waits for its notification before rotating anyway.
+pub const EMERGENCY_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -532,13 +534,16 @@ async fn rotate(
     if req.emergency {
         // Notifications go out first in an emergency.
         s.notifier
-            .send(&Notification::new(
-                NotifyEvent::Emergency,
-                Some(&name),
-                None,
-                format!("{name}: {reason}"),
-                s.clock.now(),
-            ))
+            .send_first(
+                &Notification::new(
+                    NotifyEvent::Emergency,
+                    Some(&name),
+                    None,
+                    format!("{name}: {reason}"),
+                    s.clock.now(),
+                ),
+                EMERGENCY_NOTIFY_WAIT,
+            )
             .await;
     }
     let opts = RotateOptions {
