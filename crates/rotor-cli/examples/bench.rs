@@ -68,7 +68,27 @@ fn rotor_bin() -> anyhow::Result<PathBuf> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let rotor = rotor_bin()?;
-    let dir = tempfile::tempdir()?;
+    // `bench --inventory-only DIR`: build the 10,000-secret store in DIR and stop (for
+    // timing `rotor status` by hand).
+    let args: Vec<String> = std::env::args().collect();
+    let keep = (args.get(1).map(String::as_str) == Some("--inventory-only"))
+        .then(|| args.get(2).cloned())
+        .flatten();
+    let tmp = tempfile::tempdir()?;
+    let dir_path = match &keep {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            PathBuf::from(d)
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    struct Dir(PathBuf);
+    impl Dir {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    let dir = Dir(dir_path);
     println!("rotor benchmarks (embedded SQLite store, release build)");
 
     // 1. An inventory of 10,000 secrets, each with a current value (in-process puts).
@@ -89,6 +109,9 @@ async fn main() -> anyhow::Result<()> {
         "put (in-process, one transaction each): {SECRETS} in {put_secs:.2} s = {:.0} puts/s",
         SECRETS as f64 / put_secs
     );
+    if keep.is_some() {
+        return Ok(());
+    }
 
     // 2. status, in-process and through the binary.
     let mut inproc = Vec::new();

@@ -65,6 +65,14 @@ pub enum Command {
     Get(GetArgs),
     /// Versions and rotations of a secret, newest first.
     History(Name),
+    /// Store maintenance: copy a whole store to another.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Master key maintenance.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+    /// Write every [[render]] target now (they are also written after each finish and retire).
+    Render,
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -196,4 +204,22 @@ pub enum JwtCommand {
     },
     /// Verify a token read from stdin; prints its claims, exit 1 when rejected.
     Verify { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy everything (versions, stages, rotations, the audit log) into the store of another
+    /// config, then read it back and compare. The target is created if needed and must be empty.
+    Migrate {
+        /// The config whose [store] receives the copy.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Rewrap every value under a new master key (written to KEYFILE.new, then moved over
+    /// KEYFILE). Safe to interrupt and run again: until it finishes, both keys open the store.
+    Rotate,
 }

@@ -80,13 +80,16 @@ impl Context {
     pub async fn open(config_path: &Path) -> anyhow::Result<Self> {
         let config = Arc::new(load_config(config_path)?);
         let store = crate::stores::open(&config.store, &config.secrets).await?;
-        let engine = Engine::new(
-            store,
-            config,
+        let mut engine = Engine::new(
+            store.clone(),
+            config.clone(),
             rotators(),
             Arc::new(SystemClock),
             EngineOptions::new(actor()),
         );
+        if !config.render.is_empty() {
+            engine = engine.with_delivery(Arc::new(rotor_deliver::Renderer::new(config, store)));
+        }
         Ok(Self { engine })
     }
 

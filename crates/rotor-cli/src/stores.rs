@@ -24,6 +24,28 @@ pub fn master_key(key_file: &Path) -> anyhow::Result<MasterKey> {
     .map_err(Into::into)
 }
 
+/// A master key from this file only (not the environment): the new key of a rotation.
+pub fn master_key_file_only(key_file: &Path) -> anyhow::Result<MasterKey> {
+    MasterKeySource::File(key_file.to_path_buf())
+        .load()
+        .map_err(|e| StoreError::MissingMasterKey {
+            detail: e.to_string(),
+        })
+        .map_err(Into::into)
+}
+
+/// `KEYFILE.new` when a master-key rotation is under way (`rotor master-key rotate`).
+fn rotating_key(key_file: &Path) -> anyhow::Result<Option<MasterKey>> {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".new");
+    let path = std::path::PathBuf::from(name);
+    if path.exists() {
+        tracing::warn!(key = %path.display(), "a master-key rotation is under way: opening with both keys (finish it with `rotor master-key rotate`)");
+        return master_key_file_only(&path).map(Some);
+    }
+    Ok(None)
+}
+
 /// A passphrase from the named environment variable.
 pub fn passphrase(var: &str) -> anyhow::Result<SecretString> {
     let p = std::env::var(var).with_context(|| {
@@ -60,14 +82,33 @@ pub async fn open(
                 Some(var) if !env_key_set() => {
                     SqliteStore::open_with_passphrase(path, &passphrase(var)?, Default::default())?
                 }
-                _ => SqliteStore::open(path, master_key(master_key_file)?)?,
+                _ => match rotating_key(master_key_file)? {
+                    Some(new) => SqliteStore::open_rotating(
+                        path,
+                        new,
+                        master_key(master_key_file)?,
+                        Default::default(),
+                    )?,
+                    None => SqliteStore::open(path, master_key(master_key_file)?)?,
+                },
             };
             Arc::new(store)
         }
         StoreConfig::Postgres {
             url,
             master_key_file,
-        } => Arc::new(PgStore::connect(url, master_key(master_key_file)?).await?),
+        } => match rotating_key(master_key_file)? {
+            Some(new) => Arc::new(
+                PgStore::connect_rotating(
+                    url,
+                    new,
+                    master_key(master_key_file)?,
+                    Default::default(),
+                )
+                .await?,
+            ),
+            None => Arc::new(PgStore::connect(url, master_key(master_key_file)?).await?),
+        },
         StoreConfig::Aws { .. } => aws::open(config, secrets).await?,
     })
 }

@@ -115,3 +115,112 @@ print(json.dumps([cur, prev]))
     let got: Vec<String> = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(got, vec!["second-api-key-value", "first-api-key-value"]);
 }
+
+#[test]
+fn master_key_rotation_keeps_every_value() {
+    let env = Env::new(SECRETS);
+    env.rotor_stdin(&["put", "api"], Some(b"api-key-before-rotation"))
+        .ok();
+    env.rotor(&["rotate", "session"]).ok();
+    let session = env.reveal("session", "current");
+    let old_key = std::fs::read(env.path("rotor.key")).expect("key");
+    let r = env.rotor(&["master-key", "rotate"]).ok();
+    assert!(r.stdout.contains("rewrapped 2 values"), "{}", r.stdout);
+    assert!(
+        !env.path("rotor.key.new").exists(),
+        "the new key moved over the old file"
+    );
+    assert_ne!(std::fs::read(env.path("rotor.key")).expect("key"), old_key);
+    assert_eq!(env.reveal("api", "current"), "api-key-before-rotation");
+    assert_eq!(env.reveal("session", "current"), session);
+    // The old key no longer opens the store.
+    std::fs::write(env.path("old.key"), &old_key).expect("write");
+    let mut c = env.command(&["status"]);
+    c.env(
+        "ROTOR_MASTER_KEY",
+        String::from_utf8(old_key).expect("utf8").trim(),
+    );
+    let refused = common::run_of(c.output().expect("run"));
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    env.audit_verifies();
+    let audit = env
+        .rotor(&["--format", "json", "audit", "tail", "-n", "1"])
+        .ok()
+        .json();
+    assert_eq!(audit[0]["action"], "store.master_key.rotate");
+}
+
+#[test]
+fn migrate_sqlite_to_postgres_and_verify() {
+    let source = Env::new(SECRETS);
+    source
+        .rotor_stdin(&["put", "api"], Some(b"value-one-for-migration"))
+        .ok();
+    source
+        .rotor_stdin(&["put", "api"], Some(b"value-two-for-migration"))
+        .ok();
+    source.rotor(&["rotate", "session"]).ok();
+    let pg = Postgres::start().expect("start PostgreSQL");
+    pg.create_db("rotor").expect("create db");
+    let target_config = format!(
+        "[store]\nkind = \"postgres\"\nurl = \"postgres://postgres:${{PGPW}}@127.0.0.1:{}/rotor\"\nmaster_key_file = \"target.key\"\n{SECRETS}",
+        pg.port()
+    );
+    std::fs::write(source.path("target.toml"), target_config).expect("write");
+    let mut c = source.command(&["store", "migrate", "--to", "target.toml"]);
+    c.env("PGPW", pg.admin_password());
+    let r = common::run_of(c.output().expect("run"));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("verified"), "{}", r.stdout);
+    // The target answers like the source.
+    let mut c = source.command(&[
+        "--config",
+        "target.toml",
+        "get",
+        "api",
+        "--stage",
+        "previous",
+        "--reveal",
+    ]);
+    c.env("PGPW", pg.admin_password());
+    let got = common::run_of(c.output().expect("run"));
+    assert_eq!(
+        got.stdout.trim(),
+        "value-one-for-migration",
+        "{}",
+        got.stderr
+    );
+    let mut c = source.command(&["--config", "target.toml", "audit", "verify"]);
+    c.env("PGPW", pg.admin_password());
+    assert_eq!(common::run_of(c.output().expect("run")).code, 0);
+    // A second migration into the same (now non-empty) target is refused.
+    let mut c = source.command(&["store", "migrate", "--to", "target.toml"]);
+    c.env("PGPW", pg.admin_password());
+    let again = common::run_of(c.output().expect("run"));
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("not empty"), "{}", again.stderr);
+}
+
+#[test]
+fn render_writes_the_dotenv_after_rotations() {
+    use std::os::unix::fs::PermissionsExt;
+    let config = format!(
+        "{SECRETS}\n[[render]]\nkind = \"dotenv\"\npath = \"app.env\"\n[render.vars]\nSESSION = \"{{{{ session.current }}}}\"\nAPI = \"{{{{ api.current }}}}\"\nAPI_PREVIOUS = \"{{{{ api.previous }}}}\"\n"
+    );
+    let env = Env::new(&config);
+    env.rotor_stdin(&["put", "api"], Some(b"api-value-1")).ok();
+    env.rotor_stdin(&["put", "api"], Some(b"api-value-2")).ok();
+    env.rotor(&["rotate", "session"]).ok();
+    let text = std::fs::read_to_string(env.path("app.env")).expect("rendered");
+    assert!(text.contains("API=\"api-value-2\""), "{text}");
+    assert!(text.contains("API_PREVIOUS=\"api-value-1\""), "{text}");
+    assert!(text.contains(&format!("SESSION=\"{}\"", env.reveal("session", "current"))));
+    let mode = std::fs::metadata(env.path("app.env"))
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let r = env.rotor(&["render"]).ok();
+    assert!(r.stdout.contains("unchanged"), "{}", r.stdout);
+}

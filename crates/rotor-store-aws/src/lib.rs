@@ -713,4 +713,21 @@ impl Store for AwsStore {
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.ledger.audit_all().await
     }
+
+    /// The ledger holds every value (sealed), so an export needs no AWS call.
+    async fn export(&self) -> Result<rotor_core::store::Dump, StoreError> {
+        self.ledger.export().await
+    }
+
+    /// Imports into the ledger, then mirrors every secret's stages and values into AWS. If
+    /// AWS fails part way, the ledger has everything and `sync_all` (or the next change of
+    /// each secret) completes the mirror.
+    async fn import(
+        &self,
+        dump: rotor_core::store::Dump,
+        event: rotor_core::AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.ledger.import(dump, event).await?;
+        self.sync_all().await.map(drop)
+    }
 }

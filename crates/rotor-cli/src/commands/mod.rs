@@ -5,6 +5,7 @@ mod inventory;
 mod jwt;
 mod rotate;
 mod secret;
+mod store;
 
 use crate::cli::{Cli, Command};
 
@@ -24,6 +25,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Put(a) => secret::put(config, &a).await,
         Command::Get(a) => secret::get(config, format, &a).await,
         Command::History(a) => secret::history(config, format, &a.name).await,
+        Command::Store(crate::cli::StoreCommand::Migrate { to }) => {
+            store::migrate(config, &to).await
+        }
+        Command::MasterKey(crate::cli::MasterKeyCommand::Rotate) => {
+            store::rotate_master_key(config).await
+        }
+        Command::Render => secret::render(config, format).await,
         Command::Audit(a) => audit::run(config, format, a).await,
         Command::Jwks(a) => jwt::jwks(config, &a.name).await,
         Command::Keyring(a) => jwt::keyring(config, &a).await,

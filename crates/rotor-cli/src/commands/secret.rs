@@ -172,3 +172,47 @@ pub async fn history(config_path: &Path, format: Format, name: &str) -> anyhow::
         &rotations,
     )
 }
+
+pub async fn render(config_path: &Path, format: Format) -> anyhow::Result<()> {
+    let ctx = Context::open(config_path).await?;
+    if ctx.config().render.is_empty() {
+        println!("no [[render]] targets in the config");
+        return Ok(());
+    }
+    let renderer = rotor_deliver::Renderer::new(
+        std::sync::Arc::new(ctx.config().clone()),
+        ctx.store().clone(),
+    );
+    let (results, errors) = match renderer.render_all().await {
+        Ok(r) => (r, Vec::new()),
+        Err(rotor_deliver::DeliverError::Incomplete { errors, results }) => (results, errors),
+        Err(e) => return Err(e.into()),
+    };
+    let rows = results
+        .iter()
+        .map(|r| {
+            vec![
+                r.path.display().to_string(),
+                if r.changed { "written" } else { "unchanged" }.to_owned(),
+                match &r.on_change {
+                    rotor_deliver::OnChangeOutcome::NotConfigured => "-".to_owned(),
+                    rotor_deliver::OnChangeOutcome::NotRun => "not run (unchanged)".to_owned(),
+                    rotor_deliver::OnChangeOutcome::Succeeded => "ok".to_owned(),
+                    rotor_deliver::OnChangeOutcome::Failed(m) => format!("FAILED: {m}"),
+                },
+            ]
+        })
+        .collect();
+    let json: Vec<_> = results
+        .iter()
+        .map(|r| serde_json::json!({ "path": r.path, "changed": r.changed, "ok": r.is_ok() }))
+        .collect();
+    output::print(format, &["TARGET", "FILE", "ON_CHANGE"], rows, &json)?;
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() || results.iter().any(|r| !r.is_ok()) {
+        return Err(crate::Exit(1).into());
+    }
+    Ok(())
+}
