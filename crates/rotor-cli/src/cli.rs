@@ -29,6 +29,11 @@ pub struct Cli {
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Talk to a running `rotor serve` instead of the store (status, rotate, get); the token
+    /// comes from ROTOR_TOKEN.
+    #[arg(long, global = true, env = "ROTOR_SERVER")]
+    pub server: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -65,6 +70,15 @@ pub enum Command {
     Get(GetArgs),
     /// Versions and rotations of a secret, newest first.
     History(Name),
+    /// Run the daemon: scheduler, HTTP API, watch stream, JWKS, metrics, status page.
+    Serve(ServeArgs),
+    /// Write Prometheus alerting rules (SecretRotationOverdue per tier, SecretRotationFailed).
+    Alerts(AlertsArgs),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Rotate every automatic secret as a rehearsal and write the post-rotation checklist.
+    Drill(DrillArgs),
     /// Store maintenance: copy a whole store to another.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -125,7 +139,9 @@ pub struct RotateArgs {
     /// Print what would happen, touching nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Suspected compromise: grace 0, retire and evict at once.
+    /// Suspected compromise: NAMES may be secrets, kinds (jwt, postgres, redis, ...) or `all`;
+    /// notifies first, rotates with grace 0 (admins first), evicts sessions, runs
+    /// on_emergency hooks, and writes the post-rotation checklist report.
     #[arg(long)]
     pub emergency: bool,
     /// Confirm rotating secrets whose policy requires it.
@@ -222,4 +238,41 @@ pub enum MasterKeyCommand {
     /// Rewrap every value under a new master key (written to KEYFILE.new, then moved over
     /// KEYFILE). Safe to interrupt and run again: until it finishes, both keys open the store.
     Rotate,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Overrides [server] listen.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve the API only; rotate nothing by schedule.
+    #[arg(long)]
+    pub no_scheduler: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Write the rules to this file instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token: prints it once, and the [[tokens]] lines (with its hash) to paste.
+    New {
+        name: String,
+        /// `read:GLOB`, `rotate:GLOB`, `write:GLOB` or `admin` (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[arg(long, default_value = "quarterly rotation drill")]
+    pub reason: String,
+    /// Include secrets whose policy requires confirmation.
+    #[arg(long)]
+    pub confirm: bool,
 }

@@ -176,6 +176,7 @@ fn abort_after_a_crash_rolls_back() {
     assert_eq!(env.reveal("session", "current"), old_value);
     assert!(env.holders("session", "pending").is_empty());
     assert_eq!(env.history("session")["rotations"][0]["status"], "aborted");
-    env.rotor(&["rotate", "session", "--emergency"]).ok();
+    env.rotor(&["rotate", "session", "--emergency", "--reason", "drill"])
+        .ok();
     env.audit_verifies();
 }

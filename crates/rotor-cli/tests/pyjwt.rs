@@ -110,7 +110,8 @@ fn asymmetric_keys_both_ways() {
         assert!(r.stdout.contains("from-pyjwt"), "{alg}: {}", r.stdout);
 
         // After a rotation the JWKS holds both keys, and the old token still verifies.
-        env.rotor(&["rotate", name, "--emergency"]).ok();
+        env.rotor(&["rotate", name, "--emergency", "--reason", "key leaked"])
+            .ok();
         let rejected = env.rotor_stdin(&["jwt", "verify", name], Some(token.as_bytes()));
         assert_eq!(rejected.code, 1, "emergency retired the old key at once");
         assert!(rejected.stderr.contains("rejected"), "{}", rejected.stderr);

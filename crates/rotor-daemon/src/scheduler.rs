@@ -614,8 +614,9 @@ impl Scheduler {
                     ));
                 }
             }
-            // Not failures: someone else holds the secret, or grace is not over yet.
-            Err(EngineError::Store(StoreError::Busy { .. }))
+            // Not failures: someone else holds the secret (or another replica just rotated
+            // it), or grace is not over yet.
+            Err(EngineError::Store(StoreError::Busy { .. } | StoreError::Stale { .. }))
             | Err(EngineError::GraceNotOver { .. }) => {
                 let retry = self.backoff(1);
                 let mut entries = self.lock();

@@ -524,19 +524,114 @@ impl Engine {
             retire_after: None,
             lease: Some(lease.clone()),
         };
-        let event = self
+        let begin = self
             .event("rotation.begin", &spec.name)
             .rotation(&rotation.id)
             .reason(opts.reason.as_deref());
+
+        // create: the new value is stored as pending in the same commit that begins the
+        // rotation, before any target sees it.
+        let admin = self.admin(spec).await?;
+        let ctx = StepContext {
+            spec,
+            current: current.as_ref(),
+            admin: admin.as_ref(),
+            emergency: opts.emergency,
+        };
+        self.report(Progress::Started {
+            secret: spec.name.clone(),
+            step: Step::Create,
+        });
+        let generated = with_retry!(self, spec.name, Step::Create, rotator.create(&ctx));
+        let mut rotation = rotation;
+        let generated = match generated {
+            Ok(g) => g,
+            Err(e) => {
+                // Nothing reached a target; record the attempt so status and the audit show it.
+                let message = format!("step create failed: {e}");
+                rotation.status = RotationStatus::Failed;
+                rotation.error = Some(message.clone());
+                rotation.lease = None;
+                let failed = self
+                    .event("rotation.failed", &spec.name)
+                    .rotation(&rotation.id)
+                    .failed(&message);
+                self.store
+                    .apply(
+                        Change::new()
+                            .op(Op::BeginRotation(Box::new(rotation)))
+                            .audit(begin)
+                            .audit(failed),
+                    )
+                    .await?;
+                self.report(Progress::Failed {
+                    secret: spec.name.clone(),
+                    step: Step::Create,
+                    error: message,
+                });
+                return Err(EngineError::Step {
+                    secret: spec.name.to_string(),
+                    step: Step::Create,
+                    source: e,
+                    rolled_back: true,
+                });
+            }
+        };
+        let (op, created) = self.pending_version(spec, &mut rotation, generated);
         self.store
             .apply(
                 Change::new()
                     .op(Op::BeginRotation(Box::new(rotation.clone())))
-                    .audit(event),
+                    .op(op)
+                    .audit(begin)
+                    .audit(created),
             )
             .await?;
         tracing::info!(secret = %spec.name, rotation = %rotation.id, "rotation started");
+        self.report(Progress::Done {
+            secret: spec.name.clone(),
+            step: Step::Create,
+        });
+        failpoint::hit("after-create");
         self.drive(spec, &rotator, rotation, lease).await
+    }
+
+    /// The version `create` made, as the op that stores it `pending`, with its audit event;
+    /// moves `rot` on to `set` (and schedules activation when the key is prepublished).
+    fn pending_version(
+        &self,
+        spec: &SecretSpec,
+        rot: &mut Rotation,
+        generated: rotor_core::rotator::Generated,
+    ) -> (Op, AuditEvent) {
+        let now = self.clock.now();
+        let id = VersionId::generate();
+        rot.pending_version = Some(id.clone());
+        rot.step = Step::Set;
+        rot.step_done = false;
+        rot.attempts = 0;
+        if let KindSettings::Jwt(j) = &spec.settings
+            && !j.prepublish.is_zero()
+            && !rot.emergency
+        {
+            rot.activate_after = now.checked_add(j.prepublish.to_span()).ok();
+        }
+        let event = self
+            .event("rotation.create", &spec.name)
+            .rotation(&rot.id)
+            .version(&id);
+        let op = Op::InsertVersion {
+            version: NewVersion {
+                secret: spec.name.clone(),
+                id,
+                created_by: self.opts.actor.clone(),
+                created_at: now,
+                metadata: generated.metadata,
+                value: generated.value,
+            },
+            stage: Some(Stage::Pending),
+        };
+        (op, event)
     }
 
     /// Finishes interrupted rotations (of `name`, or all), including retires whose grace ended.
@@ -860,46 +955,16 @@ impl Engine {
         };
         match step {
             Step::Create => {
+                // Only rotations recorded by an older rotor stop here; `rotate` creates the
+                // value in the same commit that begins the rotation.
                 let generated = match with_retry!(self, spec.name, step, rotator.create(&ctx)) {
                     Ok(g) => g,
                     Err(e) => {
                         return Err(self.fail(spec, rotator, rot, lease, step, e, None).await);
                     }
                 };
-                let now = self.clock.now();
-                let id = VersionId::generate();
-                rot.pending_version = Some(id.clone());
-                rot.step = Step::Set;
-                rot.step_done = false;
-                rot.attempts = 0;
-                if let KindSettings::Jwt(j) = &spec.settings
-                    && !j.prepublish.is_zero()
-                    && !rot.emergency
-                {
-                    rot.activate_after = now.checked_add(j.prepublish.to_span()).ok();
-                }
-                let version = NewVersion {
-                    secret: spec.name.clone(),
-                    id: id.clone(),
-                    created_by: self.opts.actor.clone(),
-                    created_at: now,
-                    metadata: generated.metadata,
-                    value: generated.value,
-                };
-                let event = self
-                    .event("rotation.create", &spec.name)
-                    .rotation(&rot.id)
-                    .version(&id);
-                self.commit(
-                    rot,
-                    lease,
-                    vec![Op::InsertVersion {
-                        version,
-                        stage: Some(Stage::Pending),
-                    }],
-                    event,
-                )
-                .await?;
+                let (op, event) = self.pending_version(spec, rot, generated);
+                self.commit(rot, lease, vec![op], event).await?;
                 failpoint::hit("after-create");
             }
             Step::Set | Step::Test => {

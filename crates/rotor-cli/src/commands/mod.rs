@@ -1,6 +1,7 @@
 //! One module per command group; [`run`] dispatches.
 
 mod audit;
+mod daemon;
 mod inventory;
 mod jwt;
 mod rotate;
@@ -12,6 +13,9 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.format;
     let config = cli.config.as_path();
+    if let Some(server) = cli.server.as_deref() {
+        return daemon::remote(server, format, cli.command).await;
+    }
     match cli.command {
         Command::Init => inventory::init(config).await,
         Command::Check => inventory::check(config, format),
@@ -31,6 +35,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MasterKey(crate::cli::MasterKeyCommand::Rotate) => {
             store::rotate_master_key(config).await
         }
+        Command::Serve(a) => daemon::serve(config, &a).await,
+        Command::Alerts(a) => daemon::alerts(config, &a),
+        Command::Token(crate::cli::TokenCommand::New { name, scopes }) => {
+            daemon::token_new(&name, &scopes)
+        }
+        Command::Drill(a) => daemon::drill(config, format, &a).await,
         Command::Render => secret::render(config, format).await,
         Command::Audit(a) => audit::run(config, format, a).await,
         Command::Jwks(a) => jwt::jwks(config, &a.name).await,

@@ -82,6 +82,9 @@ fn describe(o: &Outcome) -> String {
 }
 
 pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> anyhow::Result<()> {
+    if args.emergency && !args.dry_run {
+        return super::daemon::emergency(config_path, format, args).await;
+    }
     let ctx = Context::open(config_path).await?;
     let names: Vec<SecretName> = if args.due {
         ctx.engine.due().await?
