@@ -85,7 +85,10 @@ impl Context {
             config.clone(),
             rotators(),
             Arc::new(SystemClock),
-            EngineOptions::new(actor()),
+            EngineOptions {
+                lease_for: config.server.lease.to_std(),
+                ..EngineOptions::new(actor())
+            },
         );
         if !config.render.is_empty() {
             engine = engine.with_delivery(Arc::new(rotor_deliver::Renderer::new(config, store)));

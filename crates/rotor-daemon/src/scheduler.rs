@@ -617,7 +617,8 @@ impl Scheduler {
             // Not failures: someone else holds the secret (or another replica just rotated
             // it), or grace is not over yet.
             Err(EngineError::Store(StoreError::Busy { .. } | StoreError::Stale { .. }))
-            | Err(EngineError::GraceNotOver { .. }) => {
+            | Err(EngineError::GraceNotOver { .. })
+            | Err(EngineError::NotDue { .. }) => {
                 let retry = self.backoff(1);
                 let mut entries = self.lock();
                 entries.entry(name.to_string()).or_default().retry_at = Some(retry);

@@ -495,6 +495,27 @@ impl Engine {
         }
 
         let current = self.store.read_stage(&spec.name, Stage::Current).await?;
+        // A scheduled rotation decided "due" from an earlier read; another process (a daemon
+        // replica, a cron `rotate --due`) may have rotated the secret since. Re-check against
+        // the current version just read: from here to the begin commit, the store's
+        // stale-plan check covers the rest.
+        if opts.trigger == Trigger::Schedule
+            && let Some(cur) = &current
+        {
+            let facts = Facts {
+                last_rotated: Some(cur.meta.created_at),
+                ..Facts::default()
+            };
+            if !schedule::evaluate(&spec.policy, facts, now)
+                .state
+                .wants_rotation()
+            {
+                return Err(EngineError::NotDue {
+                    secret: spec.name.to_string(),
+                    rotated: cur.meta.created_at.to_string(),
+                });
+            }
+        }
         let lease = Lease {
             owner: self.opts.owner.to_string(),
             token: 1,

@@ -36,6 +36,8 @@ pub enum EngineError {
     },
     #[error("secret {secret}: {what}")]
     Invalid { secret: String, what: String },
+    #[error("secret {secret} is not due (it was rotated at {rotated}); nothing was done")]
+    NotDue { secret: String, rotated: String },
     #[error("secret {secret}: nothing to {what}")]
     Nothing { secret: String, what: &'static str },
     #[error(transparent)]
@@ -54,6 +56,7 @@ impl EngineError {
             | EngineError::AdminMissing { secret, .. }
             | EngineError::Step { secret, .. }
             | EngineError::Invalid { secret, .. }
+            | EngineError::NotDue { secret, .. }
             | EngineError::Nothing { secret, .. } => Some(secret),
             EngineError::Store(_) => None,
         }

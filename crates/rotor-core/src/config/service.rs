@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub retry_attempts: u32,
     /// First delay between attempts; doubles each time.
     pub retry_backoff: Duration,
+    /// How long a rotation's lease lasts without renewal (each step renews it). Another
+    /// replica takes over a rotation whose holder died once this has passed.
+    pub lease: Duration,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +34,7 @@ impl Default for ServerConfig {
             max_concurrent_rotations: 4,
             retry_attempts: 5,
             retry_backoff: Duration::from_secs(30),
+            lease: Duration::from_mins(5),
         }
     }
 }

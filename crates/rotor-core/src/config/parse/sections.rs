@@ -18,6 +18,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_concurrent_rotations",
     "retry_attempts",
     "retry_backoff",
+    "lease",
 ];
 const TOKEN_KEYS: &[&str] = &["name", "sha256", "scopes"];
 const NOTIFY_KEYS: &[&str] = &["url", "format", "events"];
@@ -118,6 +119,20 @@ impl Walker<'_> {
         }
         if let Some(d) = self.duration(t, "retry_backoff") {
             server.retry_backoff = d;
+        }
+        if let Some(d) = self.duration(t, "lease") {
+            if d.as_secs() < 2 {
+                self.error(
+                    t.get("lease").and_then(Item::span).unwrap_or(0..0),
+                    "`lease` must be at least 2s".into(),
+                    Some(
+                        "leases are renewed at every step; use e.g. \"30s\" or the default \"5m\""
+                            .into(),
+                    ),
+                );
+            } else {
+                server.lease = d;
+            }
         }
         server
     }
