@@ -516,14 +516,16 @@ async fn begin_rotation(
     if let Some(other) = running_rotation(ctx, tx, stmts, &r.secret).await? {
         return Err(busy(&other).into());
     }
-    if r.status == RotationStatus::Running
-        && let Some(expected) = &r.previous_version
-    {
+    // A rotation is planned against the current version it read (none, for a first
+    // rotation); if another replica rotated the secret in between, starting this one would
+    // rotate the secret twice.
+    if r.status == RotationStatus::Running {
         let current = stage_holder(ctx, tx, stmts, &r.secret, Stage::Current).await?;
-        if current.as_deref() != Some(expected.as_str()) {
+        let expected = r.previous_version.as_ref().map(|v| v.as_str());
+        if current.as_deref() != expected {
             return Err(StoreError::Stale {
                 secret: r.secret.to_string(),
-                expected: expected.to_string(),
+                expected: expected.unwrap_or("none").to_owned(),
                 found: current.unwrap_or_else(|| "none".to_owned()),
             }
             .into());

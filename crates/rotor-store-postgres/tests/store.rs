@@ -215,7 +215,7 @@ async fn the_schema_allows_one_version_per_stage_and_one_running_rotation() {
     let s = name("db");
     let (v1, c1) = put_change(&s, b"one");
     store.apply(c1).await.expect("put");
-    let (_v2, c2) = put_change(&s, b"two");
+    let (v2, c2) = put_change(&s, b"two");
     store.apply(c2).await.expect("put");
     let second_current = db.pg.psql_db(
         "rotor",
@@ -227,8 +227,11 @@ async fn the_schema_allows_one_version_per_stage_and_one_running_rotation() {
         second_current.is_err(),
         "a second current must violate the primary key"
     );
+    // A rotation is planned against the current version (the store refuses a stale plan).
+    let mut planned = rotation(&s);
+    planned.previous_version = Some(v2.clone());
     store
-        .apply(Change::new().op(Op::BeginRotation(Box::new(rotation(&s)))))
+        .apply(Change::new().op(Op::BeginRotation(Box::new(planned))))
         .await
         .expect("begin");
     let second_running = db.pg.psql_db(
@@ -741,7 +744,8 @@ async fn summaries_cover_every_secret_in_one_pass() {
         .apply(Change::new().op(Op::BeginRotation(Box::new(rc.clone()))))
         .await
         .expect("begin");
-    let ra_old = rotation(&a);
+    let mut ra_old = rotation(&a);
+    ra_old.previous_version = Some(a2.clone());
     let mut ra_old_done = ra_old.clone();
     ra_old_done.status = RotationStatus::Completed;
     store
@@ -752,7 +756,8 @@ async fn summaries_cover_every_secret_in_one_pass() {
         .apply(Change::new().op(Op::SaveRotation(Box::new(ra_old_done))))
         .await
         .expect("save");
-    let ra_new = rotation(&a);
+    let mut ra_new = rotation(&a);
+    ra_new.previous_version = Some(a2.clone());
     store
         .apply(Change::new().op(Op::BeginRotation(Box::new(ra_new.clone()))))
         .await
