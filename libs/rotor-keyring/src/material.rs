@@ -148,8 +148,10 @@ impl PublicJwk {
                 let n = self.member(&self.n, "n")?;
                 let e = self.member(&self.e, "e")?;
                 let n_trim = trim_leading_zeros(&n);
-                let bits =
-                    n_trim.len() * 8 - n_trim.first().map_or(8, |b| b.leading_zeros() as usize);
+                // An all-zero or empty modulus has 0 bits (and must not underflow).
+                let bits = n_trim
+                    .first()
+                    .map_or(0, |b| n_trim.len() * 8 - b.leading_zeros() as usize);
                 if !(2048..=8192).contains(&bits) {
                     return Err(
                         self.invalid(format!("RSA modulus is {bits} bits (need 2048..=8192)"))

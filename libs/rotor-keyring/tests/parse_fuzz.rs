@@ -77,3 +77,19 @@ proptest! {
         }
     }
 }
+
+/// Regression: an empty or all-zero RSA modulus in a JWKS underflowed the bit count (found by
+/// `random_jwks_json_never_panics`).
+#[test]
+fn empty_rsa_modulus_is_an_error_not_a_panic() {
+    for n in ["", "AA", "AAAA"] {
+        let v =
+            serde_json::json!({"keys":[{"kty":"RSA","n":n,"e":"AQAB","kid":"k","alg":"RS256"}]});
+        if let Ok(j) = Jwks::from_json(&v.to_string()) {
+            assert!(
+                Keyring::from_jwks(&j).is_err()
+                    || Keyring::from_jwks(&j).is_ok_and(|k| k.is_empty())
+            );
+        }
+    }
+}
