@@ -230,6 +230,60 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
+/// The lease decision every store makes inside its `claim` transaction, kept here so the
+/// stores cannot disagree: the owner may always renew; another owner's live lease is taken
+/// only with [`Takeover::Force`]; the token always grows. Returns the new lease and, for a
+/// takeover, the reason the audit record gives.
+pub fn take_lease(
+    rotation: &Rotation,
+    owner: &str,
+    now: Timestamp,
+    expires_at: Timestamp,
+    takeover: Takeover,
+) -> Result<(Lease, Option<String>), StoreError> {
+    let mut reason = None;
+    if let Some(held) = &rotation.lease
+        && held.owner != owner
+    {
+        let live = held.expires_at > now;
+        if live && takeover == Takeover::IfExpired {
+            return Err(StoreError::busy(rotation));
+        }
+        reason = Some(if live {
+            format!("forced takeover from {}", held.owner)
+        } else {
+            format!(
+                "took over from {} (lease expired {})",
+                held.owner, held.expires_at
+            )
+        });
+    }
+    let lease = Lease {
+        owner: owner.to_owned(),
+        token: rotation.lease.as_ref().map_or(0, |l| l.token) + 1,
+        expires_at,
+    };
+    Ok((lease, reason))
+}
+
+/// Refuses to begin a running rotation planned against a `current` other than the one that
+/// holds the stage now (`current_now`): another process rotated the secret in between, and
+/// beginning this one would rotate it twice.
+pub fn check_plan(rotation: &Rotation, current_now: Option<&str>) -> Result<(), StoreError> {
+    if rotation.status != RotationStatus::Running {
+        return Ok(());
+    }
+    let expected = rotation.previous_version.as_ref().map(VersionId::as_str);
+    if current_now == expected {
+        return Ok(());
+    }
+    Err(StoreError::Stale {
+        secret: rotation.secret.to_string(),
+        expected: expected.unwrap_or("none").to_owned(),
+        found: current_now.unwrap_or("none").to_owned(),
+    })
+}
+
 /// Store errors. Messages name the secret, version or file, and say what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -306,6 +360,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// `Busy`, naming the rotation `other` that holds the secret and its lease.
+    pub fn busy(other: &Rotation) -> StoreError {
+        StoreError::Busy {
+            secret: other.secret.to_string(),
+            rotation: other.id.to_string(),
+            owner: other
+                .lease
+                .as_ref()
+                .map_or_else(|| "nobody (no lease taken)".to_owned(), |l| l.owner.clone()),
+            until: other
+                .lease
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |l| l.expires_at.to_string()),
+        }
+    }
+
     /// Worth retrying as is (lock contention, a dropped connection).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Locked)

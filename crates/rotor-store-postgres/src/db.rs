@@ -463,21 +463,6 @@ fn rotation_json(r: &Rotation) -> Result<String> {
         .map_err(|e| StoreError::Backend(format!("cannot encode rotation {}: {e}", r.id)).into())
 }
 
-fn busy(other: &Rotation) -> StoreError {
-    StoreError::Busy {
-        secret: other.secret.to_string(),
-        rotation: other.id.to_string(),
-        owner: other
-            .lease
-            .as_ref()
-            .map_or_else(|| "nobody (no lease taken)".to_owned(), |l| l.owner.clone()),
-        until: other
-            .lease
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |l| l.expires_at.to_string()),
-    }
-}
-
 fn decode_rotation(ctx: &Ctx, json: &str) -> Result<Rotation> {
     serde_json::from_str(json).map_err(|e| ctx.corrupt(format!("bad rotation record: {e}")).into())
 }
@@ -514,23 +499,12 @@ async fn begin_rotation(
     r: &Rotation,
 ) -> Result<()> {
     if let Some(other) = running_rotation(ctx, tx, stmts, &r.secret).await? {
-        return Err(busy(&other).into());
+        return Err(StoreError::busy(&other).into());
     }
     // A rotation is planned against the current version it read (none, for a first
-    // rotation); if another replica rotated the secret in between, starting this one would
-    // rotate the secret twice.
-    if r.status == RotationStatus::Running {
-        let current = stage_holder(ctx, tx, stmts, &r.secret, Stage::Current).await?;
-        let expected = r.previous_version.as_ref().map(|v| v.as_str());
-        if current.as_deref() != expected {
-            return Err(StoreError::Stale {
-                secret: r.secret.to_string(),
-                expected: expected.unwrap_or("none").to_owned(),
-                found: current.unwrap_or_else(|| "none".to_owned()),
-            }
-            .into());
-        }
-    }
+    // rotation): see `rotor_core::store::check_plan`.
+    let current = stage_holder(ctx, tx, stmts, &r.secret, Stage::Current).await?;
+    rotor_core::store::check_plan(r, current.as_deref())?;
     let json = rotation_json(r)?;
     let st = stmts
         .get(
@@ -656,7 +630,7 @@ async fn save_rotation(
         && let Some(other) = running_rotation(ctx, tx, stmts, &r.secret).await?
         && other.id != r.id
     {
-        return Err(busy(&other).into());
+        return Err(StoreError::busy(&other).into());
     }
     write_rotation(ctx, tx, stmts, &r).await
 }
@@ -678,28 +652,7 @@ pub(crate) async fn claim(
         }
         .into());
     };
-    let mut reason = None;
-    if let Some(held) = &r.lease
-        && held.owner != owner
-    {
-        let live = held.expires_at > now;
-        if live && takeover == Takeover::IfExpired {
-            return Err(busy(&r).into());
-        }
-        reason = Some(if live {
-            format!("forced takeover from {}", held.owner)
-        } else {
-            format!(
-                "took over from {} (lease expired {})",
-                held.owner, held.expires_at
-            )
-        });
-    }
-    let lease = Lease {
-        owner: owner.to_owned(),
-        token: r.lease.as_ref().map_or(0, |l| l.token) + 1,
-        expires_at,
-    };
+    let (lease, reason) = rotor_core::store::take_lease(&r, owner, now, expires_at, takeover)?;
     r.lease = Some(lease.clone());
     write_rotation(ctx, &tx, stmts, &r).await?;
     let event = AuditEvent::new(owner, "rotation.lease")

@@ -157,23 +157,11 @@ fn apply_op(ctx: &Ctx, tx: &Transaction<'_>, op: Op) -> Result<()> {
             .map_err(|e| sql_err(path, e)),
         Op::BeginRotation(r) => {
             if let Some(other) = running_rotation(tx, path, &r.secret)? {
-                return Err(busy(&other));
+                return Err(StoreError::busy(&other));
             }
-            // A rotation is planned against the current version it read; if another process
-            // rotated the secret in between, starting it would rotate the secret twice.
-            if r.status == RotationStatus::Running {
-                let current = stage_holder(tx, path, &r.secret, Stage::Current)?;
-                if current.as_deref() != r.previous_version.as_ref().map(|v| v.as_str()) {
-                    return Err(StoreError::Stale {
-                        secret: r.secret.to_string(),
-                        expected: r
-                            .previous_version
-                            .as_ref()
-                            .map_or_else(|| "none".to_owned(), ToString::to_string),
-                        found: current.unwrap_or_else(|| "none".to_owned()),
-                    });
-                }
-            }
+            // A rotation is planned against the current version it read.
+            let current = stage_holder(tx, path, &r.secret, Stage::Current)?;
+            rotor_core::store::check_plan(&r, current.as_deref())?;
             insert_rotation(tx, path, &r)
         }
         Op::SaveRotation(r) => save_rotation(tx, path, *r),
@@ -339,21 +327,6 @@ fn rotation_json(r: &Rotation) -> Result<String> {
         .map_err(|e| StoreError::Backend(format!("cannot encode rotation {}: {e}", r.id)))
 }
 
-fn busy(other: &Rotation) -> StoreError {
-    StoreError::Busy {
-        secret: other.secret.to_string(),
-        rotation: other.id.to_string(),
-        owner: other
-            .lease
-            .as_ref()
-            .map_or_else(|| "nobody (no lease taken)".to_owned(), |l| l.owner.clone()),
-        until: other
-            .lease
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |l| l.expires_at.to_string()),
-    }
-}
-
 fn running_rotation(
     tx: &Transaction<'_>,
     path: &Path,
@@ -425,7 +398,7 @@ fn save_rotation(tx: &Transaction<'_>, path: &Path, mut r: Rotation) -> Result<(
         && let Some(other) = running_rotation(tx, path, &r.secret)?
         && other.id != r.id
     {
-        return Err(busy(&other));
+        return Err(StoreError::busy(&other));
     }
     write_rotation(tx, path, &r)
 }
@@ -448,28 +421,7 @@ pub(crate) fn claim(
             rotation: id.to_string(),
         });
     };
-    let mut reason = None;
-    if let Some(held) = &r.lease
-        && held.owner != owner
-    {
-        let live = held.expires_at > now;
-        if live && takeover == Takeover::IfExpired {
-            return Err(busy(&r));
-        }
-        reason = Some(if live {
-            format!("forced takeover from {}", held.owner)
-        } else {
-            format!(
-                "took over from {} (lease expired {})",
-                held.owner, held.expires_at
-            )
-        });
-    }
-    let lease = Lease {
-        owner: owner.to_owned(),
-        token: r.lease.as_ref().map_or(0, |l| l.token) + 1,
-        expires_at,
-    };
+    let (lease, reason) = rotor_core::store::take_lease(&r, owner, now, expires_at, takeover)?;
     r.lease = Some(lease.clone());
     write_rotation(&tx, path, &r)?;
     let event = AuditEvent::new(owner, "rotation.lease")
