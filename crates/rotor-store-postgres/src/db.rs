@@ -489,9 +489,8 @@ async fn running_rotation(
 
 /// Inserts a rotation. Under the secret's lock: no other running rotation (else `Busy`),
 /// and — the guard that makes a due rotation run once across replicas — a running
-/// rotation that names the version it replaces (`previous_version`) is refused with
-/// `Busy` when that version is no longer current: another replica already rotated the
-/// secret after this one decided it was due.
+/// rotation whose `previous_version` is no longer current is refused with `Stale`:
+/// another replica already rotated the secret after this one decided it was due.
 async fn begin_rotation(
     ctx: &Ctx,
     tx: &Transaction<'_>,
