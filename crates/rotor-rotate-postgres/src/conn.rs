@@ -137,12 +137,19 @@ struct Cached {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
-/// Admin connections kept between calls: one per (url, user). A cached connection is used
-/// only with the same password it was opened with (compared in constant time), so a wrong
-/// admin credential is never masked by an older, working connection.
+/// How many admin connections a pool keeps per (url, user). Several let `ALTER ROLE`s from
+/// concurrent rotations run in parallel backends and share WAL flushes (each commit waits
+/// for one), instead of queueing on one connection.
+pub const ADMIN_CONNECTIONS: usize = 4;
+
+/// Admin connections kept between calls: [`ADMIN_CONNECTIONS`] per (url, user), used in
+/// turn. A cached connection is used only with the same password it was opened with
+/// (compared in constant time), so a wrong admin credential is never masked by an older,
+/// working connection.
 #[derive(Default)]
 pub struct Pool {
-    slots: Mutex<HashMap<(String, String), Slot>>,
+    slots: Mutex<HashMap<(String, String, usize), Slot>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for Pool {
@@ -157,22 +164,23 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
-    fn slot(&self, target: &Target, user: &str) -> Slot {
+    fn slot(&self, target: &Target, user: &str, shard: usize) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(
             slots
-                .entry((target.url.clone(), user.to_owned()))
+                .entry((target.url.clone(), user.to_owned(), shard))
                 .or_default(),
         )
     }
 
-    /// A live connection as `cred`, and whether it was opened just now.
+    /// A live connection as `cred` from slot `shard`, and whether it was opened just now.
     async fn get(
         &self,
         target: &Target,
         cred: &Credential,
+        shard: usize,
     ) -> Result<(Arc<Client>, bool), PgFailure> {
-        let slot = self.slot(target, &cred.username);
+        let slot = self.slot(target, &cred.username, shard);
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref()
             && !c.client.is_closed()
@@ -189,8 +197,8 @@ impl Pool {
         Ok((client, true))
     }
 
-    async fn forget(&self, target: &Target, user: &str) {
-        let slot = self.slot(target, user);
+    async fn forget(&self, target: &Target, user: &str, shard: usize) {
+        let slot = self.slot(target, user, shard);
         *slot.lock().await = None;
     }
 
@@ -207,13 +215,15 @@ impl Pool {
         F: Fn(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
+        let shard =
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ADMIN_CONNECTIONS;
         let mut retried = false;
         loop {
-            let (client, fresh) = self.get(target, cred).await?;
+            let (client, fresh) = self.get(target, cred, shard).await?;
             match deadline(f(client)).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_connection() => {
-                    self.forget(target, &cred.username).await;
+                    self.forget(target, &cred.username, shard).await;
                     // A dead cached connection is replaced once; a fresh one failing, or
                     // a timeout, is the answer.
                     if fresh || retried || matches!(e, PgFailure::Timeout(_)) {
