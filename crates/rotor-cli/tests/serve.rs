@@ -139,3 +139,86 @@ fn prepublished_jwt_keys_wait_before_they_sign() {
     env.rotor(&["jwt", "sign", "signing", "--claims", "{\"sub\":\"x\"}"])
         .ok();
 }
+
+/// `[server] tls_cert`/`tls_key`: the API is served over HTTPS (rustls). The test makes a
+/// self-signed certificate with openssl and talks to the daemon with curl.
+#[test]
+fn serve_over_tls() {
+    let env = Env::uninit("");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(env.dir.path())
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = rotor_test_support::free_port().expect("port");
+    std::fs::write(
+        env.path("rotor.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n{SECRETS}"),
+    )
+    .expect("config");
+    env.rotor(&["init"]).ok();
+    let mut server = env
+        .command(&["serve", "--no-scheduler"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    wait_for(port);
+    let https = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            "cert.pem",
+            &format!("https://127.0.0.1:{port}/healthz"),
+        ])
+        .current_dir(env.dir.path())
+        .output()
+        .expect("curl");
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/healthz"),
+        ])
+        .output()
+        .expect("curl");
+    server.kill().expect("stop");
+    server.wait().expect("reap");
+    assert!(
+        https.status.success(),
+        "{}",
+        String::from_utf8_lossy(&https.stderr)
+    );
+    assert_ne!(
+        String::from_utf8_lossy(&plain.stdout).trim(),
+        "200",
+        "plain HTTP is not served"
+    );
+}
