@@ -305,8 +305,8 @@ impl Engine {
                     .secrets
                     .iter()
                     .map(|s| s.name.as_str())
-                    .min_by_key(|n| levenshtein(n, name))
-                    .filter(|n| levenshtein(n, name) <= 3)
+                    .min_by_key(|n| strsim::levenshtein(n, name))
+                    .filter(|n| strsim::levenshtein(n, name) <= 3)
                     .map(str::to_owned),
             })
     }
@@ -1402,8 +1402,4 @@ fn schedule_of(
             .is_some_and(|r| r.status == RotationStatus::Failed),
     };
     schedule::evaluate(&spec.policy, facts, now)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    strsim::levenshtein(a, b)
 }
