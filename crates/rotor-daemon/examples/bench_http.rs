@@ -27,14 +27,15 @@ fn setup(n: usize, dir: &std::path::Path, token_toml: &str) -> (Arc<Config>, Arc
             "[secrets.svc-{i:05}]\nkind = \"random\"\ntier = \"high\"\nautomation = \"automatic\"\njitter = \"6h\"\n"
         ));
     }
-    let config = rotor_core::config::parse(&text, &dir.join("rotor.toml"), &|_| None).unwrap();
+    let config = rotor_core::config::parse(&text, &dir.join("rotor.toml"), &|_| None)
+        .expect("bench setup failed");
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::create(
             &dir.join("rotor.db"),
-            rotor_seal::MasterKey::generate().unwrap(),
+            rotor_seal::MasterKey::generate().expect("bench setup failed"),
             "bench",
         )
-        .unwrap(),
+        .expect("bench setup failed"),
     );
     (Arc::new(config), store)
 }
@@ -60,7 +61,10 @@ impl Deliver for Stamp {
         change: StageChange,
     ) -> Result<(), String> {
         if change == StageChange::Finished {
-            self.0.lock().unwrap().push(Instant::now());
+            self.0
+                .lock()
+                .expect("bench setup failed")
+                .push(Instant::now());
         }
         Ok(())
     }
@@ -94,13 +98,17 @@ fn main() {
     {
         rt.worker_threads(n);
     }
-    rt.enable_all().build().unwrap().block_on(run());
+    rt.enable_all()
+        .build()
+        .expect("bench setup failed")
+        .block_on(run());
 }
 
 async fn run() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = tempfile::tempdir().unwrap();
-    let (token, toml) = rotor_daemon::new_token("bench", &["admin".into()]).unwrap();
+    let dir = tempfile::tempdir().expect("bench setup failed");
+    let (token, toml) =
+        rotor_daemon::new_token("bench", &["admin".into()]).expect("bench setup failed");
     match args.get(1).map(String::as_str) {
         Some("serve") => {
             let (config, store) = setup(1, dir.path(), &toml);
@@ -108,7 +116,7 @@ async fn run() {
             engine
                 .rotate("bench-key", &Default::default())
                 .await
-                .unwrap();
+                .expect("bench setup failed");
             // ROTOR_BENCH_CACHE_TTL_MS=0 measures the uncached path (store read + decrypt).
             let ttl = std::env::var("ROTOR_BENCH_CACHE_TTL_MS")
                 .ok()
@@ -116,13 +124,14 @@ async fn run() {
                 .map_or(Duration::from_secs(1), Duration::from_millis);
             let running = Daemon::new(engine, Arc::new(SystemClock))
                 .start(ServeOptions {
-                    listen: Some("127.0.0.1:0".parse().unwrap()),
+                    listen: Some("127.0.0.1:0".parse().expect("bench setup failed")),
                     value_cache_ttl: ttl,
                     ..Default::default()
                 })
                 .await
-                .unwrap();
-            std::fs::write(&args[2], format!("{} {token}\n", running.url())).unwrap();
+                .expect("bench setup failed");
+            std::fs::write(&args[2], format!("{} {token}\n", running.url()))
+                .expect("bench setup failed");
             // Serve until stdin closes.
             let stop = running.shutdown_token();
             std::thread::spawn(move || {
@@ -146,16 +155,16 @@ async fn run() {
                 engine
                     .rotate(s.name.as_str(), &Default::default())
                     .await
-                    .unwrap();
+                    .expect("bench setup failed");
             }
             let seeded = t.elapsed();
             let running = Daemon::new(engine, Arc::new(SystemClock))
                 .start(ServeOptions {
-                    listen: Some("127.0.0.1:0".parse().unwrap()),
+                    listen: Some("127.0.0.1:0".parse().expect("bench setup failed")),
                     ..Default::default()
                 })
                 .await
-                .unwrap();
+                .expect("bench setup failed");
             // Let start-up (resume, first scheduler tick) settle, then measure idle.
             tokio::time::sleep(Duration::from_secs(3)).await;
             let tick = 100.0; // USER_HZ
@@ -166,10 +175,10 @@ async fn run() {
             let scrape = Instant::now();
             let body = reqwest::get(format!("{}/metrics", running.url()))
                 .await
-                .unwrap()
+                .expect("bench setup failed")
                 .text()
                 .await
-                .unwrap();
+                .expect("bench setup failed");
             println!(
                 "idle: secrets={n} seeded_in={:.1}s rss_mib={:.1} idle_cpu_pct={cpu:.2} metrics_scrape_ms={} metrics_bytes={}",
                 seeded.as_secs_f64(),
@@ -186,12 +195,12 @@ async fn run() {
             let engine = engine(config, store).with_delivery(stamps.clone());
             let running = Daemon::new(engine, Arc::new(SystemClock))
                 .start(ServeOptions {
-                    listen: Some("127.0.0.1:0".parse().unwrap()),
+                    listen: Some("127.0.0.1:0".parse().expect("bench setup failed")),
                     scheduler: None,
                     ..Default::default()
                 })
                 .await
-                .unwrap();
+                .expect("bench setup failed");
             let url = running.url();
             let http = reqwest::Client::new();
             let mut watch = http
@@ -199,8 +208,8 @@ async fn run() {
                 .bearer_auth(&token)
                 .send()
                 .await
-                .unwrap();
-            let _ready = watch.chunk().await.unwrap();
+                .expect("bench setup failed");
+            let _ready = watch.chunk().await.expect("bench setup failed");
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
             let reader = tokio::spawn(async move {
                 let mut buf = String::new();
@@ -223,13 +232,18 @@ async fn run() {
                     .json(&serde_json::json!({"emergency": true, "reason": "bench"}))
                     .send()
                     .await
-                    .unwrap();
+                    .expect("bench setup failed");
                 assert!(r.status().is_success());
                 let got = tokio::time::timeout(Duration::from_secs(2), rx.recv())
                     .await
-                    .unwrap()
-                    .unwrap();
-                let finished = *stamps.0.lock().unwrap().last().unwrap();
+                    .expect("bench setup failed")
+                    .expect("bench setup failed");
+                let finished = *stamps
+                    .0
+                    .lock()
+                    .expect("bench setup failed")
+                    .last()
+                    .expect("bench setup failed");
                 lat.push(got.saturating_duration_since(finished).as_secs_f64() * 1000.0);
             }
             lat.sort_by(f64::total_cmp);

@@ -54,7 +54,11 @@ async fn main() {
         for _ in 0..PASSES {
             for n in names.iter() {
                 let t = Instant::now();
-                let out = h.engine.rotate(n, &RotateOptions::default()).await.unwrap();
+                let out = h
+                    .engine
+                    .rotate(n, &RotateOptions::default())
+                    .await
+                    .expect("bench setup failed");
                 singles.push(t.elapsed());
                 assert!(matches!(out, Outcome::InGrace { .. }), "{n}: {out:?}");
             }
@@ -102,7 +106,7 @@ async fn main() {
 async fn retire_all(h: &common::Harness, expected: usize) -> Duration {
     h.clock.advance(Duration::from_secs(2 * 3600));
     let t = Instant::now();
-    let done = h.engine.retire_due().await.unwrap();
+    let done = h.engine.retire_due().await.expect("bench setup failed");
     let took = t.elapsed();
     assert_eq!(done.len(), expected);
     for (name, r) in done {
@@ -118,13 +122,13 @@ async fn rotate_bounded(h: &common::Harness, names: &[String]) {
     for n in names {
         let (engine, sem, n) = (h.engine.clone(), sem.clone(), n.clone());
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await.unwrap();
+            let _permit = sem.acquire_owned().await.expect("bench setup failed");
             let out = engine.rotate(&n, &RotateOptions::default()).await;
             assert!(matches!(out, Ok(Outcome::InGrace { .. })), "{n}: {out:?}");
         });
     }
     while let Some(r) = set.join_next().await {
-        r.unwrap();
+        r.expect("bench setup failed");
     }
 }
 
@@ -132,19 +136,29 @@ async fn rotate_bounded(h: &common::Harness, names: &[String]) {
 /// (Leaves an extra valid password on the target that the store does not know: run last.)
 async fn rotator_only(h: &common::Harness, name: &str, rotator: &Arc<dyn Rotator>) -> Duration {
     let engine = &h.engine;
-    let spec = engine.config().secret(name).unwrap().clone();
+    let spec = engine
+        .config()
+        .secret(name)
+        .expect("bench setup failed")
+        .clone();
     let store = engine.store();
-    let secret = SecretName::new(name).unwrap();
-    let current = store.read_stage(&secret, Stage::Current).await.unwrap();
+    let secret = SecretName::new(name).expect("bench setup failed");
+    let current = store
+        .read_stage(&secret, Stage::Current)
+        .await
+        .expect("bench setup failed");
     let admin_name = if name.starts_with("bench-pg") {
         common::PG_ADMIN
     } else {
         common::REDIS_ADMIN
     };
     let admin = store
-        .read_stage(&SecretName::new(admin_name).unwrap(), Stage::Current)
+        .read_stage(
+            &SecretName::new(admin_name).expect("bench setup failed"),
+            Stage::Current,
+        )
         .await
-        .unwrap();
+        .expect("bench setup failed");
     let ctx = StepContext {
         spec: &spec,
         current: current.as_ref(),
@@ -152,7 +166,7 @@ async fn rotator_only(h: &common::Harness, name: &str, rotator: &Arc<dyn Rotator
         emergency: false,
     };
     let t = Instant::now();
-    let g = rotator.create(&ctx).await.unwrap();
+    let g = rotator.create(&ctx).await.expect("bench setup failed");
     let pending = Versioned {
         meta: VersionMeta {
             id: VersionId::generate(),
@@ -164,11 +178,20 @@ async fn rotator_only(h: &common::Harness, name: &str, rotator: &Arc<dyn Rotator
         },
         value: g.value,
     };
-    rotator.set(&ctx, &pending).await.unwrap();
-    rotator.test(&ctx, &pending).await.unwrap();
+    rotator
+        .set(&ctx, &pending)
+        .await
+        .expect("bench setup failed");
+    rotator
+        .test(&ctx, &pending)
+        .await
+        .expect("bench setup failed");
     let took = t.elapsed();
     // Undo on the target, so the store's current value stays the truth.
-    rotator.rollback(&ctx, &pending).await.unwrap();
+    rotator
+        .rollback(&ctx, &pending)
+        .await
+        .expect("bench setup failed");
     took
 }
 

@@ -31,7 +31,10 @@ fn spec(i: usize, port: u16) -> SecretSpec {
     let config =
         rotor_core::config::parse(&toml, std::path::Path::new("/tmp/bench.toml"), &|_| None)
             .unwrap_or_else(|e| panic!("{e}"));
-    config.secret(&format!("bench-{i}")).unwrap().clone()
+    config
+        .secret(&format!("bench-{i}"))
+        .expect("bench setup failed")
+        .clone()
 }
 
 fn versioned(secret: &SecretName, value: SecretValue, metadata: serde_json::Value) -> Versioned {
@@ -69,10 +72,10 @@ async fn rotate(
     admin: &Versioned,
 ) -> Versioned {
     let c = ctx(spec, current, admin);
-    let g = r.create(&c).await.unwrap();
+    let g = r.create(&c).await.expect("bench setup failed");
     let pending = versioned(&spec.name, g.value, g.metadata);
-    r.set(&c, &pending).await.unwrap();
-    r.test(&c, &pending).await.unwrap();
+    r.set(&c, &pending).await.expect("bench setup failed");
+    r.test(&c, &pending).await.expect("bench setup failed");
     pending
 }
 
@@ -96,12 +99,12 @@ async fn main() {
     let pg = Postgres::start().expect("starting PostgreSQL 15");
     println!("server started in {:?} on port {}", t.elapsed(), pg.port());
     let admin = versioned(
-        &SecretName::new("pg-admin").unwrap(),
+        &SecretName::new("pg-admin").expect("bench setup failed"),
         SecretValue::new(
             serde_json::to_vec(&serde_json::json!({
                 "username": pg.admin_user(), "password": pg.admin_password()
             }))
-            .unwrap(),
+            .expect("bench setup failed"),
         ),
         serde_json::json!({"username": pg.admin_user()}),
     );
@@ -111,7 +114,9 @@ async fn main() {
 
     let t = Instant::now();
     for s in &specs {
-        r.setup(&ctx(s, None, &admin)).await.unwrap();
+        r.setup(&ctx(s, None, &admin))
+            .await
+            .expect("bench setup failed");
     }
     println!("setup of {SECRETS} alternating secrets: {:?}", t.elapsed());
 
@@ -132,9 +137,14 @@ async fn main() {
         .password(pg.admin_password());
     for _ in 0..SAMPLES {
         let t = Instant::now();
-        let (c, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+        let (c, conn) = cfg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("bench setup failed");
         let task = tokio::spawn(conn);
-        c.simple_query("SELECT 1").await.unwrap();
+        c.simple_query("SELECT 1")
+            .await
+            .expect("bench setup failed");
         base.push(t.elapsed());
         drop(c);
         let _ = task.await;
@@ -158,7 +168,7 @@ async fn main() {
         let t2 = Instant::now();
         r.retire(&ctx(s0, Some(&next), &admin), &cur0)
             .await
-            .unwrap();
+            .expect("bench setup failed");
         let t_ret = t2.elapsed();
         rot.push(t_rot);
         ret.push(t_ret);
@@ -172,14 +182,14 @@ async fn main() {
     for _ in 0..SAMPLES {
         let c = ctx(s1, Some(&cur), &admin);
         let t = Instant::now();
-        let g = r.create(&c).await.unwrap();
+        let g = r.create(&c).await.expect("bench setup failed");
         tc.push(t.elapsed());
         let pending = versioned(&s1.name, g.value, g.metadata);
         let t = Instant::now();
-        r.set(&c, &pending).await.unwrap();
+        r.set(&c, &pending).await.expect("bench setup failed");
         ts.push(t.elapsed());
         let t = Instant::now();
-        r.test(&c, &pending).await.unwrap();
+        r.test(&c, &pending).await.expect("bench setup failed");
         tt.push(t.elapsed());
         cur = pending;
     }
@@ -213,16 +223,18 @@ async fn main() {
                 Arc::clone(&sem),
             );
             set.spawn(async move {
-                let _permit = sem.acquire_owned().await.unwrap();
+                let _permit = sem.acquire_owned().await.expect("bench setup failed");
                 let next = rotate(&r, &s, Some(&cur), &admin).await;
                 if with_retire {
-                    r.retire(&ctx(&s, Some(&next), &admin), &cur).await.unwrap();
+                    r.retire(&ctx(&s, Some(&next), &admin), &cur)
+                        .await
+                        .expect("bench setup failed");
                 }
                 (i, next)
             });
         }
         while let Some(done) = set.join_next().await {
-            let (i, next) = done.unwrap();
+            let (i, next) = done.expect("bench setup failed");
             currents[i] = next;
         }
         println!(

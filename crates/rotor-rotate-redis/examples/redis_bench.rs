@@ -24,7 +24,7 @@ const SINGLE_RUNS: usize = 50;
 
 fn spec(port: u16, user: &str) -> SecretSpec {
     SecretSpec {
-        name: SecretName::new(&format!("bench-{user}")).unwrap(),
+        name: SecretName::new(&format!("bench-{user}")).expect("bench setup failed"),
         kind: Kind::Redis,
         description: None,
         owner: None,
@@ -35,11 +35,11 @@ fn spec(port: u16, user: &str) -> SecretSpec {
             Automation::Automatic,
             false,
         )
-        .unwrap(),
+        .expect("bench setup failed"),
         settings: KindSettings::Redis(RedisSettings {
             url: format!("redis://127.0.0.1:{port}"),
             user: user.to_owned(),
-            admin: Some(SecretName::new("redis-admin").unwrap()),
+            admin: Some(SecretName::new("redis-admin").expect("bench setup failed")),
         }),
         window: None,
         jitter: rotor_core::Duration::ZERO,
@@ -51,7 +51,7 @@ fn versioned(secret: &str, username: &str, password: &str, stage: Stage) -> Vers
     Versioned {
         meta: VersionMeta {
             id: VersionId::generate(),
-            secret: SecretName::new(secret).unwrap(),
+            secret: SecretName::new(secret).expect("bench setup failed"),
             created_at: jiff::Timestamp::now(),
             created_by: "bench".to_owned(),
             metadata: serde_json::json!({}),
@@ -59,7 +59,7 @@ fn versioned(secret: &str, username: &str, password: &str, stage: Stage) -> Vers
         },
         value: SecretValue::new(
             serde_json::to_vec(&serde_json::json!({"username": username, "password": password}))
-                .unwrap(),
+                .expect("bench setup failed"),
         ),
     }
 }
@@ -77,7 +77,7 @@ async fn rotate(
         admin: Some(admin),
         emergency: false,
     };
-    let generated = rot.create(&ctx).await.unwrap();
+    let generated = rot.create(&ctx).await.expect("bench setup failed");
     let mut pending = Versioned {
         meta: VersionMeta {
             id: VersionId::generate(),
@@ -89,8 +89,8 @@ async fn rotate(
         },
         value: generated.value,
     };
-    rot.set(&ctx, &pending).await.unwrap();
-    rot.test(&ctx, &pending).await.unwrap();
+    rot.set(&ctx, &pending).await.expect("bench setup failed");
+    rot.test(&ctx, &pending).await.expect("bench setup failed");
     pending.meta.stages = vec![Stage::Current];
     let after = StepContext {
         spec,
@@ -98,7 +98,9 @@ async fn rotate(
         admin: Some(admin),
         emergency: false,
     };
-    rot.retire(&after, current).await.unwrap();
+    rot.retire(&after, current)
+        .await
+        .expect("bench setup failed");
     pending
 }
 
@@ -112,7 +114,7 @@ async fn bench(redis: &Redis, label: &str) {
     let mut users = Vec::new();
     for i in 0..USERS {
         let user = format!("u{i:03}");
-        let pw = random_password().unwrap();
+        let pw = random_password().expect("bench setup failed");
         redis
             .cli(&[
                 "ACL",
@@ -123,7 +125,7 @@ async fn bench(redis: &Redis, label: &str) {
                 "~*",
                 "+@all",
             ])
-            .unwrap();
+            .expect("bench setup failed");
         let spec = spec(redis.port(), &user);
         let current = versioned(spec.name.as_str(), &user, &pw, Stage::Current);
         users.push((spec, current));
@@ -153,13 +155,13 @@ async fn bench(redis: &Redis, label: &str) {
     for (spec, current) in users {
         let (rot, admin, limit) = (Arc::clone(&rot), Arc::clone(&admin), Arc::clone(&limit));
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.unwrap();
+            let _permit = limit.acquire_owned().await.expect("bench setup failed");
             rotate(&rot, &spec, &current, &admin).await
         });
     }
     let mut done = 0;
     while let Some(r) = tasks.join_next().await {
-        r.unwrap();
+        r.expect("bench setup failed");
         done += 1;
     }
     let all = started.elapsed();
@@ -181,9 +183,9 @@ async fn bench(redis: &Redis, label: &str) {
 
 #[tokio::main]
 async fn main() {
-    let redis = Redis::start().unwrap();
+    let redis = Redis::start().expect("bench setup failed");
     bench(&redis, "no aclfile").await;
     drop(redis);
-    let redis = Redis::start_with_aclfile().unwrap();
+    let redis = Redis::start_with_aclfile().expect("bench setup failed");
     bench(&redis, "aclfile (ACL SAVE after each change)").await;
 }
