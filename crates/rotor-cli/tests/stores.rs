@@ -224,3 +224,51 @@ fn render_writes_the_dotenv_after_rotations() {
     let r = env.rotor(&["render"]).ok();
     assert!(r.stdout.contains("unchanged"), "{}", r.stdout);
 }
+
+#[test]
+fn migrate_sqlite_to_aws_mirrors_every_value() {
+    let source = Env::new(SECRETS);
+    source
+        .rotor_stdin(&["put", "api"], Some(b"aws-migrated-one"))
+        .ok();
+    source
+        .rotor_stdin(&["put", "api"], Some(b"aws-migrated-two"))
+        .ok();
+    source.rotor(&["rotate", "session"]).ok();
+    let moto = Moto::start().expect("start moto");
+    let target_config = format!(
+        "[store]\nkind = \"aws\"\nregion = \"{}\"\nendpoint_url = \"{}\"\nprefix = \"divan/migrated/\"\nledger = \"sqlite\"\npath = \"ledger.db\"\nmaster_key_file = \"ledger.key\"\n{SECRETS}",
+        moto.region(),
+        moto.endpoint_url()
+    );
+    std::fs::write(source.path("aws.toml"), target_config).expect("write");
+    let aws_env = moto.aws_env();
+    let mut c = source.command(&["store", "migrate", "--to", "aws.toml"]);
+    for (k, v) in &aws_env {
+        c.env(k, v);
+    }
+    let r = common::run_of(c.output().expect("run"));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("verified"), "{}", r.stdout);
+    // boto3 reads the migrated stages from AWS itself.
+    let py = r#"
+import boto3, json
+c = boto3.client("secretsmanager")
+cur = c.get_secret_value(SecretId="divan/migrated/api", VersionStage="AWSCURRENT")["SecretString"]
+prev = c.get_secret_value(SecretId="divan/migrated/api", VersionStage="AWSPREVIOUS")["SecretString"]
+print(json.dumps([cur, prev]))
+"#;
+    let mut c = std::process::Command::new(rotor_test_support::python().expect("python"));
+    c.arg("-c").arg(py);
+    for (k, v) in &aws_env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(got, vec!["aws-migrated-two", "aws-migrated-one"]);
+}
