@@ -144,6 +144,9 @@ pub struct RotateArgs {
     /// on_emergency hooks, and writes the post-rotation checklist report.
     #[arg(long)]
     pub emergency: bool,
+    /// With --emergency: do not end live sessions of the old credentials.
+    #[arg(long, requires = "emergency")]
+    pub no_evict: bool,
     /// Confirm rotating secrets whose policy requires it.
     #[arg(long)]
     pub confirm: bool,

@@ -7,6 +7,33 @@ mod common;
 use common::Env;
 use rotor_test_support::{Postgres, Redis};
 
+/// A Redis connection authenticated as `app`, kept open.
+fn session(port: u16, password: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    write!(c, "AUTH app {password}\r\n").expect("auth");
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf).expect("auth reply");
+    assert!(
+        buf[..n].starts_with(b"+OK"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    c
+}
+
+/// Whether the connection still answers PING.
+fn ping(c: &mut std::net::TcpStream) -> bool {
+    use std::io::{Read, Write};
+    if c.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(c.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
 fn credential(user: &str, password: &str) -> Vec<u8> {
     serde_json::json!({ "username": user, "password": password })
         .to_string()
@@ -136,6 +163,28 @@ grace = "1s"
         "retired role rejected"
     );
 
+    // An emergency with --no-evict retires the old password but leaves live sessions alone;
+    // a plain emergency also ends them (a password change alone leaves an attacker's open
+    // connection alive).
+    let mut kept = session(redis.port(), &new_pw);
+    let r = env.rotor(&[
+        "rotate",
+        "redis",
+        "--emergency",
+        "--no-evict",
+        "--reason",
+        "rehearsal",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        auth(&new_pw).contains("WRONGPASS"),
+        "emergency retired the previous password at once"
+    );
+    assert!(ping(&mut kept), "--no-evict left the open session alone");
+    let newer: serde_json::Value =
+        serde_json::from_str(&env.reveal("redis", "current")).expect("json");
+    let newer_pw = newer["password"].as_str().expect("password").to_owned();
+    let mut doomed = session(redis.port(), &newer_pw);
     let r = env.rotor(&[
         "rotate",
         "redis",
@@ -145,8 +194,12 @@ grace = "1s"
     ]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        auth(&new_pw).contains("WRONGPASS"),
+        auth(&newer_pw).contains("WRONGPASS"),
         "emergency retired the previous password at once"
+    );
+    assert!(
+        !ping(&mut doomed),
+        "the emergency evicted the session opened with the old password"
     );
     let reports: Vec<_> = std::fs::read_dir(env.path("reports"))
         .expect("report dir")

@@ -211,6 +211,9 @@ pub struct Rotation {
     pub actor: String,
     pub reason: Option<String>,
     pub emergency: bool,
+    /// In an emergency, also end live sessions of the previous value (`--no-evict` clears it).
+    #[serde(default = "evict_by_default")]
+    pub evict: bool,
     pub status: RotationStatus,
     /// The step started last.
     pub step: Step,
@@ -231,6 +234,10 @@ pub struct Rotation {
     /// Earliest time `retire` may run (finish + grace).
     pub retire_after: Option<Timestamp>,
     pub lease: Option<Lease>,
+}
+
+fn evict_by_default() -> bool {
+    true
 }
 
 /// What the engine should do next for a rotation.
@@ -298,6 +305,7 @@ mod tests {
             actor: "t".into(),
             reason: None,
             emergency: false,
+            evict: true,
             status,
             step,
             step_done: done,

@@ -46,6 +46,8 @@ pub struct EmergencyOptions {
     pub hook_timeout: std::time::Duration,
     /// Per health / error-rate request.
     pub http_timeout: std::time::Duration,
+    /// End live sessions of the old credentials (`--no-evict` turns it off).
+    pub evict: bool,
 }
 
 impl Default for EmergencyOptions {
@@ -54,6 +56,7 @@ impl Default for EmergencyOptions {
             confirm: false,
             hook_timeout: std::time::Duration::from_secs(60),
             http_timeout: std::time::Duration::from_secs(10),
+            evict: true,
         }
     }
 }
@@ -435,6 +438,7 @@ async fn rotate_one(
         },
         reason: Some(reason.to_owned()),
         emergency: mode == Mode::Emergency,
+        evict: opts.evict,
         confirm: opts.confirm,
     };
     let outcome = match engine.rotate(spec.name.as_str(), &ropts).await {

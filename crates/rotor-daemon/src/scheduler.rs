@@ -557,6 +557,7 @@ impl Scheduler {
                         trigger: Trigger::Schedule,
                         reason: Some("scheduled: due".into()),
                         emergency: false,
+                        evict: true,
                         confirm: false,
                     };
                     engine.rotate(name.as_str(), &opts).await

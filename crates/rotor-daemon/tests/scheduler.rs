@@ -362,6 +362,7 @@ automation = "automatic"
             actor: "rotor".into(),
             reason: None,
             emergency: false,
+            evict: true,
             status: RotationStatus::Running,
             step: Step::Create,
             step_done: false,

@@ -74,6 +74,8 @@ pub struct RotateOptions {
     pub reason: Option<String>,
     /// Grace 0: retire (and evict) right after finish.
     pub emergency: bool,
+    /// In an emergency, end live sessions of the previous value (default; `--no-evict` clears).
+    pub evict: bool,
     /// The operator confirmed a `requires_confirmation` secret.
     pub confirm: bool,
 }
@@ -84,6 +86,7 @@ impl Default for RotateOptions {
             trigger: Trigger::Manual,
             reason: None,
             emergency: false,
+            evict: true,
             confirm: false,
         }
     }
@@ -426,7 +429,7 @@ impl Engine {
             step: Step::Retire,
             touches: format!(
                 "after {grace}: retire the previous value{}",
-                if opts.emergency {
+                if opts.emergency && opts.evict {
                     " and evict its sessions"
                 } else {
                     ""
@@ -532,6 +535,7 @@ impl Engine {
             actor: self.opts.actor.clone(),
             reason: opts.reason.clone(),
             emergency: opts.emergency,
+            evict: opts.evict,
             status: RotationStatus::Running,
             step: Step::Create,
             step_done: false,
@@ -829,6 +833,7 @@ impl Engine {
             actor: self.opts.actor.clone(),
             reason: reason.map(str::to_owned),
             emergency: false,
+            evict: true,
             status: if current.is_some() && !grace.is_zero() {
                 RotationStatus::Grace
             } else {
@@ -1104,6 +1109,7 @@ impl Engine {
                     }
                     failpoint::hit("during-retire");
                     if rot.emergency
+                        && rot.evict
                         && let Some(prev) = &previous
                     {
                         match rotator.evict(&ctx, prev).await {

@@ -109,6 +109,7 @@ fn rotation(secret: &SecretName) -> Rotation {
         actor: "rotor".into(),
         reason: None,
         emergency: false,
+        evict: true,
         status: RotationStatus::Running,
         step: Step::Create,
         step_done: false,

@@ -60,6 +60,7 @@ fn rotation(secret: &SecretName, previous: Option<VersionId>) -> Rotation {
         actor: "alice@host".into(),
         reason: Some("migrate test".into()),
         emergency: false,
+        evict: true,
         status: RotationStatus::Running,
         step: Step::Create,
         step_done: false,

@@ -84,6 +84,7 @@ fn rotation(secret: &SecretName) -> Rotation {
         actor: "alice@host".into(),
         reason: None,
         emergency: false,
+        evict: true,
         status: RotationStatus::Running,
         step: Step::Create,
         step_done: false,

@@ -95,6 +95,7 @@ pub async fn emergency(
     );
     let opts = EmergencyOptions {
         confirm: args.confirm,
+        evict: !args.no_evict,
         ..EmergencyOptions::default()
     };
     let targets: Vec<String> = if args.all {

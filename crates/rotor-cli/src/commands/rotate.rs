@@ -111,6 +111,7 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
         },
         reason: args.reason.clone(),
         emergency: args.emergency,
+        evict: !args.no_evict,
         confirm: args.confirm,
     };
     if args.dry_run {

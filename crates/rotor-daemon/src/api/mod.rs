@@ -554,6 +554,7 @@ async fn rotate(
         },
         reason: Some(reason),
         emergency: req.emergency,
+        evict: true,
         confirm: req.confirm,
     };
     s.metrics.set_in_progress(name.as_str(), true);

@@ -150,6 +150,7 @@ impl Rot {
             actor: "test".into(),
             reason: None,
             emergency: false,
+            evict: true,
             status: RotationStatus::Running,
             step: Step::Create,
             step_done: false,

@@ -63,6 +63,7 @@ pub async fn rotate_if_due<S: Store + ?Sized>(
         actor: owner.to_owned(),
         reason: None,
         emergency: false,
+        evict: true,
         status: RotationStatus::Running,
         step: Step::Create,
         step_done: false,
