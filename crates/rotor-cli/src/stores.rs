@@ -34,11 +34,17 @@ pub fn master_key_file_only(key_file: &Path) -> anyhow::Result<MasterKey> {
         .map_err(Into::into)
 }
 
-/// `KEYFILE.new` when a master-key rotation is under way (`rotor master-key rotate`).
-fn rotating_key(key_file: &Path) -> anyhow::Result<Option<MasterKey>> {
+/// Where `rotor master-key rotate` keeps the new key until the rewrap is committed:
+/// `KEYFILE.new`. Its presence means a rotation is under way.
+pub fn pending_key_path(key_file: &Path) -> std::path::PathBuf {
     let mut name = key_file.as_os_str().to_owned();
     name.push(".new");
-    let path = std::path::PathBuf::from(name);
+    std::path::PathBuf::from(name)
+}
+
+/// The new key when a master-key rotation is under way (`rotor master-key rotate`).
+fn rotating_key(key_file: &Path) -> anyhow::Result<Option<MasterKey>> {
+    let path = pending_key_path(key_file);
     if path.exists() {
         tracing::warn!(key = %path.display(), "a master-key rotation is under way: opening with both keys (finish it with `rotor master-key rotate`)");
         return master_key_file_only(&path).map(Some);

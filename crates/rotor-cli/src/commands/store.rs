@@ -1,6 +1,6 @@
 //! `store migrate` and `master-key rotate`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use rotor_core::AuditEvent;
@@ -68,12 +68,6 @@ pub async fn migrate(config_path: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn new_key_path(key_file: &Path) -> PathBuf {
-    let mut name = key_file.as_os_str().to_owned();
-    name.push(".new");
-    PathBuf::from(name)
-}
-
 /// Rewraps every value under a new master key. The new key is written to `KEYFILE.new`
 /// before anything is rewrapped, so an interruption leaves both keys on disk, and running
 /// the command again resumes.
@@ -94,7 +88,7 @@ pub async fn rotate_master_key(config_path: &Path) -> anyhow::Result<()> {
     }
     let key_file = store_config.master_key_file();
     let from_env = std::env::var_os(rotor_seal::MASTER_KEY_ENV).is_some();
-    let new_path = new_key_path(key_file);
+    let new_path = stores::pending_key_path(key_file);
     if new_path.exists() {
         println!("resuming: the new key {} exists", new_path.display());
     } else {
