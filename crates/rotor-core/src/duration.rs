@@ -66,6 +66,11 @@ impl Duration {
         if input.chars().any(char::is_whitespace) {
             return Err(err("it contains spaces"));
         }
+        if input.starts_with('-') {
+            return Err(err(
+                "it is negative (a duration counts forward from an event; drop the `-`)",
+            ));
+        }
         let mut total: u64 = 0;
         let mut digits = String::new();
         let mut seen_unit = false;
@@ -178,6 +183,10 @@ mod tests {
             ("d", "a unit has no number before it"),
             ("", "it is empty"),
             ("99999999999999999999d", "a number is too large"),
+            (
+                "-5d",
+                "it is negative (a duration counts forward from an event; drop the `-`)",
+            ),
         ] {
             let e = Duration::parse(text).expect_err(text);
             assert_eq!(e.why, why, "{text}");

@@ -44,6 +44,7 @@ fn spec(port: u16, user: &str) -> SecretSpec {
         window: None,
         jitter: rotor_core::Duration::ZERO,
         on_emergency: None,
+        last_rotated: None,
     }
 }
 

@@ -127,6 +127,10 @@ pub struct SecretSpec {
     pub jitter: Duration,
     /// A shell command run after an emergency rotation of this secret (e.g. flush sessions).
     pub on_emergency: Option<String>,
+    /// When a person says the secret was last rotated (`last_rotated = "2026-06-01"`), for a
+    /// value rotor has never stored. Without it, a secret with no current value has an
+    /// unknown age and is overdue (`schedule::evaluate`); a stored current value wins.
+    pub last_rotated: Option<jiff::Timestamp>,
 }
 
 /// Settings specific to a kind.

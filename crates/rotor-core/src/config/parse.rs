@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Document, Item, TableLike, Value};
 
+mod cross;
 mod sections;
 
 use super::{
@@ -12,7 +13,7 @@ use super::{
     KindSettings, ManualSettings, PgStrategy, PostgresSettings, RandomSettings, RedisSettings,
     SecretSpec, StoreConfig,
 };
-use crate::policy::Tiers;
+use crate::policy::{PolicyError, Tiers};
 use crate::{Automation, Duration, Kind, Policy, SecretName, Tier};
 
 const TOP_KEYS: &[&str] = &[
@@ -49,6 +50,7 @@ const COMMON_KEYS: &[&str] = &[
     "window",
     "jitter",
     "on_emergency",
+    "last_rotated",
 ];
 const RANDOM_KEYS: &[&str] = &["length", "alphabet", "prefix"];
 const JWT_KEYS: &[&str] = &[
@@ -282,6 +284,37 @@ impl Walker<'_> {
         }
     }
 
+    /// A point in time a person declares (`last_rotated = "2026-06-01"`): a date (midnight
+    /// UTC), an RFC 3339 timestamp with its offset, or the same as a TOML date literal.
+    fn declared_time(&mut self, table: &dyn TableLike, key: &str) -> Option<jiff::Timestamp> {
+        let item = table.get(key)?;
+        let span = item.span().unwrap_or(0..0);
+        let text = match item.as_value() {
+            Some(Value::String(s)) => s.value().clone(),
+            Some(Value::Datetime(d)) => d.value().to_string(),
+            _ => String::new(),
+        };
+        // A bare date is exactly `YYYY-MM-DD`: a time without its offset is ambiguous.
+        let parsed = text.parse::<jiff::Timestamp>().ok().or_else(|| {
+            let date = (text.len() == 10)
+                .then(|| text.parse::<jiff::civil::Date>().ok())
+                .flatten()?;
+            date.to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()
+                .map(|z| z.timestamp())
+        });
+        if parsed.is_none() {
+            self.error(
+                span,
+                format!("`{key}` must be a date or a time with its offset"),
+                Some(format!(
+                    "write e.g. {key} = \"2026-06-01\" (midnight UTC) or {key} = \"2026-06-01T09:30:00Z\""
+                )),
+            );
+        }
+        parsed
+    }
+
     fn bool(&mut self, table: &dyn TableLike, key: &str) -> Option<bool> {
         let item = table.get(key)?;
         match item.as_bool() {
@@ -478,6 +511,7 @@ impl Walker<'_> {
         item: &Item,
         tiers: &Tiers,
     ) -> Option<SecretSpec> {
+        let before = self.diags.len();
         let name = match SecretName::new(name) {
             Ok(n) => Some(n),
             Err(e) => {
@@ -557,7 +591,9 @@ impl Walker<'_> {
         let description = self.string(t, "description").map(|(s, _)| s);
         let owner = self.string(t, "owner").map(|(s, _)| s);
 
-        // Schedule: a tier or an explicit period, not both.
+        // Every field is read even after an error, so one `rotor check` reports every problem
+        // of the secret at once; the spec is built only when none was found.
+        let tier_given = t.get("tier").is_some();
         let tier = match self.string(t, "tier") {
             Some((s, span)) => match Tier::parse(&s) {
                 Some(tier) => Some(tier),
@@ -567,14 +603,19 @@ impl Walker<'_> {
                         format!("unknown tier `{s}`"),
                         Some("use high (90d), medium (180d) or low (365d), or set rotate_every instead".into()),
                     );
-                    return None;
+                    None
                 }
             },
             None => None,
         };
         let rotate_every = self.duration(t, "rotate_every");
-        let period = match (tier, rotate_every, t.get("rotate_every").is_some()) {
-            (Some(_), Some(_), _) => {
+        let period = match (
+            tier,
+            rotate_every,
+            tier_given,
+            t.get("rotate_every").is_some(),
+        ) {
+            (Some(_), Some(_), _, _) => {
                 self.error(
                     t.get("rotate_every")
                         .and_then(Item::span)
@@ -584,9 +625,9 @@ impl Walker<'_> {
                 );
                 None
             }
-            (Some(tier), None, false) => Some(tiers.get(tier)),
-            (None, Some(d), _) => Some(d),
-            (None, None, false) => {
+            (Some(tier), None, _, false) => Some(tiers.get(tier)),
+            (None, Some(d), _, _) => Some(d),
+            (None, None, false, false) => {
                 self.error(
                     header.clone(),
                     "no schedule".into(),
@@ -594,7 +635,21 @@ impl Walker<'_> {
                 );
                 None
             }
+            // A bad tier or rotate_every: already reported.
             _ => None,
+        };
+        let period = match period {
+            Some(p) if p.is_zero() => {
+                self.error(
+                    t.get("rotate_every")
+                        .and_then(Item::span)
+                        .unwrap_or(header.clone()),
+                    PolicyError::ZeroPeriod.to_string(),
+                    Some("write e.g. rotate_every = \"90d\", or use a tier".into()),
+                );
+                None
+            }
+            other => other,
         };
 
         let automation = match self.string(t, "automation") {
@@ -607,7 +662,7 @@ impl Walker<'_> {
                         format!("unknown automation `{s}`"),
                         Some("use \"automatic\" or \"manual\"".into()),
                     );
-                    return None;
+                    None
                 }
             },
             None => None,
@@ -616,55 +671,65 @@ impl Walker<'_> {
         let window = self.window(t);
         let jitter = self.duration(t, "jitter").unwrap_or(Duration::ZERO);
         let on_emergency = self.string(t, "on_emergency").map(|(s, _)| s);
+        let last_rotated = self.declared_time(t, "last_rotated");
 
-        let kind = kind?;
-        let settings = self.kind_settings(kind, t, &header)?;
+        let settings = kind.and_then(|kind| self.kind_settings(kind, t, &header));
         let automation = match (kind, automation) {
-            (Kind::Manual, Some(Automation::Automatic)) => {
+            (Some(Kind::Manual), Some(Automation::Automatic)) => {
                 self.error(
                     t.get("automation").and_then(Item::span).unwrap_or(header.clone()),
                     "a manual secret cannot rotate automatically".into(),
                     Some("rotor cannot invent a vendor's API key: set automation = \"manual\", or use kind = \"command\" with a plugin that calls the vendor".into()),
                 );
-                return None;
+                None
             }
-            (Kind::Manual, None) => Automation::Manual,
-            (_, Some(a)) => a,
-            (_, None) => Automation::Automatic,
+            (Some(Kind::Manual), None) => Some(Automation::Manual),
+            (_, Some(a)) => Some(a),
+            (_, None) if t.get("automation").is_some() => None,
+            (_, None) => Some(Automation::Automatic),
         };
-        let grace = match self.duration(t, "grace") {
-            Some(g) => g,
-            None if t.get("grace").is_some() => return None,
-            None => default_grace(&settings),
+        let grace = match (self.duration(t, "grace"), &settings) {
+            (Some(g), _) => Some(g),
+            (None, _) if t.get("grace").is_some() => None,
+            (None, Some(settings)) => Some(default_grace(settings)),
+            (None, None) => None,
         };
-        let period = period?;
-        let policy = match Policy::new(tier, period, grace, automation, requires_confirmation) {
-            Ok(p) => p,
-            Err(e) => {
-                let span = t
-                    .get("grace")
-                    .and_then(Item::span)
-                    .unwrap_or(header.clone());
-                self.error(
-                    span,
-                    e.to_string(),
-                    Some(format!(
-                        "shorten grace below {period} (the previous value must be retired before the next rotation), or lengthen the schedule"
-                    )),
-                );
-                return None;
+        let policy = match (period, grace, automation) {
+            (Some(period), Some(grace), Some(automation)) => {
+                match Policy::new(tier, period, grace, automation, requires_confirmation) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let span = t
+                            .get("grace")
+                            .and_then(Item::span)
+                            .unwrap_or(header.clone());
+                        self.error(
+                            span,
+                            e.to_string(),
+                            Some(format!(
+                                "shorten grace below {period} (the previous value must be retired before the next rotation), or lengthen the schedule"
+                            )),
+                        );
+                        None
+                    }
+                }
             }
+            _ => None,
         };
+        if self.diags.len() > before {
+            return None;
+        }
         Some(SecretSpec {
             name: name?,
-            kind,
+            kind: kind?,
             description,
             owner,
-            policy,
-            settings,
+            policy: policy?,
+            settings: settings?,
             window,
             jitter,
             on_emergency,
+            last_rotated,
         })
     }
 
@@ -729,6 +794,9 @@ impl Walker<'_> {
                 })
             }
             Kind::Jwt => {
+                // A bad algorithm or size is reported and the other keys are still read
+                // (the diagnostic count decides at the end).
+                let mut known_algorithm = true;
                 let algorithm = match self.string(t, "algorithm") {
                     None => JwtAlgorithm::HS256,
                     Some((s, span)) => match JwtAlgorithm::parse(&s) {
@@ -741,7 +809,8 @@ impl Walker<'_> {
                                 format!("unsupported JWT algorithm `{s}`"),
                                 Some(format!("use one of {}", names.join(", "))),
                             );
-                            return None;
+                            known_algorithm = false;
+                            JwtAlgorithm::HS256
                         }
                     },
                 };
@@ -756,10 +825,13 @@ impl Walker<'_> {
                             format!("rsa_bits = {b} is not supported"),
                             Some("use 2048 or 3072".into()),
                         );
-                        return None;
+                        2048
                     }
                 };
-                if t.get("rsa_bits").is_some() && algorithm != JwtAlgorithm::RS256 {
+                if known_algorithm
+                    && t.get("rsa_bits").is_some()
+                    && algorithm != JwtAlgorithm::RS256
+                {
                     self.error(
                         t.get("rsa_bits")
                             .and_then(Item::span)
@@ -788,28 +860,37 @@ impl Walker<'_> {
                 );
                 let role = self.required_string(t, "role", header, "role = \"app_user\"");
                 let strategy = match self.string(t, "strategy") {
-                    None => PgStrategy::Single,
+                    None => Some(PgStrategy::Single),
                     Some((s, span)) => match s.as_str() {
-                        "single" => PgStrategy::Single,
-                        "alternating" => PgStrategy::Alternating,
+                        "single" => Some(PgStrategy::Single),
+                        "alternating" => Some(PgStrategy::Alternating),
                         other => {
                             self.error(
                                 span,
                                 format!("unknown strategy `{other}`"),
                                 Some("use \"single\" or \"alternating\" (zero downtime)".into()),
                             );
-                            return None;
+                            None
                         }
                     },
                 };
                 let admin = self.secret_name(t, "admin");
+                // Without an admin, a login role of the pair would have to change the other
+                // one's password: every rotation would fail at `set`.
+                if strategy == Some(PgStrategy::Alternating) && t.get("admin").is_none() {
+                    self.error(
+                        t.get("strategy").and_then(Item::span).unwrap_or(header.clone()),
+                        "the alternating strategy needs an `admin`: one login role of the pair cannot change the other's password".into(),
+                        Some("add admin = \"postgres-admin\", naming a postgres secret whose role has CREATEROLE (or use strategy = \"single\")".into()),
+                    );
+                }
                 if let Some(u) = &url {
                     self.check_no_password(t, "url", u);
                 }
                 KindSettings::Postgres(PostgresSettings {
                     url: url?,
                     role: role?,
-                    strategy,
+                    strategy: strategy?,
                     admin,
                 })
             }
@@ -906,62 +987,6 @@ impl Walker<'_> {
                 );
             }
         }
-    }
-
-    fn cross_checks(&mut self, secrets: &[SecretSpec], root: &toml_edit::Table) {
-        let span_of = |name: &str| {
-            root.get("secrets")
-                .and_then(Item::as_table_like)
-                .and_then(|t| t.key(name).and_then(|k| k.span()))
-                .unwrap_or(0..0)
-        };
-        // Names that differ only in case collide in case-insensitive places (file systems,
-        // some secret managers): refuse them as duplicates.
-        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
-        for a in secrets {
-            let folded = a.name.as_str().to_ascii_lowercase();
-            if let Some(b) = seen.get(&folded) {
-                self.secret = Some(a.name.to_string());
-                self.error(
-                    span_of(a.name.as_str()),
-                    format!("duplicate secret name (same as `{b}` but for case)"),
-                    Some("give each secret a distinct name".into()),
-                );
-            } else {
-                seen.insert(folded, a.name.as_str());
-            }
-        }
-        let by_name: std::collections::HashMap<&str, &SecretSpec> =
-            secrets.iter().map(|s| (s.name.as_str(), s)).collect();
-        for s in secrets {
-            let admin = match &s.settings {
-                KindSettings::Postgres(p) => p.admin.as_ref(),
-                KindSettings::Redis(r) => r.admin.as_ref(),
-                _ => None,
-            };
-            let Some(admin) = admin else { continue };
-            self.secret = Some(s.name.to_string());
-            match by_name.get(admin.as_str()) {
-                None => self.error(
-                    span_of(s.name.as_str()),
-                    format!("admin secret `{admin}` is not in the inventory"),
-                    Some(format!(
-                        "add a [secrets.{admin}] section of kind `{}`, or fix the name",
-                        s.kind
-                    )),
-                ),
-                Some(a) if a.kind != s.kind => self.error(
-                    span_of(s.name.as_str()),
-                    format!(
-                        "admin secret `{admin}` is of kind `{}`, not `{}`",
-                        a.kind, s.kind
-                    ),
-                    Some(format!("point admin at a `{}` secret", s.kind)),
-                ),
-                Some(_) => {}
-            }
-        }
-        self.secret = None;
     }
 }
 

@@ -41,6 +41,7 @@ pub fn spec(url: &str, user: &str, admin: Option<&str>) -> SecretSpec {
         window: None,
         jitter: Duration::ZERO,
         on_emergency: None,
+        last_rotated: None,
     }
 }
 

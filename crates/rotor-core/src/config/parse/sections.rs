@@ -385,7 +385,11 @@ impl Walker<'_> {
         match Window::parse(&s) {
             Ok(w) => Some(w),
             Err(e) => {
-                self.error(span, e, None);
+                self.error(
+                    span,
+                    format!("`window`: {e}"),
+                    Some("write e.g. window = \"Tue-Thu 02:00-04:00 Europe/Berlin\" (days, a local time range, an IANA time zone)".into()),
+                );
                 None
             }
         }
