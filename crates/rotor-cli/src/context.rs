@@ -93,6 +93,10 @@ impl Context {
         if !config.render.is_empty() {
             engine = engine.with_delivery(Arc::new(rotor_deliver::Renderer::new(config, store)));
         }
+        // A declared `last_rotated` is a person's word: audited once (never fatal here).
+        if let Err(e) = engine.record_declared_ages().await {
+            tracing::warn!(error = %e, "cannot record the declared last_rotated times in the audit log");
+        }
         Ok(Self { engine })
     }
 

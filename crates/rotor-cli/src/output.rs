@@ -49,15 +49,9 @@ pub fn print<T: Serialize>(
     Ok(())
 }
 
-/// A timestamp to the second, UTC, or `-`.
+/// A timestamp to the second, UTC (as every surface prints it), or `-`.
 pub fn time(t: Option<Timestamp>) -> String {
-    t.map_or_else(
-        || "-".into(),
-        |t| {
-            t.round(jiff::Unit::Second)
-                .map_or_else(|_| t.to_string(), |r| r.to_string())
-        },
-    )
+    t.map_or_else(|| "-".into(), rotor_core::schedule::short)
 }
 
 /// A span of seconds as `3d4h`, `5m`, `12s`.

@@ -70,10 +70,10 @@ fn status_states_and_fail_on_overdue() {
         rows.as_array()
             .expect("rows")
             .iter()
-            .all(|r| r["state"] == "never-rotated")
+            .all(|r| r["state"] == "overdue" && r["never_rotated"] == true)
     );
-    // never-rotated is not overdue
-    env.rotor(&["status", "--fail-on-overdue"]).ok();
+    // A secret of unknown age is overdue (issue 10 item 1).
+    assert_eq!(env.rotor(&["status", "--fail-on-overdue"]).code, 3);
     env.rotor(&["rotate", "session"]).ok();
     let rows = env.rotor(&["--format", "json", "status"]).ok().json();
     let session = rows

@@ -51,14 +51,17 @@ fn exercise(env: &Env, extra_env: &[(&str, String)]) {
     let previous = run(&["get", "api", "--stage", "previous", "--reveal"], None);
     assert_eq!(previous.stdout.trim(), "first-api-key-value");
     let status = run(&["--format", "json", "status"], None).json();
-    assert!(
+    let state = |name: &str| {
         status
             .as_array()
             .expect("rows")
             .iter()
-            .all(|r| r["state"] == "ok"),
-        "{status}"
-    );
+            .find(|r| r["name"] == name)
+            .map(|r| r["state"].clone())
+    };
+    // The second put keeps the first value valid for its grace: every store says so.
+    assert_eq!(state("session"), Some("ok".into()), "{status}");
+    assert_eq!(state("api"), Some("in-grace".into()), "{status}");
     run(&["audit", "verify"], None);
 }
 

@@ -1,10 +1,18 @@
 //! `rotor alerts`: Prometheus alerting rules for the metrics in [`crate::metrics`].
 //!
-//! `SecretRotationOverdue` is the seed's rule generalised to each tier with the configured
-//! tier lengths (`(time() - secret_last_rotated_timestamp{tier="high"}) > 90 * 24 * 3600`,
-//! severity warning), plus one on `secret_overdue` for secrets with their own `rotate_every`.
-//! `SecretRotationFailed` fires on any failed attempt in the last hour or a secret left failed
-//! (severity critical).
+//! Every rule keys on a gauge rotor computes from the store (see [`crate::metrics`]), so an
+//! alert survives a daemon restart and resolves only when the state it reports ends:
+//! - `SecretRotationOverdue` (warning): the seed's rule for each tier with the configured tier
+//!   lengths (`(time() - secret_last_rotated_timestamp{tier="high"}) > 90 * 24 * 3600`), one on
+//!   `secret_overdue` for secrets with their own `rotate_every`, and one on
+//!   `secret_never_rotated` (label `never_rotated: "true"`): a secret of unknown age is overdue
+//!   from the moment rotor learns of it, and has no last-rotated series for the seed's rule;
+//! - `SecretRotationFailed` (critical): `secret_rotation_failed == 1`, while the newest
+//!   rotation failed (not "a failure in the last hour", which cleared by itself);
+//! - `SecretRetireDue` (warning): grace ended 15 minutes ago and the previous value still works.
+//!
+//! `crates/rotor-daemon/tests/alerts/` holds `promtool test rules` unit tests proving each
+//! rule fires and resolves.
 
 use std::fmt::Write as _;
 
@@ -31,7 +39,13 @@ pub fn alert_rules(config: &Config) -> String {
         "      - alert: SecretRotationOverdue\n        expr: secret_overdue{tier=\"none\"} == 1\n        labels:\n          severity: warning\n          tier: none\n        annotations:\n          summary: \"Secret {{ $labels.secret }} rotation overdue\"\n          description: \"Secret {{ $labels.secret }} is past its rotate_every deadline. Run `rotor rotate {{ $labels.secret }}`.\"\n",
     );
     y.push_str(
-        "      - alert: SecretRotationFailed\n        expr: increase(secret_rotation_failures_total[1h]) > 0 or secret_rotation_failed == 1\n        labels:\n          severity: critical\n        annotations:\n          summary: \"Rotation of secret {{ $labels.secret }} failed\"\n          description: \"A rotation of {{ $labels.secret }} failed; the current value is unchanged. See `rotor status` and `rotor history {{ $labels.secret }}`, fix the cause, then rotate it again.\"\n",
+        "      - alert: SecretRotationOverdue\n        expr: secret_never_rotated == 1\n        labels:\n          severity: warning\n          never_rotated: \"true\"\n        annotations:\n          summary: \"Secret {{ $labels.secret }} was never rotated\"\n          description: \"rotor has no record of {{ $labels.secret }} ever being rotated, so its age is unknown and it counts as overdue. Rotate it (`rotor rotate {{ $labels.secret }}` or `rotor put {{ $labels.secret }}`), or declare last_rotated in the config when its real age is known.\"\n",
+    );
+    y.push_str(
+        "      - alert: SecretRotationFailed\n        expr: secret_rotation_failed == 1\n        labels:\n          severity: critical\n        annotations:\n          summary: \"Rotation of secret {{ $labels.secret }} failed\"\n          description: \"The newest rotation of {{ $labels.secret }} failed; the current value is unchanged. See `rotor status` and `rotor history {{ $labels.secret }}`, fix the cause, then rotate it again.\"\n",
+    );
+    y.push_str(
+        "      - alert: SecretRetireDue\n        expr: secret_retire_due == 1\n        for: 15m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"The previous value of {{ $labels.secret }} outlived its grace\"\n          description: \"Grace of {{ $labels.secret }} ended but its previous value was not retired and still works. Run `rotor retire --due` (or keep `rotor serve` running).\"\n",
     );
     y
 }

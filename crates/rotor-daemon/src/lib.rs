@@ -39,4 +39,4 @@ pub use daemon::{Daemon, Running, ServeOptions, serve};
 pub use emergency::{CheckStatus, EmergencyOptions, Report, drill, emergency};
 pub use error::{DaemonError, Result};
 pub use notify::{Notification, Notifier};
-pub use scheduler::{SchedulerOptions, TokioClock, place_due};
+pub use scheduler::{SchedulerOptions, TokioClock};

@@ -1,20 +1,27 @@
 //! The Prometheus text exposition behind `GET /metrics`.
 //!
-//! Names are fixed (dashboards and the generated alert rules depend on them):
-//! `secret_last_rotated_timestamp` (the seed's name, seconds since the epoch),
-//! `secret_next_due_timestamp`, `secret_overdue` (0/1), `secret_rotation_failed` (0/1, the
-//! newest rotation failed), `secret_rotation_failures_total`, `secret_rotation_duration_seconds`
-//! (histogram), `secret_rotation_in_progress` (0/1), each labelled `secret`, `tier`, `kind`;
-//! plus `rotor_up 1`. Secrets without a tier get `tier="none"`.
+//! Names are fixed (dashboards and the generated alert rules depend on them), each labelled
+//! `secret`, `tier`, `kind` (secrets without a tier get `tier="none"`):
+//! - `secret_last_rotated_timestamp` (the seed's name, seconds since the epoch; a declared
+//!   `last_rotated` counts; absent while the age is unknown);
+//! - `secret_next_due_timestamp` (the next scheduled rotation, placed in its window),
+//!   `secret_rotation_deadline_timestamp` (overdue after it);
+//! - gauges 0/1: `secret_overdue`, `secret_never_rotated` (age unknown, so overdue),
+//!   `secret_rotation_failed`, `secret_rotation_in_progress`, `secret_in_grace`,
+//!   `secret_retire_due`; and `secret_retire_after_timestamp` while a previous value waits;
+//! - `secret_rotation_failures_total`, `secret_rotation_duration_seconds` (histogram): what
+//!   this daemon saw since it started;
+//! - `rotor_up 1`.
 //!
-//! Invariant: only names, kinds, tiers, times and counts: never a value.
+//! Invariants: only names, kinds, tiers, times and counts, never a value; every state gauge is
+//! read from the row's `Standing` (the store's truth), so it survives a restart and says what
+//! `rotor status` says; only the counter and the histogram live in this process.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use rotor_core::SecretState;
 use rotor_engine::StatusRow;
 
 /// Histogram bucket bounds of `secret_rotation_duration_seconds`.
@@ -23,13 +30,12 @@ pub const DURATION_BUCKETS: [f64; 10] = [0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 6
 #[derive(Debug, Default, Clone)]
 struct PerSecret {
     failures: u64,
-    in_progress: bool,
     buckets: [u64; DURATION_BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
-/// Counters the store does not hold: failures, durations, in-progress jobs.
+/// Counters the store does not hold: failures and durations seen by this process.
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<HashMap<String, PerSecret>>,
@@ -52,10 +58,6 @@ impl Metrics {
         self.with(|m| m.entry(secret.to_owned()).or_default().failures += 1);
     }
 
-    pub fn set_in_progress(&self, secret: &str, on: bool) {
-        self.with(|m| m.entry(secret.to_owned()).or_default().in_progress = on);
-    }
-
     pub fn observe_duration(&self, secret: &str, secs: f64) {
         self.with(|m| {
             let e = m.entry(secret.to_owned()).or_default();
@@ -74,11 +76,11 @@ impl Metrics {
         self.with(|m| m.get(secret).map_or(0, |e| e.failures))
     }
 
-    /// The exposition for `rows` (from `engine.status()`) at `now`.
-    pub fn render(&self, rows: &[StatusRow], now: Timestamp) -> String {
+    /// The exposition for `rows` (from `engine.status()`).
+    pub fn render(&self, rows: &[StatusRow]) -> String {
         let counters = self.with(|m| m.clone());
         let empty = PerSecret::default();
-        let mut out = String::with_capacity(256 + rows.len() * 900);
+        let mut out = String::with_capacity(256 + rows.len() * 1400);
         let labels: Vec<String> = rows
             .iter()
             .map(|r| {
@@ -100,60 +102,74 @@ impl Metrics {
                     }
                 }
             };
-        family(
-            "secret_last_rotated_timestamp",
-            "gauge",
-            "When the current version was created, in seconds since the epoch.",
-            &|i| {
-                rows[i].last_rotated.map(|t| {
-                    format!(
-                        "secret_last_rotated_timestamp{{{}}} {}\n",
-                        labels[i],
-                        t.as_second()
-                    )
-                })
-            },
-        );
-        family(
-            "secret_next_due_timestamp",
-            "gauge",
-            "When the secret must be rotated by (last rotation + rotate_every), in seconds since the epoch.",
-            &|i| {
-                rows[i].next_due.map(|t| {
-                    format!(
-                        "secret_next_due_timestamp{{{}}} {}\n",
-                        labels[i],
-                        t.as_second()
-                    )
-                })
-            },
-        );
-        family(
-            "secret_overdue",
-            "gauge",
-            "1 when the secret is past its rotation deadline.",
-            &|i| {
-                let overdue = rows[i].next_due.is_some_and(|d| now > d)
-                    || rows[i].state == SecretState::Overdue;
+        let times: [Family<Option<Timestamp>>; 4] = [
+            (
+                "secret_last_rotated_timestamp",
+                "When the current version was created (or the declared last_rotated), in seconds since the epoch.",
+                &|r| r.standing.last_rotated,
+            ),
+            (
+                "secret_next_due_timestamp",
+                "When the next scheduled rotation starts (due time plus jitter, inside the window), in seconds since the epoch.",
+                &|r| Some(r.standing.next_due),
+            ),
+            (
+                "secret_rotation_deadline_timestamp",
+                "When the secret becomes overdue (last rotation + rotate_every), in seconds since the epoch.",
+                &|r| r.standing.deadline,
+            ),
+            (
+                "secret_retire_after_timestamp",
+                "When the previous value is to be retired (end of grace), in seconds since the epoch.",
+                &|r| r.standing.retire_after,
+            ),
+        ];
+        for (name, help, get) in times {
+            family(name, "gauge", help, &|i| {
+                get(&rows[i]).map(|t| format!("{name}{{{}}} {}\n", labels[i], t.as_second()))
+            });
+        }
+        let flags: [Family<bool>; 6] = [
+            (
+                "secret_overdue",
+                "1 when the secret is past its rotation deadline, or its age is unknown.",
+                &|r| r.standing.overdue,
+            ),
+            (
+                "secret_never_rotated",
+                "1 when rotor has no record of the secret being rotated (no current value, no declared last_rotated).",
+                &|r| r.standing.never_rotated,
+            ),
+            (
+                "secret_rotation_failed",
+                "1 while the newest rotation failed (until a later one succeeds or a person acts).",
+                &|r| r.standing.failed,
+            ),
+            (
+                "secret_rotation_in_progress",
+                "1 while a rotation of the secret is running.",
+                &|r| r.standing.in_progress,
+            ),
+            (
+                "secret_in_grace",
+                "1 while the previous value stays valid until its retire time.",
+                &|r| r.standing.in_grace,
+            ),
+            (
+                "secret_retire_due",
+                "1 when grace ended and the previous value was not retired yet (run `rotor retire --due`).",
+                &|r| r.standing.retire_due,
+            ),
+        ];
+        for (name, help, get) in flags {
+            family(name, "gauge", help, &|i| {
                 Some(format!(
-                    "secret_overdue{{{}}} {}\n",
+                    "{name}{{{}}} {}\n",
                     labels[i],
-                    u8::from(overdue)
+                    u8::from(get(&rows[i]))
                 ))
-            },
-        );
-        family(
-            "secret_rotation_failed",
-            "gauge",
-            "1 when the newest rotation failed and nothing has succeeded since.",
-            &|i| {
-                Some(format!(
-                    "secret_rotation_failed{{{}}} {}\n",
-                    labels[i],
-                    u8::from(rows[i].state == SecretState::Failed)
-                ))
-            },
-        );
+            });
+        }
         family(
             "secret_rotation_failures_total",
             "counter",
@@ -163,20 +179,6 @@ impl Metrics {
                 Some(format!(
                     "secret_rotation_failures_total{{{}}} {}\n",
                     labels[i], c.failures
-                ))
-            },
-        );
-        family(
-            "secret_rotation_in_progress",
-            "gauge",
-            "1 while a rotation of the secret is running.",
-            &|i| {
-                let c = counters.get(rows[i].name.as_str()).unwrap_or(&empty);
-                let on = c.in_progress || rows[i].state == SecretState::InProgress;
-                Some(format!(
-                    "secret_rotation_in_progress{{{}}} {}\n",
-                    labels[i],
-                    u8::from(on)
                 ))
             },
         );
@@ -222,6 +224,9 @@ impl Metrics {
         out
     }
 }
+
+/// A gauge family read from each row: name, help, and the reading.
+type Family<'a, T> = (&'a str, &'a str, &'a dyn Fn(&StatusRow) -> T);
 
 /// Label values: secret names are `[A-Za-z0-9._-]`, but escape anyway.
 fn escape(s: &str) -> String {

@@ -3,8 +3,10 @@
 //! secrets that are overdue.
 //!
 //! Invariants:
-//! - the due time is a pure function ([`place_due`]) of the nominal due time (last rotation +
-//!   `rotate_every`), the secret's window and its name-derived jitter; tests pin it down;
+//! - when a secret is due is not decided here: each row of `engine.status()` carries the
+//!   secret's `Standing` (rotor-core's `schedule::evaluate`: due time, window, jitter), the
+//!   same one `rotor status`, `plan` and `rotate --due` read; the loop starts a rotation when
+//!   it says `wants_scheduled_rotation` and sleeps until its `next_due` otherwise;
 //! - at most `max_concurrent_rotations` jobs run at once (a semaphore), at most one per secret,
 //!   and every job belongs to the scheduler's `JoinSet`: on shutdown the loop stops starting
 //!   jobs and waits (bounded) for the running ones;
@@ -18,109 +20,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use jiff::civil::Date;
-use jiff::tz::TimeZone;
-use rotor_core::config::Window;
 use rotor_core::config::service::NotifyEvent;
 use rotor_core::store::RotationStamp;
 use rotor_core::{
-    Automation, Duration, RotationId, RotationStatus, SecretName, SecretState, StoreError, Trigger,
+    Automation, RotationId, RotationStatus, SecretName, SecretState, StoreError, Trigger,
 };
 use rotor_engine::{Clock, Engine, EngineError, Outcome, RotateOptions};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::notify::{Notification, Notifier};
-
-// ---- placement (pure) -----------------------------------------------------------------------
-
-/// The deterministic jitter offset of `name`: SHA-256 of the name, mapped into `[0, jitter)`.
-/// Stable across builds and hosts, so every replica computes the same schedule.
-pub fn jitter_offset(name: &str, jitter: Duration) -> Duration {
-    if jitter.is_zero() {
-        return Duration::ZERO;
-    }
-    let digest = Sha256::digest(name.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    Duration::from_secs(u64::from_be_bytes(first) % jitter.as_secs())
-}
-
-/// When a secret nominally due at `nominal` is scheduled.
-///
-/// Without a window: `nominal + jitter_offset(name)`. With a window: the earliest instant at
-/// or after `nominal` inside the window, plus the jitter offset, kept inside that same window
-/// occurrence (the offset wraps around what is left of it), so secrets due together spread
-/// over the window instead of all starting when it opens.
-///
-/// Windows are local wall-clock times in their IANA zone: on a DST spring-forward day a start
-/// inside the gap moves to the end of the gap (02:00 → 03:00 CEST in Europe/Berlin), and on a
-/// fall-back day the earlier of two ambiguous instants is taken, so the window is an hour
-/// shorter or longer that day.
-pub fn place_due(
-    nominal: Timestamp,
-    name: &str,
-    jitter: Duration,
-    window: Option<&Window>,
-) -> Timestamp {
-    let offset = jitter_offset(name, jitter).to_span();
-    let Some(window) = window else {
-        return nominal.checked_add(offset).unwrap_or(nominal);
-    };
-    let Some((at, end)) = window_at_or_after(window, nominal) else {
-        return nominal.checked_add(offset).unwrap_or(nominal);
-    };
-    let left = end.duration_since(at).as_secs().max(1);
-    let secs = offset.as_secs();
-    let secs = if secs < left { secs } else { secs % left };
-    at.checked_add(jiff::SignedDuration::from_secs(secs))
-        .unwrap_or(at)
-}
-
-/// The earliest instant `>= t` inside `window`, with the end of that window occurrence.
-pub fn window_at_or_after(window: &Window, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
-    let tz = TimeZone::get(&window.tz).ok()?;
-    let today = t.to_zoned(tz.clone()).date();
-    let mut date = today.yesterday().ok()?;
-    let mut best: Option<(Timestamp, Timestamp)> = None;
-    // A window crossing midnight may have opened yesterday; a week later it repeats.
-    for _ in 0..10 {
-        let weekday = usize::try_from(date.weekday().to_monday_zero_offset()).unwrap_or(0);
-        if window.days[weekday] {
-            let start = local(&tz, date, window.start_minute)?;
-            let end_date = if window.end_minute <= window.start_minute {
-                date.tomorrow().ok()?
-            } else {
-                date
-            };
-            let end = local(&tz, end_date, window.end_minute)?;
-            if end > t && end > start {
-                let at = start.max(t);
-                if best.is_none_or(|(b, _)| at < b) {
-                    best = Some((at, end));
-                }
-            }
-        }
-        date = date.tomorrow().ok()?;
-    }
-    best
-}
-
-/// `minute` minutes after local midnight of `date` in `tz` (24:00 is next midnight).
-fn local(tz: &TimeZone, date: Date, minute: u16) -> Option<Timestamp> {
-    let (date, minute) = if minute >= 1440 {
-        (date.tomorrow().ok()?, minute - 1440)
-    } else {
-        (date, minute)
-    };
-    let hour = i8::try_from(minute / 60).ok()?;
-    let min = i8::try_from(minute % 60).ok()?;
-    let dt = date.at(hour, min, 0, 0);
-    Some(dt.to_zoned(tz.clone()).ok()?.timestamp())
-}
 
 // ---- clock over tokio time ------------------------------------------------------------------
 
@@ -200,7 +111,8 @@ struct Entry {
     /// Held failed: the newest rotation record `(id, status)` when it was held. Cleared when
     /// that record changes.
     failed: Option<Option<(RotationId, RotationStatus)>>,
-    /// The deadline an `overdue` notification was sent for.
+    /// The deadline an `overdue` notification was sent for (`Some(None)`: for a secret of
+    /// unknown age).
     overdue_notified: Option<Option<Timestamp>>,
 }
 
@@ -435,46 +347,48 @@ impl Scheduler {
 
         for row in rows {
             let name = row.name.clone();
-            let Ok(spec) = self.engine.spec(name.as_str()) else {
-                continue;
-            };
-            // Overdue notices: one per deadline.
+            let standing = &row.standing;
+            // Overdue notices: one per deadline (and one for a secret of unknown age).
             if row.automation == Automation::Manual {
-                match row.next_due {
-                    Some(due) if now > due => {
-                        let send = {
-                            let mut entries = self.lock();
-                            let e = entries.entry(name.to_string()).or_default();
-                            let send = e.overdue_notified != Some(Some(due));
-                            e.overdue_notified = Some(Some(due));
-                            send
+                if standing.overdue {
+                    let deadline = standing.deadline;
+                    let send = {
+                        let mut entries = self.lock();
+                        let e = entries.entry(name.to_string()).or_default();
+                        let send = e.overdue_notified != Some(deadline);
+                        e.overdue_notified = Some(deadline);
+                        send
+                    };
+                    if send {
+                        let how = standing
+                            .hint
+                            .clone()
+                            .unwrap_or_else(|| format!("rotor put {name}"));
+                        let message = match deadline {
+                            Some(due) => format!(
+                                "secret {name} is overdue: it was due at {due}; rotate it (`{how}`)"
+                            ),
+                            None => format!(
+                                "secret {name} is overdue: rotor has no record of it ever being rotated; rotate it (`{how}`), or declare last_rotated in the config"
+                            ),
                         };
-                        if send {
-                            self.notifier.spawn(Notification::new(
-                                NotifyEvent::Overdue,
-                                Some(&name),
-                                None,
-                                format!(
-                                    "secret {name} is overdue: it was due at {due}; rotate it (`rotor rotate {name}` or `rotor put {name}`)"
-                                ),
-                                now,
-                            ));
-                        }
+                        self.notifier.spawn(Notification::new(
+                            NotifyEvent::Overdue,
+                            Some(&name),
+                            None,
+                            message,
+                            now,
+                        ));
                     }
-                    Some(due) => {
-                        let just_after = due
-                            .checked_add(jiff::SignedDuration::from_secs(1))
-                            .unwrap_or(due);
-                        wake = wake.min(just_after);
-                    }
-                    None => {}
+                } else if let Some(due) = standing.deadline {
+                    let just_after = due
+                        .checked_add(jiff::SignedDuration::from_secs(1))
+                        .unwrap_or(due);
+                    wake = wake.min(just_after);
                 }
                 continue;
             }
-            if inflight.contains(&name)
-                || has_open.contains(&name)
-                || row.state == SecretState::InProgress
-            {
+            if inflight.contains(&name) || has_open.contains(&name) || standing.in_progress {
                 continue;
             }
             // Retrying after a failure, or held failed.
@@ -496,7 +410,7 @@ impl Scheduler {
                 }
                 continue;
             }
-            if row.state == SecretState::Failed {
+            if standing.state == SecretState::Failed {
                 // Failed before this daemon looked (another process, or before a restart):
                 // nothing happens until someone acts.
                 tracing::warn!(secret = %name, "the last rotation failed; holding it until someone rotates or puts it");
@@ -504,17 +418,11 @@ impl Scheduler {
                     Some(stamp(row.last_rotation.as_ref()));
                 continue;
             }
-            let due = match row.next_due {
-                // Never rotated: the first rotation runs now.
-                None => now,
-                Some(nominal) => {
-                    place_due(nominal, name.as_str(), spec.jitter, spec.window.as_ref())
-                }
-            };
-            if due <= now {
+            // The placed due time (window and jitter), as `rotor plan` shows it.
+            if standing.wants_scheduled_rotation() {
                 self.start(jobs, inflight, name, JobKind::Rotate);
-            } else {
-                wake = wake.min(due);
+            } else if standing.next_due > now {
+                wake = wake.min(standing.next_due);
             }
         }
         Ok(wake)
@@ -545,11 +453,9 @@ impl Scheduler {
         inflight.insert(name.clone());
         let engine = self.engine.clone();
         let semaphore = self.semaphore.clone();
-        let metrics = self.metrics.clone();
         jobs.spawn(async move {
             // The semaphore is never closed; if it were, the job runs unlimited rather than never.
             let _permit = semaphore.acquire_owned().await.ok();
-            metrics.set_in_progress(name.as_str(), true);
             let started = tokio::time::Instant::now();
             let result = match kind {
                 JobKind::Rotate => {
@@ -573,7 +479,6 @@ impl Scheduler {
                     Err(e) => Err(e),
                 },
             };
-            metrics.set_in_progress(name.as_str(), false);
             JobDone {
                 name,
                 kind,
@@ -701,165 +606,4 @@ fn until(now: Timestamp, at: Timestamp) -> std::time::Duration {
         return std::time::Duration::ZERO;
     }
     std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().expect("timestamp")
-    }
-
-    fn win(s: &str) -> Window {
-        Window::parse(s).expect("window")
-    }
-
-    #[test]
-    fn jitter_is_deterministic_and_bounded() {
-        let j = Duration::from_hours(6);
-        for name in ["jwt-signing", "database", "redis", "a", "session-secret"] {
-            let a = jitter_offset(name, j);
-            assert_eq!(a, jitter_offset(name, j));
-            assert!(a < j, "{name}: {a}");
-        }
-        assert_ne!(
-            jitter_offset("jwt-signing", j),
-            jitter_offset("database", j)
-        );
-        assert_eq!(jitter_offset("x", Duration::ZERO), Duration::ZERO);
-    }
-
-    #[test]
-    fn placement_table() {
-        // (nominal, window, jitter, expected); names chosen below with jitter 0 unless noted.
-        let cases: &[(&str, Option<&str>, &str)] = &[
-            // No window, no jitter: the nominal time.
-            ("2025-06-03T10:00:00Z", None, "2025-06-03T10:00:00Z"),
-            // Inside a UTC window: unchanged.
-            (
-                "2025-06-03T02:30:00Z",
-                Some("Tue-Thu 02:00-04:00 UTC"),
-                "2025-06-03T02:30:00Z",
-            ),
-            // Before the window on a window day: its start.
-            (
-                "2025-06-03T01:00:00Z",
-                Some("Tue-Thu 02:00-04:00 UTC"),
-                "2025-06-03T02:00:00Z",
-            ),
-            // After Thursday's window: next Tuesday.
-            (
-                "2025-06-05T05:00:00Z",
-                Some("Tue-Thu 02:00-04:00 UTC"),
-                "2025-06-10T02:00:00Z",
-            ),
-            // Exactly at the end (exclusive): next day's window.
-            (
-                "2025-06-03T04:00:00Z",
-                Some("Tue-Thu 02:00-04:00 UTC"),
-                "2025-06-04T02:00:00Z",
-            ),
-            // Berlin in summer (CEST, UTC+2): 02:00 local is 00:00Z.
-            (
-                "2025-06-02T12:00:00Z",
-                Some("Tue-Thu 02:00-04:00 Europe/Berlin"),
-                "2025-06-03T00:00:00Z",
-            ),
-            // Berlin in winter (CET, UTC+1): 02:00 local is 01:00Z.
-            (
-                "2025-01-06T12:00:00Z",
-                Some("Tue-Thu 02:00-04:00 Europe/Berlin"),
-                "2025-01-07T01:00:00Z",
-            ),
-            // DST spring forward (Sun 2025-03-30: 02:00 → 03:00): 02:00 does not exist, the
-            // window opens at 03:00 CEST = 01:00Z.
-            (
-                "2025-03-29T12:00:00Z",
-                Some("Sun 02:00-04:00 Europe/Berlin"),
-                "2025-03-30T01:00:00Z",
-            ),
-            // DST fall back (Sun 2025-10-26: 03:00 → 02:00): 02:00 happens twice; the first
-            // (CEST) one opens the window, 00:00Z.
-            (
-                "2025-10-25T12:00:00Z",
-                Some("Sun 02:00-04:00 Europe/Berlin"),
-                "2025-10-26T00:00:00Z",
-            ),
-            // During the repeated hour (02:30 CET = 01:30Z) the window is open: unchanged.
-            (
-                "2025-10-26T01:30:00Z",
-                Some("Sun 02:00-04:00 Europe/Berlin"),
-                "2025-10-26T01:30:00Z",
-            ),
-            // The fall-back window ends at 04:00 CET = 03:00Z; 03:30Z goes to next Sunday.
-            (
-                "2025-10-26T03:30:00Z",
-                Some("Sun 02:00-04:00 Europe/Berlin"),
-                "2025-11-02T01:00:00Z",
-            ),
-            // A window crossing midnight, entered after midnight (Sat-Mon 22:00-02:00 UTC):
-            // Monday 01:00 is inside Sunday's window.
-            (
-                "2025-06-09T01:00:00Z",
-                Some("Sat-Mon 22:00-02:00 UTC"),
-                "2025-06-09T01:00:00Z",
-            ),
-            // Tuesday noon: next Saturday 22:00.
-            (
-                "2025-06-10T12:00:00Z",
-                Some("Sat-Mon 22:00-02:00 UTC"),
-                "2025-06-14T22:00:00Z",
-            ),
-        ];
-        for (nominal, window, want) in cases {
-            let w = window.map(win);
-            let got = place_due(ts(nominal), "x", Duration::ZERO, w.as_ref());
-            assert_eq!(got, ts(want), "nominal {nominal} window {window:?}");
-        }
-    }
-
-    #[test]
-    fn jitter_spreads_inside_the_window() {
-        let w = win("Tue-Thu 02:00-04:00 Europe/Berlin");
-        let nominal = ts("2025-06-02T12:00:00Z");
-        let open = ts("2025-06-03T00:00:00Z");
-        let close = ts("2025-06-03T02:00:00Z");
-        let mut seen = HashSet::new();
-        for i in 0..50 {
-            let name = format!("svc-{i}");
-            let got = place_due(nominal, &name, Duration::from_hours(1), Some(&w));
-            assert!(got >= open && got < close, "{name}: {got}");
-            let off = jitter_offset(&name, Duration::from_hours(1));
-            assert_eq!(got, open.checked_add(off.to_span()).expect("add"));
-            seen.insert(got);
-        }
-        assert!(seen.len() > 40, "jitter spreads: {}", seen.len());
-        // Jitter longer than what is left of the window wraps and stays inside it.
-        let late = ts("2025-06-03T01:50:00Z");
-        for i in 0..50 {
-            let got = place_due(late, &format!("svc-{i}"), Duration::from_hours(5), Some(&w));
-            assert!(got >= late && got < close, "{got}");
-        }
-        // The spring-forward day's window is one hour long (03:00-04:00 CEST).
-        let w = win("Sun 02:00-04:00 Europe/Berlin");
-        for i in 0..50 {
-            let got = place_due(
-                ts("2025-03-29T12:00:00Z"),
-                &format!("svc-{i}"),
-                Duration::from_hours(3),
-                Some(&w),
-            );
-            assert!(
-                got >= ts("2025-03-30T01:00:00Z") && got < ts("2025-03-30T02:00:00Z"),
-                "{got}"
-            );
-        }
-        // No window: nominal + offset.
-        let off = jitter_offset("db", Duration::from_hours(2));
-        assert_eq!(
-            place_due(nominal, "db", Duration::from_hours(2), None),
-            nominal.checked_add(off.to_span()).expect("add")
-        );
-    }
 }

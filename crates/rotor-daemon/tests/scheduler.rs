@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rotor_core::config::service::NotifyEvent;
+use rotor_core::schedule::{jitter_offset, lead_time, place_due};
 use rotor_core::store::{Change, Op};
 use rotor_core::{
     Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, Step, Trigger,
 };
 use rotor_daemon::metrics::Metrics;
-use rotor_daemon::scheduler::{Scheduler, SchedulerHandle, SchedulerOptions, jitter_offset};
-use rotor_daemon::{Notification, Notifier, TokioClock, place_due};
+use rotor_daemon::scheduler::{Scheduler, SchedulerHandle, SchedulerOptions};
+use rotor_daemon::{Notification, Notifier, TokioClock};
 use rotor_engine::{Clock, Engine};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
@@ -141,14 +142,21 @@ jitter = "2h"
 "#;
     let r = run_with(toml, None, async |e: &Engine| put(e, "auto").await).await;
     let seeded = r.current("auto").await.unwrap();
+    // Due a lead time (a tenth of the period) before the deadline, plus the name's jitter.
+    let lead = lead_time(rotor_core::Duration::from_days(1)).as_secs() as i64;
     let due = place_due(
-        at(base(), 86_400),
+        at(base(), 86_400 - lead),
         "auto",
         rotor_core::Duration::from_hours(2),
         None,
     );
     let offset = jitter_offset("auto", rotor_core::Duration::from_hours(2)).as_secs() as i64;
-    assert_eq!(due, at(base(), 86_400 + offset));
+    assert_eq!(due, at(base(), 86_400 - lead + offset));
+    assert_eq!(
+        r.engine.status().await.unwrap()[0].standing.next_due,
+        due,
+        "the scheduler runs at the time `rotor status` shows"
+    );
     // The seed's grace ends after an hour: retired by the scheduler.
     advance_to(&r.clock, at(base(), 3_700)).await;
     assert!(!r.has_previous("auto").await);
@@ -232,8 +240,9 @@ jitter = "1h"
     let r = run_with(toml, None, async |e: &Engine| put(e, "windowed").await).await;
     let seeded = r.current("windowed").await.unwrap();
     let window = r.engine.spec("windowed").unwrap().window.clone().unwrap();
+    let lead = lead_time(rotor_core::Duration::from_days(1)).as_secs() as i64;
     let due = place_due(
-        at(base(), 86_400),
+        at(base(), 86_400 - lead),
         "windowed",
         rotor_core::Duration::from_hours(1),
         Some(&window),
@@ -406,5 +415,54 @@ automation = "automatic"
     assert_eq!(rots.len(), 1);
     assert_eq!(rots[0].status, RotationStatus::Completed);
     let _ = &r.fx;
+    r.stop().await;
+}
+
+/// Issue 10 item 2: a never-rotated secret waits for its window (it was rotated at serve
+/// start on a Tuesday), and a never-rotated manual secret is reported overdue once.
+#[tokio::test(start_paused = true)]
+async fn first_rotations_wait_for_the_window_and_unknown_ages_are_overdue() {
+    let toml = r#"
+[secrets.windowed]
+kind = "random"
+tier = "high"
+automation = "automatic"
+window = "Sat-Sat 03:00-03:01 Pacific/Kiritimati"
+
+[secrets.vendor-key]
+kind = "manual"
+tier = "medium"
+"#;
+    let mut r = run_with(toml, None, async |_: &Engine| {}).await;
+    // Saturday 03:00 at UTC+14 is Friday 13:00 UTC.
+    let opens: Timestamp = "2025-06-06T13:00:00Z".parse().unwrap();
+    let rows = r.engine.status().await.unwrap();
+    assert_eq!(rows[0].standing.next_due, opens);
+    advance_to(&r.clock, at(opens, -60)).await;
+    assert!(
+        r.current("windowed").await.is_none(),
+        "not before its window"
+    );
+    advance_to(&r.clock, at(opens, 120)).await;
+    let rotated = r.current("windowed").await.expect("rotated in its window");
+    assert!(
+        rotated.created_at >= opens && rotated.created_at < at(opens, 60),
+        "{}",
+        rotated.created_at
+    );
+    let notes = r.drain_notes();
+    let overdue: Vec<_> = notes
+        .iter()
+        .filter(|n| n.event == NotifyEvent::Overdue)
+        .collect();
+    assert_eq!(overdue.len(), 1, "{notes:?}");
+    assert!(
+        overdue[0]
+            .message
+            .contains("no record of it ever being rotated"),
+        "{}",
+        overdue[0].message
+    );
+    assert!(overdue[0].message.contains("rotor put vendor-key"));
     r.stop().await;
 }

@@ -6,12 +6,11 @@ use jiff::Timestamp;
 use rotor_core::config::KindSettings;
 use rotor_core::rotation::{Action, Lease, next_action};
 use rotor_core::rotator::{PlannedStep, StepContext};
-use rotor_core::schedule::{self, Facts, Schedule};
-use rotor_core::store::{Change, Fence, NewVersion, Op, RotationStamp, Takeover, Versioned};
+use rotor_core::schedule::{self, Facts};
+use rotor_core::store::{Change, Fence, NewVersion, Op, Takeover, Versioned};
 use rotor_core::{
-    AuditEvent, Automation, Config, Kind, Rotation, RotationId, RotationStatus, Rotator,
-    RotatorError, SecretName, SecretSpec, SecretState, SecretValue, Stage, Step, Store, StoreError,
-    Tier, Trigger, VersionId,
+    AuditEvent, Config, Kind, Rotation, RotationId, RotationStatus, Rotator, RotatorError,
+    SecretName, SecretSpec, SecretValue, Stage, Step, Store, StoreError, Trigger, VersionId,
 };
 use serde::Serialize;
 
@@ -163,33 +162,6 @@ pub trait Deliver: Send + Sync + std::fmt::Debug {
     async fn deliver(&self, secret: &SecretName, change: StageChange) -> Result<(), String>;
 }
 
-/// One row of `rotor status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusRow {
-    pub name: SecretName,
-    pub kind: Kind,
-    pub tier: Option<Tier>,
-    pub automation: Automation,
-    pub state: SecretState,
-    pub last_rotated: Option<Timestamp>,
-    pub next_due: Option<Timestamp>,
-    /// Seconds since the current version was created.
-    pub age_secs: Option<i64>,
-    pub current: Option<VersionId>,
-    pub last_rotation: Option<RotationStamp>,
-}
-
-/// One row of `rotor plan`.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanEntry {
-    pub name: SecretName,
-    pub kind: Kind,
-    pub automation: Automation,
-    pub state: SecretState,
-    /// When it is due (now for never-rotated secrets).
-    pub due: Timestamp,
-}
-
 /// The rotation engine.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -291,6 +263,11 @@ impl Engine {
         &self.opts.actor
     }
 
+    /// The engine's clock reading (queries and the scheduler share it).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     fn report(&self, p: Progress) {
         if let Some(f) = &self.progress {
             f(&p);
@@ -326,75 +303,6 @@ impl Engine {
                 secret: spec.name.to_string(),
                 kind: spec.kind,
             })
-    }
-
-    // ---- reading ------------------------------------------------------------------------
-
-    /// One row per secret of the inventory, in file order.
-    pub async fn status(&self) -> Result<Vec<StatusRow>, EngineError> {
-        let now = self.clock.now();
-        let mut by_name: std::collections::HashMap<String, rotor_core::store::SecretSummary> = self
-            .store
-            .summaries()
-            .await?
-            .into_iter()
-            .filter_map(|s| Some((s.secret.as_ref()?.to_string(), s)))
-            .collect();
-        Ok(self
-            .config
-            .secrets
-            .iter()
-            .map(|spec| {
-                let summary = by_name.remove(spec.name.as_str()).unwrap_or_default();
-                let sched = schedule_of(spec, &summary, now);
-                StatusRow {
-                    name: spec.name.clone(),
-                    kind: spec.kind,
-                    tier: spec.policy.tier,
-                    automation: spec.policy.automation,
-                    state: sched.state,
-                    last_rotated: sched.last_rotated,
-                    next_due: sched.next_due,
-                    age_secs: sched.last_rotated.map(|t| now.duration_since(t).as_secs()),
-                    current: summary.current.map(|c| c.id),
-                    last_rotation: summary.last_rotation,
-                }
-            })
-            .collect())
-    }
-
-    /// Secrets that come due within `horizon`, soonest first.
-    pub async fn plan(&self, horizon: rotor_core::Duration) -> Result<Vec<PlanEntry>, EngineError> {
-        let now = self.clock.now();
-        let until = now.checked_add(horizon.to_span()).unwrap_or(Timestamp::MAX);
-        let mut out: Vec<PlanEntry> = self
-            .status()
-            .await?
-            .into_iter()
-            .filter_map(|row| {
-                let due = row.next_due.unwrap_or(now);
-                (due <= until).then_some(PlanEntry {
-                    name: row.name,
-                    kind: row.kind,
-                    automation: row.automation,
-                    state: row.state,
-                    due,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.due.cmp(&b.due).then(a.name.cmp(&b.name)));
-        Ok(out)
-    }
-
-    /// Names of automatic secrets that want a rotation now (due, overdue, never rotated).
-    pub async fn due(&self) -> Result<Vec<SecretName>, EngineError> {
-        Ok(self
-            .status()
-            .await?
-            .into_iter()
-            .filter(|r| r.automation == Automation::Automatic && r.state.wants_rotation())
-            .map(|r| r.name)
-            .collect())
     }
 
     /// What rotating `name` would do, touching nothing.
@@ -506,13 +414,10 @@ impl Engine {
             && let Some(cur) = &current
         {
             let facts = Facts {
-                last_rotated: Some(cur.meta.created_at),
-                ..Facts::default()
+                current_created: Some(cur.meta.created_at),
+                last_rotation: None,
             };
-            if !schedule::evaluate(&spec.policy, facts, now)
-                .state
-                .wants_rotation()
-            {
+            if !schedule::evaluate(spec, facts, now).rotation_due {
                 return Err(EngineError::NotDue {
                     secret: spec.name.to_string(),
                     rotated: cur.meta.created_at.to_string(),
@@ -1389,23 +1294,4 @@ fn outcome_of(rot: &Rotation) -> Outcome {
                 .flatten(),
         },
     }
-}
-
-fn schedule_of(
-    spec: &SecretSpec,
-    summary: &rotor_core::store::SecretSummary,
-    now: Timestamp,
-) -> Schedule {
-    let facts = Facts {
-        last_rotated: summary.current.as_ref().map(|c| c.created_at),
-        in_progress: summary
-            .last_rotation
-            .as_ref()
-            .is_some_and(|r| r.status == RotationStatus::Running),
-        last_failed: summary
-            .last_rotation
-            .as_ref()
-            .is_some_and(|r| r.status == RotationStatus::Failed),
-    };
-    schedule::evaluate(&spec.policy, facts, now)
 }

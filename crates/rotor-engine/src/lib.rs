@@ -18,17 +18,21 @@
 //! Absences: the engine parses no config, opens no files and knows no target protocol.
 
 mod clock;
+mod declared;
 mod engine;
 mod error;
 mod failpoint;
 mod owner;
+mod queries;
 mod registry;
 
 pub use clock::{Clock, SystemClock};
+pub use declared::DECLARED;
 pub use engine::{
-    Deliver, Engine, EngineOptions, Outcome, PlanEntry, Progress, ProgressFn, RetryPolicy,
-    RotateOptions, StageChange, StatusRow,
+    Deliver, Engine, EngineOptions, Outcome, Progress, ProgressFn, RetryPolicy, RotateOptions,
+    StageChange,
 };
 pub use error::EngineError;
 pub use owner::Owner;
+pub use queries::{PlanAction, PlanEntry, StatusRow};
 pub use registry::Rotators;

@@ -310,7 +310,7 @@ async fn a_failed_step_rolls_back_and_keeps_current() {
     assert_eq!(
         rows.iter()
             .find(|r| r.name.as_str() == "fast")
-            .map(|r| r.state),
+            .map(|r| r.standing.state),
         Some(rotor_core::SecretState::Failed)
     );
     f.engine

@@ -144,7 +144,7 @@ pub async fn remote(server: &str, format: Format, command: Command) -> anyhow::R
                         s("automation"),
                         s("last_rotated"),
                         s("next_due"),
-                        s("state"),
+                        s("label"),
                     ]
                 })
                 .collect();
@@ -161,7 +161,24 @@ pub async fn remote(server: &str, format: Format, command: Command) -> anyhow::R
                 ],
                 table,
                 &rows,
-            )
+            )?;
+            // The daemon's notes, as `rotor status` prints them: reason and hint.
+            if format == Format::Table {
+                for r in &rows {
+                    let notes: Vec<&str> = ["reason", "hint"]
+                        .iter()
+                        .filter_map(|k| r[*k].as_str())
+                        .collect();
+                    if !notes.is_empty() {
+                        println!(
+                            "{}: {}",
+                            r["name"].as_str().unwrap_or("-"),
+                            notes.join("; ")
+                        );
+                    }
+                }
+            }
+            Ok(())
         }
         Command::Rotate(a) => {
             anyhow::ensure!(

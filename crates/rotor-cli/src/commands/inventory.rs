@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use rotor_core::SecretState;
+use rotor_core::schedule::Standing;
+use rotor_engine::PlanAction;
 
 use crate::Exit;
 use crate::cli::{Format, PlanArgs, StatusArgs};
@@ -54,10 +55,7 @@ pub fn check(config_path: &Path, format: Format) -> anyhow::Result<()> {
 pub async fn status(config_path: &Path, format: Format, args: &StatusArgs) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     let rows = ctx.engine.status().await?;
-    let overdue = rows
-        .iter()
-        .filter(|r| r.state == SecretState::Overdue)
-        .count();
+    let overdue = rows.iter().filter(|r| r.standing.overdue).count();
     let table = rows
         .iter()
         .map(|r| {
@@ -66,10 +64,10 @@ pub async fn status(config_path: &Path, format: Format, args: &StatusArgs) -> an
                 r.kind.to_string(),
                 r.tier.map_or_else(|| "-".into(), |t| t.to_string()),
                 r.automation.as_str().to_owned(),
-                time(r.last_rotated),
+                last_rotated(&r.standing),
                 age(r.age_secs),
-                time(r.next_due),
-                r.state.to_string(),
+                time(Some(r.standing.next_due)),
+                r.standing.label.clone(),
             ]
         })
         .collect();
@@ -88,11 +86,41 @@ pub async fn status(config_path: &Path, format: Format, args: &StatusArgs) -> an
         table,
         &rows,
     )?;
+    if format == Format::Table {
+        print_notes(rows.iter().map(|r| (r.name.as_str(), &r.standing)));
+    }
     if args.fail_on_overdue && overdue > 0 {
         eprintln!("{overdue} secret(s) overdue");
         return Err(Exit(3).into());
     }
     Ok(())
+}
+
+/// `LAST ROTATED`: the time, marked when a person declared it in the config.
+fn last_rotated(s: &Standing) -> String {
+    match s.last_rotated {
+        Some(_) if s.last_rotated_declared => format!("{} (declared)", time(s.last_rotated)),
+        t => time(t),
+    }
+}
+
+/// Below a table: why a secret failed and what to run, one line per secret that has either.
+fn print_notes<'a>(rows: impl Iterator<Item = (&'a str, &'a Standing)>) {
+    let mut first = true;
+    for (name, s) in rows {
+        let parts: Vec<&str> = [s.reason.as_deref(), s.hint.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if parts.is_empty() {
+            continue;
+        }
+        if first {
+            println!();
+            first = false;
+        }
+        println!("{name}: {}", parts.join("; "));
+    }
 }
 
 pub async fn plan(config_path: &Path, format: Format, args: &PlanArgs) -> anyhow::Result<()> {
@@ -104,23 +132,35 @@ pub async fn plan(config_path: &Path, format: Format, args: &PlanArgs) -> anyhow
     let rows = entries
         .iter()
         .map(|e| {
+            let who = match (e.action, e.automation) {
+                (PlanAction::Retire, _) => "rotor serve, or `rotor retire --due`",
+                (PlanAction::Rotate, rotor_core::Automation::Automatic) => "rotor rotates it",
+                (PlanAction::Rotate, rotor_core::Automation::Manual) => {
+                    "a person rotates it (rotor put / rotor rotate)"
+                }
+            };
             vec![
                 time(Some(e.due)),
+                e.action.as_str().to_owned(),
                 e.name.to_string(),
                 e.kind.to_string(),
                 e.automation.as_str().to_owned(),
-                e.state.to_string(),
-                if e.automation == rotor_core::Automation::Automatic {
-                    "rotor rotates it".into()
-                } else {
-                    "a person rotates it (rotor put / rotor rotate)".into()
-                },
+                e.label.clone(),
+                who.to_owned(),
             ]
         })
         .collect();
     output::print(
         format,
-        &["DUE", "SECRET", "KIND", "AUTOMATION", "STATE", "WHO"],
+        &[
+            "DUE",
+            "ACTION",
+            "SECRET",
+            "KIND",
+            "AUTOMATION",
+            "STATE",
+            "WHO",
+        ],
         rows,
         &entries,
     )

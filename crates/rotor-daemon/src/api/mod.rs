@@ -228,7 +228,7 @@ async fn readyz(State(st): State<ApiState>) -> Result<impl IntoResponse, ApiErro
 
 async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let rows = st.0.engine.status().await?;
-    let body = st.0.metrics.render(&rows, st.0.clock.now());
+    let body = st.0.metrics.render(&rows);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -241,11 +241,7 @@ async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
 
 async fn index(State(st): State<ApiState>) -> Result<Html<String>, ApiError> {
     let rows = st.0.engine.status().await?;
-    Ok(Html(page::render(
-        &rows,
-        &st.0.scheduler.failed(),
-        st.0.clock.now(),
-    )))
+    Ok(Html(page::render(&rows, st.0.engine.now())))
 }
 
 fn is_public_jwt(spec: &SecretSpec) -> bool {
@@ -557,10 +553,8 @@ async fn rotate(
         evict: true,
         confirm: req.confirm,
     };
-    s.metrics.set_in_progress(name.as_str(), true);
     let started = tokio::time::Instant::now();
     let result = s.engine.rotate(name.as_str(), &opts).await;
-    s.metrics.set_in_progress(name.as_str(), false);
     s.scheduler.wake();
     match result {
         Ok(outcome) => {

@@ -1,0 +1,151 @@
+//! Reading where secrets stand: `rotor status`, `rotor plan`, `rotor rotate --due`, and the
+//! daemon's scheduler, API, page and metrics, which all read these rows.
+//!
+//! Every row carries the [`Standing`] that `rotor_core::schedule::evaluate` computes from the
+//! config and one read of the store; nothing here (or in any surface) decides a state itself.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use rotor_core::schedule::{self, Facts, SecretState, Standing};
+use rotor_core::store::{RotationStamp, SecretSummary};
+use rotor_core::{Automation, Kind, SecretName, SecretSpec, Tier, VersionId};
+use serde::Serialize;
+
+use crate::{Engine, EngineError};
+
+/// One row of `rotor status` (and of `GET /v1/secrets`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    pub name: SecretName,
+    pub kind: Kind,
+    pub tier: Option<Tier>,
+    pub automation: Automation,
+    /// The state and everything beside it; flattened, so the JSON has `state`, `label`,
+    /// `overdue`, `next_due`, ... at the top level.
+    #[serde(flatten)]
+    pub standing: Standing,
+    /// Seconds since `last_rotated`.
+    pub age_secs: Option<i64>,
+    pub current: Option<VersionId>,
+    pub last_rotation: Option<RotationStamp>,
+}
+
+/// What a plan entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanAction {
+    /// A rotation (scheduled, or by a person for manual secrets).
+    Rotate,
+    /// Retiring the previous value when grace ends.
+    Retire,
+}
+
+impl PlanAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Rotate => "rotate",
+            PlanAction::Retire => "retire",
+        }
+    }
+}
+
+/// One row of `rotor plan`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry {
+    pub name: SecretName,
+    pub kind: Kind,
+    pub automation: Automation,
+    pub action: PlanAction,
+    pub state: SecretState,
+    pub label: String,
+    /// When it happens: the placed due time, or the end of grace.
+    pub due: Timestamp,
+}
+
+impl Engine {
+    /// One row per secret of the inventory, in file order.
+    pub async fn status(&self) -> Result<Vec<StatusRow>, EngineError> {
+        let now = self.now();
+        let mut by_name: HashMap<String, SecretSummary> = self
+            .store()
+            .summaries()
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.secret.as_ref()?.to_string(), s)))
+            .collect();
+        Ok(self
+            .config()
+            .secrets
+            .iter()
+            .map(|spec| {
+                let summary = by_name.remove(spec.name.as_str()).unwrap_or_default();
+                row(spec, summary, now)
+            })
+            .collect())
+    }
+
+    /// What happens within `horizon`, soonest first: rotations placed in their windows, and
+    /// retires when grace ends. Running rotations are not listed.
+    pub async fn plan(&self, horizon: rotor_core::Duration) -> Result<Vec<PlanEntry>, EngineError> {
+        let now = self.now();
+        let until = now.checked_add(horizon.to_span()).unwrap_or(Timestamp::MAX);
+        let mut out = Vec::new();
+        for row in self.status().await? {
+            let s = &row.standing;
+            let entry = |action, due| PlanEntry {
+                name: row.name.clone(),
+                kind: row.kind,
+                automation: row.automation,
+                action,
+                state: s.state,
+                label: s.label.clone(),
+                due,
+            };
+            if let Some(t) = s.retire_after.filter(|t| *t <= until) {
+                out.push(entry(PlanAction::Retire, t));
+            }
+            if !s.in_progress && s.next_due <= until {
+                out.push(entry(PlanAction::Rotate, s.next_due));
+            }
+        }
+        out.sort_by(|a, b| {
+            a.due
+                .cmp(&b.due)
+                .then(a.name.cmp(&b.name))
+                .then(a.action.cmp(&b.action))
+        });
+        Ok(out)
+    }
+
+    /// Names of automatic secrets whose scheduled rotation may start now: due and inside their
+    /// window (never-rotated secrets included), not failed, not in grace.
+    pub async fn due(&self) -> Result<Vec<SecretName>, EngineError> {
+        Ok(self
+            .status()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.automation == Automation::Automatic && r.standing.wants_scheduled_rotation()
+            })
+            .map(|r| r.name)
+            .collect())
+    }
+}
+
+/// The status row of `spec`, from its summary in the store.
+fn row(spec: &SecretSpec, summary: SecretSummary, now: Timestamp) -> StatusRow {
+    let standing = schedule::evaluate(spec, Facts::from(&summary), now);
+    StatusRow {
+        name: spec.name.clone(),
+        kind: spec.kind,
+        tier: spec.policy.tier,
+        automation: spec.policy.automation,
+        age_secs: standing
+            .last_rotated
+            .map(|t| now.duration_since(t).as_secs()),
+        standing,
+        current: summary.current.map(|c| c.id),
+        last_rotation: summary.last_rotation,
+    }
+}
