@@ -2,8 +2,9 @@
 //! emergency runbook and drills.
 //!
 //! Layout (modules named after concepts):
-//! - [`scheduler`]: when each secret is due (window + jitter), runs due rotations and retires
-//!   with a concurrency limit and bounded backoff, resumes interrupted rotations at start-up;
+//! - [`scheduler`]: starts rotations when their `Standing` (rotor-core: due time, window,
+//!   jitter) says so, and retires, with a concurrency limit and bounded backoff; resumes
+//!   interrupted rotations at start-up;
 //! - [`api`]: the HTTP API (axum); **only `api/` knows HTTP as a server**;
 //! - [`auth`]: bearer tokens (SHA-256 in the config, constant-time compare) and scopes;
 //! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
