@@ -1,4 +1,8 @@
 //! Command-line arguments, as clap parses them (validated further by each command).
+//!
+//! The `///` comments here are clap's help text, where `[store]` or `[[render]]` name TOML
+//! tables of rotor.toml, not Rust items: rustdoc must not read them as links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 
