@@ -1,4 +1,4 @@
-"""Reading the dotenv files `rotor render` writes (``[[render]] kind = "dotenv"``).
+r"""Reading the dotenv files `rotor render` writes (``[[render]] kind = "dotenv"``).
 
 rotor's dialect (crates/rotor-deliver/src/format.rs): a ``#`` comment line, then one
 ``NAME="value"`` per variable; inside the quotes ``\\``, ``\"``, ``\$`` and ``\``` are

@@ -189,13 +189,13 @@ class KeyringFileKeys(_FileKeys):
         if not isinstance(entries, list) or not entries:
             raise KeyFormError(f"{self.path}: expected {{\"keys\": [...]}} with at least one key")
         keys = []
-        for i, e in enumerate(entries):
+        for i, entry in enumerate(entries):
             what = f"{self.path}: keys[{i}]"
-            if not isinstance(e, dict) or e.get("stage") not in ("pending", "current", "previous"):
+            if not isinstance(entry, dict) or entry.get("stage") not in ("pending", "current", "previous"):
                 raise KeyFormError(f"{what}: needs \"stage\": pending, current or previous")
-            key = parse_material(e, stage=e["stage"], what=what)
+            key = parse_material(entry, stage=entry["stage"], what=what)
             keys.append(Key(key.kid, key.alg, key.stage, key.verify, key.sign,
-                            _timestamp(e.get("not_after"), what)))
+                            _timestamp(entry.get("not_after"), what)))
         if sum(k.stage == "current" for k in keys) > 1:
             raise KeyFormError(f"{self.path}: more than one current key")
         return keys

@@ -74,7 +74,7 @@ class SwappablePool(_Follower):
     async def create(cls, *, drain_timeout: float = 60.0, **connect_kwargs: Any) -> SwappablePool:
         """``connect_kwargs`` as for ``asyncpg.create_pool`` (host, port, database, user,
         password, min_size, ...)."""
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 
         pool = await asyncpg.create_pool(**connect_kwargs)
         return cls(pool, connect_kwargs, drain_timeout=drain_timeout)

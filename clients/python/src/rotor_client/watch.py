@@ -132,7 +132,7 @@ class CredentialWatcher:
             if r.status_code != 200:
                 await r.aread()
                 raise error_of(r)
-            event, data = "message", []
+            event, data = "message", list[str]()
             async for line in r.aiter_lines():
                 if line == "":
                     if data or event != "message":
