@@ -89,7 +89,7 @@ def test_keyring_file_reload_and_not_after(rotor: Rotor) -> None:
 
 def test_jwks_is_fetched_again_on_an_unknown_kid(rotor: Rotor) -> None:
     url = f"{rotor.url}/v1/secrets/jwt-es/jwks.json"
-    keys = JwksKeys(url, cooldown=0.5)
+    keys = JwksKeys(url, cooldown=2.0)
     codec = TokenCodec(keys)
     first = rotor.cli("jwt", "sign", "jwt-es", "--claims", '{"sub":"one"}').strip()
     assert codec.decode(first)["sub"] == "one"

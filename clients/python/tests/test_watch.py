@@ -51,6 +51,6 @@ def test_app_token_reads_only_its_own_credentials(rotor: Rotor) -> None:
             assert cred.password.reveal() not in repr(cred)
             with pytest.raises(ApiError) as e:
                 await api.value("jwt-signing")
-        assert e.value.status == 403 and "read:jwt-signing" in e.value.message
+        assert e.value.status == 403 and e.value.code == "forbidden"
 
     asyncio.run(main())

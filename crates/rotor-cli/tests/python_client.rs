@@ -163,8 +163,15 @@ SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous }}}}"
     env.rotor_stdin(&["put", "redis"], Some(&credential("app", REDIS_INITIAL)))
         .ok();
     env.rotor(&["setup", "database"]).ok();
-    env.rotor(&["rotate", "jwt-signing", "jwt-es", "session", "database", "redis"])
-        .ok();
+    env.rotor(&[
+        "rotate",
+        "jwt-signing",
+        "jwt-es",
+        "session",
+        "database",
+        "redis",
+    ])
+    .ok();
     // Start from a quiet state: no grace running when pytest begins.
     std::thread::sleep(Duration::from_millis(4200));
     env.rotor(&["retire", "--due"]).ok();
@@ -182,14 +189,25 @@ SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous }}}}"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "rotor serve did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "rotor serve did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     let client = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python");
     let started = Instant::now();
     let out = Command::new(python())
-        .args(["-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "tests",
+        ])
         .current_dir(&client)
         // The sources under test, not whatever version is installed in the venv.
         .env("PYTHONPATH", client.join("src"))
@@ -222,9 +240,14 @@ SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous }}}}"
         "pytest failed:\n{stdout}\n{stderr}\n--- rotor serve log ---\n{serve_log}"
     );
     let summary = stdout.lines().last().unwrap_or_default().to_owned();
-    eprintln!("pytest: {summary} ({:.1} s)", started.elapsed().as_secs_f64());
+    eprintln!(
+        "pytest: {summary} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     assert!(
-        !summary.contains("skipped") && !summary.contains("xfail") && !summary.contains("deselected"),
+        !summary.contains("skipped")
+            && !summary.contains("xfail")
+            && !summary.contains("deselected"),
         "no test may be skipped: {summary}"
     );
     let passed: usize = summary
@@ -233,6 +256,6 @@ SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous }}}}"
         .find(|(_, w)| w.starts_with("passed"))
         .and_then(|(n, _)| n.parse().ok())
         .unwrap_or(0);
-    assert!(passed >= 12, "expected the whole suite to run: {summary}");
+    assert!(passed >= 13, "expected the whole suite to run: {summary}");
     drop(server);
 }

@@ -205,9 +205,11 @@ class JwksKeys:
     """Public keys from rotor's JWKS endpoint.
 
     Fetched on first use, again when the server's ``Cache-Control: max-age`` has passed, and
-    when a token names an unknown kid: at most once per ``cooldown`` however many requests
-    race (one fetch, the others wait for it), so a flood of forged kids cannot make this
-    process hammer rotor. A failed fetch keeps the keys fetched before.
+    when a token names an unknown kid. Unknown-kid fetches happen at most once per
+    ``cooldown`` however many requests race (one fetch, the others wait for it), so a flood
+    of forged kids cannot make this process hammer rotor; the cooldown counts from the last
+    unknown-kid fetch only, so the first token signed with a new key is never refused
+    because of a routine fetch just before. A failed fetch keeps the keys fetched before.
     """
 
     def __init__(
@@ -223,6 +225,7 @@ class JwksKeys:
         self._lock = threading.Lock()
         self._keys: Sequence[Key] = ()
         self._fetched_at = float("-inf")
+        self._refetched_at = float("-inf")
         self._max_age = 60.0
         self.fetches = 0
 
@@ -262,6 +265,7 @@ class JwksKeys:
         with self._lock:
             if self._fetched_at != seen:
                 return True  # another caller fetched while we waited: use its result
-            if time.monotonic() - self._fetched_at < self.cooldown:
+            if time.monotonic() - self._refetched_at < self.cooldown:
                 return False
+            self._refetched_at = time.monotonic()
             return self._fetch()

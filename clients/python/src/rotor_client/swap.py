@@ -181,8 +181,10 @@ class SwappableRedis(_Follower):
         try:
             yield client
         finally:
-            self._inflight[key] -= 1
-            if self._inflight[key] == 0 and key in self._idle:
+            left = self._inflight.get(key, 1) - 1
+            if key in self._inflight:  # gone if the drain timed out and the client closed
+                self._inflight[key] = left
+            if left == 0 and key in self._idle:
                 self._idle[key].set()
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
