@@ -54,3 +54,74 @@ def test_app_token_reads_only_its_own_credentials(rotor: Rotor) -> None:
         assert e.value.status == 403 and e.value.code == "forbidden"
 
     asyncio.run(main())
+
+
+class CuttableProxy:
+    """A TCP proxy in front of rotor serve that can drop every connection and refuse new
+    ones for a while: the network failing under the watcher (real sockets, no mock)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.refusing = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.refusing = True
+        for w in self._writers:
+            w.close()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+
+
+def test_watcher_reports_a_rotation_it_missed_while_disconnected(rotor: Rotor) -> None:
+    async def main() -> None:
+        host, _, port = rotor.url.removeprefix("http://").partition(":")
+        proxy = CuttableProxy(host, int(port))
+        via = f"http://127.0.0.1:{await proxy.start()}"
+        seen: list[CredentialChange] = []
+        async with RotorApi(via, rotor.app_token) as api:
+            watcher = CredentialWatcher(api, ["session"], max_backoff=0.2)
+            watcher.on_change(seen.append)
+            async with watcher:
+                assert watcher.connects == 1
+                proxy.cut()
+                # Rotated (finished and retired) while the watcher cannot hear it.
+                await asyncio.to_thread(rotor.rotate, "session")
+                await asyncio.sleep(0.5)
+                assert seen == [], "nothing can arrive over a cut network"
+                proxy.refusing = False
+                await async_wait_until(lambda: seen, "the resync after reconnect")
+                now = await api.current_version("session")
+            assert watcher.connects >= 2
+        await proxy.close()
+        assert seen == [CredentialChange("session", "resync", now)], seen
+
+    asyncio.run(main())
