@@ -30,6 +30,7 @@ import httpx
 from .envfile import read_dotenv
 from .errors import KeyFormError
 from .keyform import Key, parse_hmac_value, parse_jwk, parse_material
+from .secret import Secret
 
 log = logging.getLogger("rotor_client")
 
@@ -78,7 +79,7 @@ class _FileKeys:
                 if first:
                     raise
                 log.warning("rotor_client: cannot reload %s; keeping the keys loaded before",
-                            self.path, exc_info=False)
+                            self.path)
                 self._sig = sig
                 return False
             self._sig, self._keys = sig, keys
@@ -136,8 +137,6 @@ class EnvironKeys:
         self._keys = self._read()
 
     def _read(self) -> Sequence[Key]:
-        from .secret import Secret
-
         env = {k: Secret(self._environ.get(k, "")) for k in (self.current_var, self.previous_var)}
         return _env_keys(env, self.current_var, self.previous_var, self.alg, "the environment")
 
