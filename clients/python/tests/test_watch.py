@@ -43,6 +43,21 @@ def test_watcher_refuses_a_bad_token_at_once(rotor: Rotor) -> None:
     asyncio.run(main())
 
 
+def test_watcher_start_fails_when_rotor_is_unreachable() -> None:
+    async def main() -> None:
+        # A port nothing listens on: bind one, then close it.
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        async with RotorApi(f"http://127.0.0.1:{port}", "rtr_x") as api:
+            with pytest.raises(ApiError) as e:
+                await asyncio.wait_for(CredentialWatcher(api, ["session"]).start(), 10)
+        assert e.value.code == "unreachable" and str(port) in e.value.message
+
+    asyncio.run(main())
+
+
 def test_app_token_reads_only_its_own_credentials(rotor: Rotor) -> None:
     async def main() -> None:
         async with RotorApi(rotor.url, rotor.app_token) as api:

@@ -82,7 +82,19 @@ class CredentialWatcher:
             return
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name="rotor-credential-watcher")
+        self._task.add_done_callback(self._ended)
         await asyncio.shield(self._ready)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A watcher task that died before the stream was live must not leave start() hanging."""
+        if self._ready is None or self._ready.done():
+            return
+        if task.cancelled():
+            self._ready.cancel()
+        else:
+            self._ready.set_exception(
+                task.exception() or ApiError(0, "stopped", "the watcher stopped before connecting")
+            )
 
     async def stop(self) -> None:
         if self._task is None:
