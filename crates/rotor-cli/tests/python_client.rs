@@ -163,18 +163,17 @@ SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous }}}}"
     env.rotor_stdin(&["put", "redis"], Some(&credential("app", REDIS_INITIAL)))
         .ok();
     env.rotor(&["setup", "database"]).ok();
-    env.rotor(&[
-        "rotate",
-        "jwt-signing",
-        "jwt-es",
-        "session",
-        "database",
-        "redis",
-    ])
-    .ok();
-    // Start from a quiet state: no grace running when pytest begins.
-    std::thread::sleep(Duration::from_millis(4200));
-    env.rotor(&["retire", "--due"]).ok();
+    // First values (a first rotation has no previous value, so no grace runs when pytest
+    // begins); redis keeps the value put above until pytest rotates it.
+    env.rotor(&["rotate", "jwt-signing", "jwt-es", "session", "database"])
+        .ok();
+    for name in ["jwt-signing", "jwt-es", "session", "database", "redis"] {
+        assert!(
+            env.holders(name, "previous").is_empty(),
+            "{name} is in grace"
+        );
+        assert_eq!(env.holders(name, "current").len(), 1, "{name} has a value");
+    }
     assert!(env.path("app.env").exists(), "rotor rendered app.env");
 
     let server = Server(
