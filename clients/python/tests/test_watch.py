@@ -35,9 +35,11 @@ def test_watcher_calls_back_on_rotation_and_retire(rotor: Rotor) -> None:
 def test_watcher_refuses_a_bad_token_at_once(rotor: Rotor) -> None:
     async def main() -> None:
         async with RotorApi(rotor.url, "rtr_not-a-real-token") as api:
+            watcher = CredentialWatcher(api, ["session"])
             with pytest.raises(ApiError) as e:
-                await asyncio.wait_for(CredentialWatcher(api, ["session"]).start(), 10)
+                await asyncio.wait_for(watcher.start(), 10)
         assert e.value.status == 401 and e.value.code == "unauthorized"
+        assert watcher.error is e.value, "the app can see why the watcher stopped"
         assert "rtr_not-a-real-token" not in str(e.value)
 
     asyncio.run(main())

@@ -7,7 +7,8 @@ The stream (crates/rotor-daemon/src/watch.rs) sends ``event: ready`` once connec
 The watcher never misses a rotation for long: it reconnects with backoff when the stream
 ends, and after every (re)connect and every ``lagged`` it reads the current version of each
 watched secret and reports those that changed meanwhile (``change = "resync"``). A token
-rotor refuses (401/403) stops it with an :class:`ApiError` instead of retrying forever.
+rotor refuses (401/403) stops it (``watcher.error``) instead of retrying forever, and any
+failure before the first connect is raised from ``start()``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class CredentialWatcher:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self.connects = 0
+        #: Why the watcher stopped for good (a refused token), else None.
+        self.error: ApiError | None = None
 
     def on_change(self, callback: Callback, secrets: Iterable[str] | None = None) -> None:
         """Registers ``callback`` (sync or async) for ``secrets`` (default: every watched one)."""
@@ -121,21 +124,23 @@ class CredentialWatcher:
                     await self._stream(client)
                     backoff = 0.1  # a stream that ended cleanly (daemon restart): retry soon
                 except ApiError as e:
-                    if e.status in (401, 403):
-                        log.error("rotor_client: the watch stream refused the token: %s", e)
+                    if e.status in (401, 403) or self.connects == 0:
+                        # A refused token does not get better by retrying; and before the
+                        # first connect the caller is waiting in start(): tell it.
+                        log.error("rotor_client: the watch stream failed: %s", e)
                         self._fail(e)
                         return
                     log.warning("rotor_client: watch stream: %s; reconnecting", e)
                 except (httpx.HTTPError, OSError) as e:
-                    log.warning("rotor_client: watch stream lost (%s); reconnecting", e)
-                    if self._ready is not None and not self._ready.done() and self.connects == 0:
-                        # Never connected: tell the caller instead of hanging in start().
+                    if self.connects == 0:
                         self._fail(ApiError(0, "unreachable", f"cannot reach {self.api.url}: {e}"))
                         return
+                    log.warning("rotor_client: watch stream lost (%s); reconnecting", e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
     def _fail(self, e: ApiError) -> None:
+        self.error = e
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(e)
 
