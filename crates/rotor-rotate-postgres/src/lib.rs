@@ -9,7 +9,10 @@
 //! - **alternating** (zero downtime, as AWS's alternating-users strategy): a group role `r`
 //!   (NOLOGIN, holds the privileges) and two login roles `r_a`, `r_b` in it. Each rotation
 //!   gives the login role *not* in use a new password and `LOGIN`; `retire` sets the
-//!   previous one `NOLOGIN` with an unknown password and proves it is rejected.
+//!   previous one `NOLOGIN` with an unknown password and proves it is rejected. `setup`
+//!   makes both login roles act as the group role on login (`ALTER ROLE … SET role`), so
+//!   what either creates (a migration's tables) is owned by the group and the other login
+//!   role can use it after the next rotation (see `setup`).
 //!
 //! The admin credential (`settings.admin`, another managed secret of the same format) runs
 //! the `ALTER ROLE`s; without one, a single-strategy role changes its own password with its
