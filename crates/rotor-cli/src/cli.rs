@@ -217,9 +217,10 @@ pub enum JwtCommand {
         name: String,
         #[arg(long)]
         claims: String,
-        /// Token lifetime (sets `exp` unless the claims have one).
-        #[arg(long, default_value = "30m")]
-        ttl: String,
+        /// Token lifetime (sets `exp` unless the claims have one); default and most: the
+        /// secret's `token_lifetime`, which its grace covers.
+        #[arg(long)]
+        ttl: Option<String>,
     },
     /// Verify a token read from stdin; prints its claims, exit 1 when rejected.
     Verify { name: String },
