@@ -90,7 +90,9 @@ fn pyjwkclient_and_a_strict_max_age_client_never_miss_a_key_across_rotations() {
         panic!("ROTOR_PYTHON is not set: run scripts/test, or set ROTOR_PYTHON to a python with PyJWT[crypto]")
     });
     let port = rotor_test_support::free_port().expect("port");
-    let env = Env::new(&format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}"));
+    let env = Env::new(&format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{CONFIG}"
+    ));
     // The defaults this test is about, as `rotor check` derives them.
     let shown = env.rotor(&["--format", "json", "check"]);
     assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);

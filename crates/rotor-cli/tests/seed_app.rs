@@ -55,7 +55,9 @@ print(json.dumps({"decoded": decoded, "signed": signed,
 
 fn app(env: &Env, tokens: &[&str]) -> serde_json::Value {
     let python = std::env::var("ROTOR_PYTHON").unwrap_or_else(|_| {
-        panic!("ROTOR_PYTHON is not set: run scripts/test, or set ROTOR_PYTHON to a python with PyJWT")
+        panic!(
+            "ROTOR_PYTHON is not set: run scripts/test, or set ROTOR_PYTHON to a python with PyJWT"
+        )
     });
     let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seed/jwt.py");
     let out = std::process::Command::new(python)
@@ -102,7 +104,10 @@ fn rotor_verifies(env: &Env, token: &str) -> String {
 }
 
 fn kid(env: &Env, stage: &str) -> String {
-    let doc = env.rotor(&["keyring", "jwt-signing", "--reveal"]).ok().json();
+    let doc = env
+        .rotor(&["keyring", "jwt-signing", "--reveal"])
+        .ok()
+        .json();
     doc["keys"]
         .as_array()
         .expect("keys")

@@ -37,42 +37,62 @@ fn asymmetric_default_prepublish_covers_the_derived_max_age_plus_margin() {
     assert_eq!(j.jwks_max_age, secs(60));
     assert_eq!(j.prepublish, secs(66));
     // A fast schedule: a twentieth of 100 s.
-    let j = jwt("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"EdDSA\"\nrotate_every = \"100s\"\ntoken_lifetime = \"10s\"\n");
+    let j = jwt(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"EdDSA\"\nrotate_every = \"100s\"\ntoken_lifetime = \"10s\"\n",
+    );
     assert_eq!(j.jwks_max_age, secs(5));
     assert_eq!(j.prepublish, secs(6));
     // Never below 1 s.
-    let j = jwt("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\nrotate_every = \"5s\"\ntoken_lifetime = \"2s\"\nleeway = \"1s\"\n");
+    let j = jwt(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\nrotate_every = \"5s\"\ntoken_lifetime = \"2s\"\nleeway = \"1s\"\n",
+    );
     assert_eq!(j.jwks_max_age, secs(1));
     assert_eq!(j.prepublish, secs(2));
 }
 
 #[test]
 fn a_set_max_age_is_used_and_zero_means_no_cache_and_no_wait() {
-    let j = jwt("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"RS256\"\ntier = \"high\"\njwks_max_age = \"5m\"\n");
+    let j = jwt(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"RS256\"\ntier = \"high\"\njwks_max_age = \"5m\"\n",
+    );
     assert_eq!(j.jwks_max_age, secs(300));
     assert_eq!(j.prepublish, secs(330));
-    let j = jwt("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\njwks_max_age = \"0s\"\n");
+    let j = jwt(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\njwks_max_age = \"0s\"\n",
+    );
     assert_eq!(j.jwks_max_age, Duration::ZERO);
     assert_eq!(j.prepublish, Duration::ZERO);
     // A longer prepublish is kept.
-    let j = jwt("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\nprepublish = \"10m\"\n");
+    let j = jwt(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\nprepublish = \"10m\"\n",
+    );
     assert_eq!(j.prepublish, secs(600));
 }
 
 #[test]
 fn hmac_keys_are_not_published_so_they_wait_for_nothing() {
     let j = jwt("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"HS256\"\ntier = \"high\"\n");
-    assert_eq!((j.jwks_max_age, j.prepublish), (Duration::ZERO, Duration::ZERO));
-    let got = refused("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"HS256\"\ntier = \"high\"\njwks_max_age = \"1m\"\n");
+    assert_eq!(
+        (j.jwks_max_age, j.prepublish),
+        (Duration::ZERO, Duration::ZERO)
+    );
+    let got = refused(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"HS256\"\ntier = \"high\"\njwks_max_age = \"1m\"\n",
+    );
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert!(got[0].0.contains("HMAC keys are shared secrets"), "{got:#?}");
+    assert!(
+        got[0].0.contains("HMAC keys are shared secrets"),
+        "{got:#?}"
+    );
     assert_eq!(got[0].1, "remove jwks_max_age");
 }
 
 #[test]
 fn check_refuses_a_prepublish_below_the_max_age_plus_margin() {
     // The measured setting: prepublish 6 s against the served max-age of 60 s.
-    let got = refused("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\nprepublish = \"6s\"\n");
+    let got = refused(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\nprepublish = \"6s\"\n",
+    );
     assert_eq!(got.len(), 1, "{got:#?}");
     assert!(
         got[0]
@@ -83,14 +103,19 @@ fn check_refuses_a_prepublish_below_the_max_age_plus_margin() {
     assert!(got[0].1.contains("at least 1m6s"), "{got:#?}");
     // Against a set max-age, at the boundary.
     let text = |p: &str| {
-        format!("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\njwks_max_age = \"30s\"\nprepublish = \"{p}\"\n")
+        format!(
+            "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\ntier = \"high\"\njwks_max_age = \"30s\"\nprepublish = \"{p}\"\n"
+        )
     };
     assert!(refused(&text("32s"))[0].0.contains("(30s, jwks_max_age)"));
     assert_eq!(jwt(&text("33s")).prepublish, secs(33));
     // A prepublish that would never let a key sign.
-    let got = refused("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\nrotate_every = \"1m\"\ntoken_lifetime = \"10s\"\njwks_max_age = \"1m\"\n");
+    let got = refused(
+        "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"ES256\"\nrotate_every = \"1m\"\ntoken_lifetime = \"10s\"\njwks_max_age = \"1m\"\n",
+    );
     assert!(
-        got.iter().any(|g| g.0.contains("not shorter than the rotation period")),
+        got.iter()
+            .any(|g| g.0.contains("not shorter than the rotation period")),
         "{got:#?}"
     );
 }
@@ -99,7 +124,9 @@ fn check_refuses_a_prepublish_below_the_max_age_plus_margin() {
 fn check_refuses_a_grace_shorter_than_token_lifetime_plus_leeway() {
     // The case: grace 2 s, tokens of 3 s, leeway 1 s.
     let text = |g: &str| {
-        format!("[secrets.k]\nkind = \"jwt\"\nalgorithm = \"HS256\"\nrotate_every = \"1h\"\ntoken_lifetime = \"3s\"\nleeway = \"1s\"\ngrace = \"{g}\"\n")
+        format!(
+            "[secrets.k]\nkind = \"jwt\"\nalgorithm = \"HS256\"\nrotate_every = \"1h\"\ntoken_lifetime = \"3s\"\nleeway = \"1s\"\ngrace = \"{g}\"\n"
+        )
     };
     let got = refused(&text("2s"));
     assert_eq!(got.len(), 1, "{got:#?}");

@@ -46,9 +46,9 @@ pub(crate) async fn run(
         match once(pool, call, actor).await {
             Err(Race) if attempt < RACE_RETRIES => attempt += 1,
             Err(Race) => {
-                return Err(call.transient(
-                    "another setup keeps creating the same roles; run setup again",
-                ));
+                return Err(
+                    call.transient("another setup keeps creating the same roles; run setup again")
+                );
             }
             Ok(lines) => return lines,
         }
@@ -84,7 +84,7 @@ async fn once(
                 ));
                 Ok(lines)
             }
-            None => Err(ident(call, group).map_or_else(
+            None => Err(call.ident(group).map_or_else(
                 |e| e,
                 |g| {
                     call.permanent(format!("role {group} does not exist"))
@@ -96,7 +96,7 @@ async fn once(
         });
     }
 
-    let g = match ident(call, group) {
+    let g = match call.ident(group) {
         Ok(g) => g,
         Err(e) => return Ok(Err(e)),
     };
@@ -117,7 +117,7 @@ async fn once(
     }
     let logins = login_roles(group);
     for login in &logins {
-        let l = match ident(call, login) {
+        let l = match call.ident(login) {
             Ok(l) => l,
             Err(e) => return Ok(Err(e)),
         };
@@ -175,7 +175,7 @@ async fn once(
         .collect();
     if !owners.is_empty() {
         let count: i64 = owners.iter().filter_map(|l| find(l)).map(|r| r.owned).sum();
-        let names: Vec<String> = match owners.iter().map(|l| ident(call, l)).collect() {
+        let names: Vec<String> = match owners.iter().map(|l| call.ident(l)).collect() {
             Ok(n) => n,
             Err(e) => return Ok(Err(e)),
         };
@@ -253,8 +253,4 @@ async fn lookup(
     pool.run(&call.target, &actor.0, &query)
         .await
         .map_err(|e: PgFailure| call.fail(actor.1, e))
-}
-
-fn ident(call: &Call<'_>, role: &str) -> Result<String, RotatorError> {
-    call.ident(role)
 }

@@ -283,7 +283,10 @@ async fn setup_is_idempotent_and_adopts_existing_roles() {
     assert!(first[3].contains("granted billing"), "{first:?}");
     let second = PostgresRotator::new().setup(&c).await.unwrap();
     assert_eq!(second.len(), 4, "{second:?}");
-    assert!(second[..3].iter().all(|l| l.contains("adopted")), "{second:?}");
+    assert!(
+        second[..3].iter().all(|l| l.contains("adopted")),
+        "{second:?}"
+    );
     assert!(second[3].starts_with("the DBA grants"), "{second:?}");
     let members = pg
         .psql("SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'billing'")

@@ -502,21 +502,21 @@ enum Pick<'a> {
 /// Whether `s64` is `slot`'s signature over `signing_input`.
 fn signature_ok(slot: &Slot, signing_input: &str, s64: &str) -> Result<bool, VerifyError> {
     Ok(match &slot.hmac {
-            // HMAC: a constant-time tag check with the precomputed key (aws-lc-rs).
-            Some(key) => {
-                let mut tag = [0u8; 64];
-                let len = URL_SAFE_NO_PAD
-                    .decode_slice(s64, &mut tag)
-                    .map_err(|_| VerifyError::BadSignature)?;
-                aws_lc_rs::hmac::verify(key, signing_input.as_bytes(), &tag[..len]).is_ok()
-            }
-            None => jsonwebtoken::crypto::verify(
-                s64,
-                signing_input.as_bytes(),
-                &slot.decoding,
-                slot.alg.to_jwt(),
-            )
-            .map_err(|_| VerifyError::BadSignature)?,
+        // HMAC: a constant-time tag check with the precomputed key (aws-lc-rs).
+        Some(key) => {
+            let mut tag = [0u8; 64];
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(s64, &mut tag)
+                .map_err(|_| VerifyError::BadSignature)?;
+            aws_lc_rs::hmac::verify(key, signing_input.as_bytes(), &tag[..len]).is_ok()
+        }
+        None => jsonwebtoken::crypto::verify(
+            s64,
+            signing_input.as_bytes(),
+            &slot.decoding,
+            slot.alg.to_jwt(),
+        )
+        .map_err(|_| VerifyError::BadSignature)?,
     })
 }
 

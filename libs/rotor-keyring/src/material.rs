@@ -529,8 +529,7 @@ impl KeyMaterial {
                 (None, Some(t)) => Zeroizing::new(t.as_bytes().to_vec()),
                 (None, None) => return Err(invalid("missing `k`")),
             };
-            return Self::from_hmac_secret(alg, kid.clone(), &key)
-                .map(|m| (m, stage, not_after));
+            return Self::from_hmac_secret(alg, kid.clone(), &key).map(|m| (m, stage, not_after));
         } else {
             if k.is_some() {
                 return Err(invalid("asymmetric keys must not carry `k`"));

@@ -453,14 +453,17 @@ fn missing_kid_rules() {
     // Two HMAC keys: the shared secrets are tried in turn (current, then previous), as an
     // app holding SECRET_KEY and SECRET_KEY_PREVIOUS does; the key whose tag matches wins.
     let m1 = KeyMaterial::from_hmac_secret(Algorithm::HS256, "one", &secret).expect("m1");
-    let ring2 =
-        Keyring::from_document(&KeyringDocument::new().with(m1, Stage::Previous, None).with(
+    let ring2 = Keyring::from_document(
+        &KeyringDocument::new().with(m1, Stage::Previous, None).with(
             new_key(Algorithm::HS256),
             Stage::Current,
             None,
-        ))
-        .expect("ring");
-    let c = ring2.verify_at(&t, NOW).expect("kid-less HMAC token, previous key");
+        ),
+    )
+    .expect("ring");
+    let c = ring2
+        .verify_at(&t, NOW)
+        .expect("kid-less HMAC token, previous key");
     assert_eq!((c.kid.as_deref(), c.stage), (Some("one"), Stage::Previous));
     // A kid-less token no key signed is a bad signature.
     let stranger = jsonwebtoken::encode(
@@ -469,7 +472,10 @@ fn missing_kid_rules() {
         &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]).expect("key"),
     )
     .expect("encode");
-    assert_eq!(ring2.verify_at(&stranger, NOW), Err(VerifyError::BadSignature));
+    assert_eq!(
+        ring2.verify_at(&stranger, NOW),
+        Err(VerifyError::BadSignature)
+    );
     // Another HMAC algorithm than the keys' is not tried against them.
     let hs384 = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS384),
@@ -495,7 +501,10 @@ fn missing_kid_rules() {
         let signed = one.sign(&claims()).expect("sign");
         // Drop the kid from the header (the signature no longer matters: selection fails first).
         let (_, rest) = signed.split_once('.').expect("jwt");
-        format!("{}.{rest}", URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#))
+        format!(
+            "{}.{rest}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#)
+        )
     };
     assert_eq!(es.verify_at(&es_token, NOW), Err(VerifyError::MissingKid));
 

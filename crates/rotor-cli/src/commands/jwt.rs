@@ -81,8 +81,10 @@ pub async fn run(config_path: &Path, cmd: JwtCommand) -> anyhow::Result<()> {
             let now = jiff::Timestamp::now().as_second();
             let latest = now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
             obj.entry("iat").or_insert(now.into());
-            obj.entry("exp")
-                .or_insert(now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)).into());
+            obj.entry("exp").or_insert(
+                now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+                    .into(),
+            );
             match obj.get("exp").map(serde_json::Value::as_i64) {
                 Some(Some(exp)) if exp > latest => anyhow::bail!(
                     "the claims' exp is {}s from now, longer than {name}'s token_lifetime ({lifetime}); drop exp (--ttl sets it) or raise token_lifetime (and grace) in the config",
