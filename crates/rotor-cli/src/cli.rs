@@ -243,9 +243,10 @@ pub enum JwtCommand {
         /// The claims, a JSON object, e.g. '{"sub":"42"}'.
         #[arg(long)]
         claims: String,
-        /// Token lifetime (sets `exp` unless the claims have one).
-        #[arg(long, default_value = "30m")]
-        ttl: String,
+        /// Token lifetime (sets `exp` unless the claims have one); default and most: the
+        /// secret's `token_lifetime`, which its grace covers.
+        #[arg(long)]
+        ttl: Option<String>,
     },
     /// Verify a token read from stdin; prints its claims, exit 1 when rejected.
     Verify {

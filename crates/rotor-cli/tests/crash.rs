@@ -26,6 +26,7 @@ grace = "0s"
 kind = "jwt"
 algorithm = "EdDSA"
 tier = "high"
+jwks_max_age = "0s"
 grace = "1h"
 "#;
 

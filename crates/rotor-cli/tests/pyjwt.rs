@@ -11,11 +11,13 @@ const CONFIG: &str = r#"
 kind = "jwt"
 algorithm = "ES256"
 tier = "high"
+jwks_max_age = "0s"
 
 [secrets.ed]
 kind = "jwt"
 algorithm = "EdDSA"
 tier = "high"
+jwks_max_age = "0s"
 
 [secrets.hs]
 kind = "jwt"

@@ -19,6 +19,7 @@ grace = "0s"
 kind = "jwt"
 algorithm = "ES256"
 tier = "high"
+jwks_max_age = "1s"
 prepublish = "2s"
 grace = "1h"
 "#;

@@ -54,7 +54,12 @@ fn the_example_inventory_reproduces_the_seed() {
     assert_eq!(jwt.policy.tier, Some(Tier::High));
     assert_eq!(jwt.policy.rotate_every, Duration::from_days(90));
     assert_eq!(jwt.policy.automation, Automation::Automatic);
-    assert_eq!(jwt.policy.grace, Duration::from_hours(1));
+    // The seed's refresh tokens (30 d) are signed with this key: previous stays that long
+    // plus leeway.
+    assert_eq!(
+        jwt.policy.grace,
+        Duration::from_days(30).saturating_add(Duration::from_mins(1))
+    );
 
     let db = get("database");
     assert_eq!(db.policy.rotate_every, Duration::from_days(180));

@@ -9,7 +9,10 @@
 //! - **alternating** (zero downtime, as AWS's alternating-users strategy): a group role `r`
 //!   (NOLOGIN, holds the privileges) and two login roles `r_a`, `r_b` in it. Each rotation
 //!   gives the login role *not* in use a new password and `LOGIN`; `retire` sets the
-//!   previous one `NOLOGIN` with an unknown password and proves it is rejected.
+//!   previous one `NOLOGIN` with an unknown password and proves it is rejected. `setup`
+//!   makes both login roles act as the group role on login (`ALTER ROLE … SET role`), so
+//!   what either creates (a migration's tables) is owned by the group and the other login
+//!   role can use it after the next rotation (see `setup`).
 //!
 //! The admin credential (`settings.admin`, another managed secret of the same format) runs
 //! the `ALTER ROLE`s; without one, a single-strategy role changes its own password with its
@@ -33,6 +36,7 @@
 
 mod conn;
 mod cred;
+mod setup;
 pub mod sql;
 
 use std::sync::Arc;
@@ -634,119 +638,7 @@ impl Rotator for PostgresRotator {
     async fn setup(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
         let call = Call::new(ctx.spec, "setup")?;
         let actor = call.actor(ctx)?;
-        let at = call.target.display.clone();
-        // (rolname, rolcanlogin, member of group) for the roles we care about.
-        let group = call.pg.role.clone();
-        let [a, b] = login_roles(&group);
-        let names = Arc::new(vec![group.clone(), a.clone(), b.clone()]);
-        let lookup = || {
-            let names = Arc::clone(&names);
-            let group = group.clone();
-            move |c: Arc<Client>| {
-                let names = Arc::clone(&names);
-                let group = group.clone();
-                async move {
-                    let rows = c
-                        .query(
-                            "SELECT r.rolname, r.rolcanlogin, \
-                                    EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-                                            WHERE m.member = r.oid AND g.rolname = $2) \
-                             FROM pg_roles r WHERE r.rolname = ANY($1)",
-                            &[&*names, &group],
-                        )
-                        .await?;
-                    Ok(rows
-                        .iter()
-                        .map(|r| {
-                            (
-                                r.get::<_, String>(0),
-                                r.get::<_, bool>(1),
-                                r.get::<_, bool>(2),
-                            )
-                        })
-                        .collect::<Vec<_>>())
-                }
-            }
-        };
-        let found = call.admin(&self.pool, &actor, None, lookup()).await?;
-        let find = |n: &str| found.iter().find(|r| r.0 == n).map(|r| (r.1, r.2));
-        let mut lines = Vec::new();
-        match call.pg.strategy {
-            PgStrategy::Single => match find(&group) {
-                Some((login, _)) => {
-                    lines.push(format!(
-                        "role {group} exists on {at}{}",
-                        if login { "" } else { " (NOLOGIN: set gives it no LOGIN; `ALTER ROLE … LOGIN` if it should log in)" }
-                    ));
-                }
-                None => {
-                    return Err(call
-                        .permanent(format!("role {group} does not exist"))
-                        .with_fix(format!(
-                            "create it: `CREATE ROLE {} LOGIN` (rotor does not create single-strategy roles)",
-                            call.ident(&group)?
-                        )));
-                }
-            },
-            PgStrategy::Alternating => {
-                let g = call.ident(&group)?;
-                let mut stmts = Vec::new();
-                match find(&group) {
-                    Some((true, _)) => lines.push(format!(
-                        "group role {group} exists on {at} (adopted; it can log in: consider `ALTER ROLE {g} NOLOGIN`)"
-                    )),
-                    Some((false, _)) => lines.push(format!("group role {group} exists on {at} (adopted)")),
-                    None => {
-                        stmts.push(format!("CREATE ROLE {g} NOLOGIN"));
-                        lines.push(format!("created group role {group} (NOLOGIN) on {at}"));
-                    }
-                }
-                for login in [&a, &b] {
-                    let l = call.ident(login)?;
-                    match find(login) {
-                        None => {
-                            stmts.push(format!("CREATE ROLE {l} NOLOGIN IN ROLE {g}"));
-                            lines.push(format!(
-                                "created login role {login} in {group} on {at} (NOLOGIN until a rotation sets its password)"
-                            ));
-                        }
-                        Some((_, true)) => lines.push(format!(
-                            "login role {login} exists in {group} on {at} (adopted)"
-                        )),
-                        Some((_, false)) => {
-                            stmts.push(format!("GRANT {g} TO {l}"));
-                            lines.push(format!(
-                                "login role {login} exists on {at}; granted {group} to it"
-                            ));
-                        }
-                    }
-                }
-                if !stmts.is_empty() {
-                    // One transaction: all or nothing. A concurrent setup may win the race
-                    // (duplicate role, 42710): look again and report what is there.
-                    let batch = Arc::new(format!("BEGIN; {}; COMMIT", stmts.join("; ")));
-                    let result = call
-                        .admin(&self.pool, &actor, None, |c| {
-                            let batch = Arc::clone(&batch);
-                            async move {
-                                let r = c.batch_execute(&batch).await;
-                                if r.is_err() {
-                                    let _ = c.batch_execute("ROLLBACK").await;
-                                }
-                                r
-                            }
-                        })
-                        .await;
-                    if let Err(e) = result {
-                        if e.message.contains("42710") {
-                            return Box::pin(self.setup(ctx)).await;
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(lines)
+        setup::run(&self.pool, &call, &actor).await
     }
 
     async fn evict(

@@ -95,7 +95,8 @@ async fn alternating_three_rotations_zero_downtime() {
     let admin = admin_value(&pg);
     let r = PostgresRotator::new();
     let lines = r.setup(&ctx(&spec, None, Some(&admin))).await.unwrap();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    // Group, two login roles, their login defaults, what the DBA grants.
+    assert_eq!(lines.len(), 6, "{lines:?}");
     // The group role holds the privileges.
     pg.psql("CREATE TABLE items (id int); INSERT INTO items VALUES (7); GRANT SELECT ON items TO orders")
         .unwrap();
@@ -279,10 +280,14 @@ async fn setup_is_idempotent_and_adopts_existing_roles() {
         first[1].starts_with("created login role billing_a"),
         "{first:?}"
     );
-    assert!(first[2].contains("granted billing"), "{first:?}");
+    assert!(first[3].contains("granted billing"), "{first:?}");
     let second = PostgresRotator::new().setup(&c).await.unwrap();
-    assert_eq!(second.len(), 3);
-    assert!(second.iter().all(|l| l.contains("adopted")), "{second:?}");
+    assert_eq!(second.len(), 4, "{second:?}");
+    assert!(
+        second[..3].iter().all(|l| l.contains("adopted")),
+        "{second:?}"
+    );
+    assert!(second[3].starts_with("the DBA grants"), "{second:?}");
     let members = pg
         .psql("SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'billing'")
         .unwrap();

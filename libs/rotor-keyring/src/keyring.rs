@@ -373,7 +373,7 @@ impl Keyring {
     fn select<'a>(
         &'a self,
         token: &'a str,
-    ) -> Result<(&'a Slot, &'a str, &'a str, &'a str), VerifyError> {
+    ) -> Result<(Pick<'a>, &'a str, &'a str, &'a str), VerifyError> {
         if token.len() > self.options.max_token_len {
             return Err(VerifyError::TokenTooLarge {
                 len: token.len(),
@@ -414,10 +414,20 @@ impl Keyring {
                     .ok_or_else(|| VerifyError::UnknownKid(kid.to_owned()))?;
                 &self.slots[idx]
             }
-            // Without a kid the only unambiguous choice is a lone key.
+            // Without a kid the only unambiguous choice is a lone key, or, for HMAC, the
+            // shared secrets in turn (see `Pick::Kidless`).
             None => match self.slots.as_slice() {
                 [only] => only,
-                _ => return Err(VerifyError::MissingKid),
+                _ => {
+                    let alg = Algorithm::ALL
+                        .iter()
+                        .copied()
+                        .find(|a| a.is_hmac() && a.as_str() == header.alg)
+                        .filter(|a| self.slots.iter().any(|s| s.alg == *a && s.hmac.is_some()))
+                        .ok_or(VerifyError::MissingKid)?;
+                    let signing_input = &token[..h64.len() + 1 + p64.len()];
+                    return Ok((Pick::Kidless(alg), signing_input, p64, s64));
+                }
             },
         };
         // The algorithm comes from the key; the header may only agree with it.
@@ -428,7 +438,7 @@ impl Keyring {
             });
         }
         let signing_input = &token[..h64.len() + 1 + p64.len()];
-        Ok((slot, signing_input, p64, s64))
+        Ok((Pick::One(slot), signing_input, p64, s64))
     }
 
     fn verify_signature<'a>(
@@ -436,30 +446,34 @@ impl Keyring {
         token: &'a str,
         now: i64,
     ) -> Result<(Vec<u8>, &'a Slot), VerifyError> {
-        let (slot, signing_input, p64, s64) = self.select(token)?;
+        let (pick, signing_input, p64, s64) = self.select(token)?;
         if s64.is_empty() {
             return Err(VerifyError::BadSignature);
         }
-        let ok = match &slot.hmac {
-            // HMAC: a constant-time tag check with the precomputed key (aws-lc-rs).
-            Some(key) => {
-                let mut tag = [0u8; 64];
-                let len = URL_SAFE_NO_PAD
-                    .decode_slice(s64, &mut tag)
-                    .map_err(|_| VerifyError::BadSignature)?;
-                aws_lc_rs::hmac::verify(key, signing_input.as_bytes(), &tag[..len]).is_ok()
+        let slot = match pick {
+            Pick::One(slot) => {
+                if !signature_ok(slot, signing_input, s64)? {
+                    return Err(VerifyError::BadSignature);
+                }
+                slot
             }
-            None => jsonwebtoken::crypto::verify(
-                s64,
-                signing_input.as_bytes(),
-                &slot.decoding,
-                slot.alg.to_jwt(),
-            )
-            .map_err(|_| VerifyError::BadSignature)?,
+            Pick::Kidless(alg) => {
+                let mut found = None;
+                'stages: for stage in [Stage::Current, Stage::Previous, Stage::Pending] {
+                    for slot in self
+                        .slots
+                        .iter()
+                        .filter(|s| s.stage == stage && s.alg == alg && s.hmac.is_some())
+                    {
+                        if signature_ok(slot, signing_input, s64)? {
+                            found = Some(slot);
+                            break 'stages;
+                        }
+                    }
+                }
+                found.ok_or(VerifyError::BadSignature)?
+            }
         };
-        if !ok {
-            return Err(VerifyError::BadSignature);
-        }
         if let Some(na) = slot.not_after
             && now > na
         {
@@ -472,6 +486,38 @@ impl Keyring {
             .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
         Ok((payload, slot))
     }
+}
+
+/// Which key checks a token's signature.
+enum Pick<'a> {
+    /// The token's kid names it (or it is the only key).
+    One(&'a Slot),
+    /// No kid, several keys, an HMAC `alg`: the HMAC keys of that algorithm in turn,
+    /// current, then previous, then pending (what an app holding `SECRET_KEY` and
+    /// `SECRET_KEY_PREVIOUS` does, e.g. the seed's `decode_access`). Each check is constant
+    /// time; the first key whose tag matches is the one.
+    Kidless(Algorithm),
+}
+
+/// Whether `s64` is `slot`'s signature over `signing_input`.
+fn signature_ok(slot: &Slot, signing_input: &str, s64: &str) -> Result<bool, VerifyError> {
+    Ok(match &slot.hmac {
+        // HMAC: a constant-time tag check with the precomputed key (aws-lc-rs).
+        Some(key) => {
+            let mut tag = [0u8; 64];
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(s64, &mut tag)
+                .map_err(|_| VerifyError::BadSignature)?;
+            aws_lc_rs::hmac::verify(key, signing_input.as_bytes(), &tag[..len]).is_ok()
+        }
+        None => jsonwebtoken::crypto::verify(
+            s64,
+            signing_input.as_bytes(),
+            &slot.decoding,
+            slot.alg.to_jwt(),
+        )
+        .map_err(|_| VerifyError::BadSignature)?,
+    })
 }
 
 /// The precomputed HMAC key of an HS* key material (`None` for asymmetric keys).

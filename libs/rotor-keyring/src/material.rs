@@ -275,10 +275,16 @@ impl KeyMaterial {
                 let len = alg
                     .hmac_key_len()
                     .expect("HMAC algorithms always have a key length");
+                // The key is text: `len` random bytes (the hash's size, so its full
+                // strength) written as base64url, and the key bytes are that text's bytes.
+                // An app that takes the key from an environment variable's text (the seed's
+                // `jwt.decode(token, os.getenv("SECRET_KEY"))`) then uses the very bytes
+                // rotor signs with; see `hmac_text`.
                 let mut k = Zeroizing::new(vec![0u8; len]);
                 rng.fill(&mut k)
                     .map_err(|_| KeyError::Generation("CSPRNG failure"))?;
-                Material::Hmac(k.to_vec().into())
+                let text = Zeroizing::new(b64(&k));
+                Material::Hmac(text.as_bytes().to_vec().into())
             }
             Algorithm::ES256 => {
                 let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -390,6 +396,18 @@ impl KeyMaterial {
         }
     }
 
+    /// The HMAC secret as text, when its bytes are printable ASCII (every key rotor
+    /// generates): the form to hand an app that uses an environment variable's text as the
+    /// key. Stored and exported as `secret` beside `k`.
+    pub fn hmac_text(&self) -> Option<&str> {
+        let k = self.hmac_secret()?.expose_secret();
+        if k.iter().all(u8::is_ascii_graphic) {
+            std::str::from_utf8(k).ok()
+        } else {
+            None
+        }
+    }
+
     /// The raw HMAC secret, for handing to another implementation (e.g. PyJWT).
     pub fn hmac_secret(&self) -> Option<&SecretSlice<u8>> {
         match &self.material {
@@ -443,6 +461,7 @@ impl KeyMaterial {
         stage: Option<crate::Stage>,
         not_after: Option<Option<jiff::Timestamp>>,
     ) -> EntryWire {
+        let secret = self.hmac_text().map(|t| Zeroizing::new(t.to_owned()));
         let (k, private_pkcs8, public_jwk) = match &self.material {
             Material::Hmac(k) => (Some(Zeroizing::new(b64(k.expose_secret()))), None, None),
             Material::Asymmetric {
@@ -462,6 +481,7 @@ impl KeyMaterial {
             stage,
             not_after,
             k,
+            secret,
             private_pkcs8,
             public_jwk,
         }
@@ -474,6 +494,7 @@ impl KeyMaterial {
             stage,
             not_after,
             k,
+            secret,
             private_pkcs8,
             public_jwk,
         } = wire;
@@ -484,16 +505,31 @@ impl KeyMaterial {
         };
         let material = if alg.is_hmac() {
             if private_pkcs8.is_some() || public_jwk.is_some() {
-                return Err(invalid("HMAC keys carry only `k`"));
+                return Err(invalid("HMAC keys carry only `k` (and `secret`)"));
             }
-            let k = k.ok_or_else(|| invalid("missing `k`"))?;
-            let secret = Zeroizing::new(
-                URL_SAFE_NO_PAD
-                    .decode(k.as_bytes())
-                    .map_err(|_| invalid("`k` is not base64url"))?,
-            );
-            return Self::from_hmac_secret(alg, kid.clone(), &secret)
-                .map(|m| (m, stage, not_after));
+            let from_k = match k {
+                Some(k) => Some(Zeroizing::new(
+                    URL_SAFE_NO_PAD
+                        .decode(k.as_bytes())
+                        .map_err(|_| invalid("`k` is not base64url"))?,
+                )),
+                None => None,
+            };
+            // `secret` is the key's text (its bytes are the key); with `k` they must agree.
+            let key = match (from_k, secret) {
+                (Some(k), Some(t)) => {
+                    if aws_lc_rs::constant_time::verify_slices_are_equal(k.as_slice(), t.as_bytes())
+                        .is_err()
+                    {
+                        return Err(invalid("`k` and `secret` are different keys"));
+                    }
+                    k
+                }
+                (Some(k), None) => k,
+                (None, Some(t)) => Zeroizing::new(t.as_bytes().to_vec()),
+                (None, None) => return Err(invalid("missing `k`")),
+            };
+            return Self::from_hmac_secret(alg, kid.clone(), &key).map(|m| (m, stage, not_after));
         } else {
             if k.is_some() {
                 return Err(invalid("asymmetric keys must not carry `k`"));
@@ -615,6 +651,10 @@ pub(crate) struct EntryWire {
     pub(crate) not_after: Option<Option<jiff::Timestamp>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) k: Option<Zeroizing<String>>,
+    /// An HMAC key's text, when it is printable (`KeyMaterial::hmac_text`): what an app
+    /// that reads the key from an environment variable gets rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) secret: Option<Zeroizing<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) private_pkcs8: Option<Zeroizing<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

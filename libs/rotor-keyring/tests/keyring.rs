@@ -71,7 +71,12 @@ fn generated_material_shapes() {
             let k = URL_SAFE_NO_PAD
                 .decode(v["k"].as_str().expect("k"))
                 .expect("b64");
-            assert_eq!(k.len(), len);
+            // The key is the base64url text of `len` random bytes (full strength), and
+            // `secret` is that text: what an app reading an env var uses as the key.
+            let text = v["secret"].as_str().expect("secret");
+            assert_eq!(k, text.as_bytes());
+            assert_eq!(URL_SAFE_NO_PAD.decode(text).expect("b64 text").len(), len);
+            assert_eq!(m.hmac_text(), Some(text));
             assert!(v.get("public_jwk").is_none());
             assert!(m.public_jwk().is_none());
         } else {
@@ -445,16 +450,63 @@ fn missing_kid_rules() {
     ring.verify_at(&t, NOW)
         .expect("single key accepts kid-less token");
 
-    // Two keys: rejected, even though the signature would verify with one of them.
+    // Two HMAC keys: the shared secrets are tried in turn (current, then previous), as an
+    // app holding SECRET_KEY and SECRET_KEY_PREVIOUS does; the key whose tag matches wins.
     let m1 = KeyMaterial::from_hmac_secret(Algorithm::HS256, "one", &secret).expect("m1");
-    let ring2 =
-        Keyring::from_document(&KeyringDocument::new().with(m1, Stage::Current, None).with(
+    let ring2 = Keyring::from_document(
+        &KeyringDocument::new().with(m1, Stage::Previous, None).with(
             new_key(Algorithm::HS256),
-            Stage::Previous,
+            Stage::Current,
+            None,
+        ),
+    )
+    .expect("ring");
+    let c = ring2
+        .verify_at(&t, NOW)
+        .expect("kid-less HMAC token, previous key");
+    assert_eq!((c.kid.as_deref(), c.stage), (Some("one"), Stage::Previous));
+    // A kid-less token no key signed is a bad signature.
+    let stranger = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims(),
+        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]).expect("key"),
+    )
+    .expect("encode");
+    assert_eq!(
+        ring2.verify_at(&stranger, NOW),
+        Err(VerifyError::BadSignature)
+    );
+    // Another HMAC algorithm than the keys' is not tried against them.
+    let hs384 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS384),
+        &claims(),
+        &jsonwebtoken::EncodingKey::from_secret(&secret).expect("key"),
+    )
+    .expect("encode");
+    assert_eq!(ring2.verify_at(&hs384, NOW), Err(VerifyError::MissingKid));
+    // Asymmetric keys without a kid: still refused when there are several.
+    let es = Keyring::from_document(
+        &KeyringDocument::new()
+            .with(new_key(Algorithm::ES256), Stage::Current, None)
+            .with(new_key(Algorithm::ES256), Stage::Previous, None),
+    )
+    .expect("ring");
+    let es_token = {
+        let one = Keyring::from_document(&KeyringDocument::new().with(
+            new_key(Algorithm::ES256),
+            Stage::Current,
             None,
         ))
         .expect("ring");
-    assert_eq!(ring2.verify_at(&t, NOW), Err(VerifyError::MissingKid));
+        let signed = one.sign(&claims()).expect("sign");
+        // Drop the kid from the header (the signature no longer matters: selection fails first).
+        let (_, rest) = signed.split_once('.').expect("jwt");
+        format!(
+            "{}.{rest}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#)
+        )
+    };
+    assert_eq!(es.verify_at(&es_token, NOW), Err(VerifyError::MissingKid));
 
     // kid must match exactly (no prefix / case folding).
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);

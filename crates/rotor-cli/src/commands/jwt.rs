@@ -34,6 +34,14 @@ async fn document(ctx: &Context, name: &str) -> anyhow::Result<KeyringDocument> 
     Ok(rotor_rotate::jwt::keyring_document(name, &refs, not_after)?)
 }
 
+/// The longest lifetime a token of JWT secret `name` may have (its grace covers it).
+fn token_lifetime(ctx: &Context, name: &str) -> anyhow::Result<rotor_core::Duration> {
+    match &ctx.engine.spec(name)?.settings {
+        rotor_core::config::KindSettings::Jwt(j) => Ok(j.token_lifetime),
+        _ => anyhow::bail!("{name} is not a JWT key"),
+    }
+}
+
 pub async fn jwks(config_path: &Path, name: &str) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     println!("{}", document(&ctx, name).await?.jwks().to_json_pretty());
@@ -56,14 +64,35 @@ pub async fn run(config_path: &Path, cmd: JwtCommand) -> anyhow::Result<()> {
         JwtCommand::Sign { name, claims, ttl } => {
             let mut claims: serde_json::Value = serde_json::from_str(&claims)
                 .map_err(|e| anyhow::anyhow!("--claims must be a JSON object: {e}"))?;
-            let ttl = rotor_core::Duration::parse(&ttl)?;
+            let lifetime = token_lifetime(&ctx, &name)?;
+            let ttl = match ttl {
+                None => lifetime,
+                Some(t) => rotor_core::Duration::parse(&t)
+                    .map_err(|e| anyhow::anyhow!("--ttl {t:?}: {e}"))?,
+            };
+            if ttl > lifetime {
+                anyhow::bail!(
+                    "--ttl {ttl} is longer than {name}'s token_lifetime ({lifetime}): after a rotation the key's grace (sized for token_lifetime) would end while the token is still valid; use --ttl {lifetime} or less, or raise token_lifetime (and grace) in the config"
+                );
+            }
             let Some(obj) = claims.as_object_mut() else {
                 anyhow::bail!("--claims must be a JSON object");
             };
             let now = jiff::Timestamp::now().as_second();
+            let latest = now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
             obj.entry("iat").or_insert(now.into());
-            obj.entry("exp")
-                .or_insert((now + ttl.as_secs() as i64).into());
+            obj.entry("exp").or_insert(
+                now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+                    .into(),
+            );
+            match obj.get("exp").map(serde_json::Value::as_i64) {
+                Some(Some(exp)) if exp > latest => anyhow::bail!(
+                    "the claims' exp is {}s from now, longer than {name}'s token_lifetime ({lifetime}); drop exp (--ttl sets it) or raise token_lifetime (and grace) in the config",
+                    exp - now
+                ),
+                Some(Some(_)) => {}
+                _ => anyhow::bail!("the claims' exp must be a number of seconds since the epoch"),
+            }
             let ring = Keyring::from_document(&document(&ctx, &name).await?)?;
             println!("{}", ring.sign(&claims)?);
             Ok(())

@@ -151,6 +151,7 @@ grace = "0s"
 kind = "jwt"
 algorithm = "ES256"
 tier = "high"
+jwks_max_age = "0s"            # no JWKS caching, so no prepublish wait in these tests
 
 [secrets.sendgrid]
 kind = "manual"

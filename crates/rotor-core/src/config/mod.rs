@@ -233,12 +233,51 @@ pub struct JwtSettings {
     pub algorithm: JwtAlgorithm,
     /// RSA modulus size for RS256 (2048 or 3072).
     pub rsa_bits: u16,
-    /// How long a new key is published (pending) before it signs, for JWKS caches.
+    /// How long a new key is published (pending) before it signs, for JWKS caches. For an
+    /// asymmetric key it is at least [`jwks_max_age`](Self::jwks_max_age) plus
+    /// [`JwtSettings::jwks_margin`] (the default), so every client that honours the served
+    /// `Cache-Control` has fetched the key before a token uses it.
     pub prepublish: Duration,
-    /// The longest lifetime of a token signed with this key (the seed's access tokens: 30m).
+    /// `Cache-Control: max-age` of this key's JWKS (`jwks_max_age`; default
+    /// [`JwtSettings::derived_max_age`]). Zero for HMAC keys, which are never published.
+    pub jwks_max_age: Duration,
+    /// The longest lifetime of a token signed with this key (the seed's refresh tokens: 30d).
+    /// `rotor check` refuses a grace below it plus `leeway`; `rotor jwt sign` refuses a
+    /// longer token.
     pub token_lifetime: Duration,
     /// Clock skew allowed when checking `exp`/`nbf`.
     pub leeway: Duration,
+}
+
+impl JwtSettings {
+    /// The JWKS max-age when `jwks_max_age` is not set: a twentieth of the rotation period
+    /// (so the prepublish wait it implies stays small next to the period), at most 60 s and
+    /// at least 1 s, in whole seconds as `Cache-Control` counts.
+    pub fn derived_max_age(period: Duration) -> Duration {
+        Duration::from_secs((period.as_secs() / 20).clamp(1, 60))
+    }
+
+    /// What prepublish adds to the max-age: a tenth of it, at least 1 s (request time and
+    /// timer granularity); nothing when the JWKS is not cached at all.
+    pub fn jwks_margin(max_age: Duration) -> Duration {
+        if max_age.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs((max_age.as_secs() / 10).max(1))
+        }
+    }
+
+    /// The least prepublish an asymmetric key may have: max-age plus margin.
+    pub fn min_prepublish(&self) -> Duration {
+        self.jwks_max_age
+            .saturating_add(Self::jwks_margin(self.jwks_max_age))
+    }
+
+    /// The least grace: a token signed just before `finish` stays valid for its lifetime
+    /// plus the verifiers' clock leeway.
+    pub fn min_grace(&self) -> Duration {
+        self.token_lifetime.saturating_add(self.leeway)
+    }
 }
 
 /// PostgreSQL rotation strategy.

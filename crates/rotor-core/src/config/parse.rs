@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{Document, Item, TableLike, Value};
 
 mod cross;
+mod jwt;
 mod sections;
 
 use super::{
@@ -57,6 +58,7 @@ const JWT_KEYS: &[&str] = &[
     "algorithm",
     "rsa_bits",
     "prepublish",
+    "jwks_max_age",
     "token_lifetime",
     "leeway",
 ];
@@ -673,7 +675,12 @@ impl Walker<'_> {
         let on_emergency = self.string(t, "on_emergency").map(|(s, _)| s);
         let last_rotated = self.declared_time(t, "last_rotated");
 
-        let settings = kind.and_then(|kind| self.kind_settings(kind, t, &header));
+        let settings = kind
+            .and_then(|kind| self.kind_settings(kind, t, &header))
+            .map(|s| match s {
+                KindSettings::Jwt(j) => KindSettings::Jwt(self.jwt_caching(j, t, &header, period)),
+                other => other,
+            });
         let automation = match (kind, automation) {
             (Some(Kind::Manual), Some(Automation::Automatic)) => {
                 self.error(
@@ -694,6 +701,11 @@ impl Walker<'_> {
             (None, Some(settings)) => Some(default_grace(settings)),
             (None, None) => None,
         };
+        if let (Some(KindSettings::Jwt(j)), Some(g)) = (&settings, grace)
+            && t.get("grace").is_some()
+        {
+            self.jwt_grace(j, g, t, &header);
+        }
         let policy = match (period, grace, automation) {
             (Some(period), Some(grace), Some(automation)) => {
                 match Policy::new(tier, period, grace, automation, requires_confirmation) {
@@ -843,7 +855,9 @@ impl Walker<'_> {
                 JwtSettings {
                     algorithm,
                     rsa_bits,
-                    prepublish: self.duration(t, "prepublish").unwrap_or(Duration::ZERO),
+                    // Filled in by `jwt_caching`, which knows the rotation period.
+                    prepublish: Duration::ZERO,
+                    jwks_max_age: Duration::ZERO,
                     token_lifetime: self
                         .duration(t, "token_lifetime")
                         .unwrap_or(Duration::from_mins(30)),

@@ -52,8 +52,6 @@ use crate::watch::WatchHub;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// `Cache-Control: max-age` of the JWKS endpoints. Keep it below JWT `prepublish`.
-pub const JWKS_MAX_AGE_SECS: u64 = 60;
 /// How long an emergency rotation waits for its notification before rotating anyway.
 pub const EMERGENCY_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -248,17 +246,24 @@ fn is_public_jwt(spec: &SecretSpec) -> bool {
     matches!(&spec.settings, KindSettings::Jwt(j) if !j.algorithm.is_hmac())
 }
 
-/// The public keys of a JWT secret's staged versions (pending, current, previous).
+/// The public keys of a JWT secret's staged versions (pending, current, previous), read
+/// from the store on every request (no cache: the served JWKS never lags the store).
+///
+/// The stages are read in the order a key moves through them, so a key that moves while
+/// they are read is still seen (in its old stage or its new one), and a key that signs is
+/// always in the answer; a key seen twice that way is listed once.
 async fn public_keys(
     engine: &Engine,
     spec: &SecretSpec,
 ) -> Result<Vec<rotor_keyring::PublicJwk>, ApiError> {
-    let mut keys = Vec::new();
+    let mut keys: Vec<rotor_keyring::PublicJwk> = Vec::new();
     for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
         if let Some(v) = engine.store().read_stage(&spec.name, stage).await? {
             let material = rotor_rotate::jwt::material(spec.name.as_str(), &v)
                 .map_err(|e| ApiError::internal(e.message))?;
-            if let Some(jwk) = material.public_jwk() {
+            if let Some(jwk) = material.public_jwk()
+                && !keys.iter().any(|k| k.kid == jwk.kid)
+            {
                 keys.push(jwk.clone());
             }
         }
@@ -266,32 +271,51 @@ async fn public_keys(
     Ok(keys)
 }
 
-fn jwks_response(keys: Vec<rotor_keyring::PublicJwk>) -> Response {
+/// The JWKS max-age of a public JWT secret (its prepublish covers it; see rotor-core's
+/// `JwtSettings`).
+fn max_age(spec: &SecretSpec) -> Option<u64> {
+    match &spec.settings {
+        KindSettings::Jwt(j) if !j.algorithm.is_hmac() => Some(j.jwks_max_age.as_secs()),
+        _ => None,
+    }
+}
+
+/// A JWKS response cached for `max_age` seconds: every key signs only after its prepublish,
+/// which is at least its max-age plus a margin, so a cache that honours this header always
+/// has the signing key. Zero: `no-cache`.
+fn jwks_response(keys: Vec<rotor_keyring::PublicJwk>, max_age: u64) -> Response {
     let body = rotor_keyring::Jwks { keys }.to_json();
+    let cache = if max_age == 0 {
+        HeaderValue::from_static("no-cache")
+    } else {
+        HeaderValue::from_str(&format!("public, max-age={max_age}"))
+            .unwrap_or(HeaderValue::from_static("no-cache"))
+    };
     (
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/jwk-set+json"),
             ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))
-                    .unwrap_or(HeaderValue::from_static("public, max-age=60")),
-            ),
+            (header::CACHE_CONTROL, cache),
         ],
         body,
     )
         .into_response()
 }
 
+/// All public keys; cached for the shortest max-age among them, so it is safe for each.
 async fn jwks_all(State(st): State<ApiState>) -> Result<Response, ApiError> {
     let engine = &st.0.engine;
     let mut keys = Vec::new();
+    let mut shortest: Option<u64> = None;
     for spec in engine.config().secrets.iter().filter(|s| is_public_jwt(s)) {
         keys.extend(public_keys(engine, spec).await?);
+        if let Some(m) = max_age(spec) {
+            shortest = Some(shortest.map_or(m, |s| s.min(m)));
+        }
     }
-    Ok(jwks_response(keys))
+    Ok(jwks_response(keys, shortest.unwrap_or(0)))
 }
 
 async fn jwks_one(
@@ -310,7 +334,10 @@ async fn jwks_one(
             "secret {name} is an HMAC key: it has no public JWKS (HMAC keys are shared secrets)"
         )));
     }
-    Ok(jwks_response(public_keys(&st.0.engine, spec).await?))
+    Ok(jwks_response(
+        public_keys(&st.0.engine, spec).await?,
+        max_age(spec).unwrap_or(0),
+    ))
 }
 
 // ---- metadata -------------------------------------------------------------------------------
