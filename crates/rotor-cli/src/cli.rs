@@ -349,17 +349,14 @@ mod tests {
         let mut missing = Vec::new();
         let cli = super::Cli::command();
         for arg in cli.get_arguments() {
-            if let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) {
-                if !text.contains(&format!("`--{long}")) {
-                    missing.push(format!("global flag --{long}"));
-                }
+            if let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version"))
+                && !text.contains(&format!("`--{long}"))
+            {
+                missing.push(format!("global flag --{long}"));
             }
         }
         documented(&cli, "rotor", &text, &mut missing);
-        assert!(
-            missing.is_empty(),
-            "missing from docs/cli.md: {missing:?}"
-        );
+        assert!(missing.is_empty(), "missing from docs/cli.md: {missing:?}");
     }
 
     fn documented(cmd: &clap::Command, path: &str, text: &str, missing: &mut Vec<String>) {
@@ -373,10 +370,10 @@ mod tests {
                 None => missing.push(format!("a heading with {heading}")),
                 Some(section) => {
                     for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
-                        if let Some(long) = arg.get_long().filter(|l| *l != "help") {
-                            if !section.contains(&format!("`--{long}")) {
-                                missing.push(format!("{sub_path} --{long}"));
-                            }
+                        if let Some(long) = arg.get_long().filter(|l| *l != "help")
+                            && !section.contains(&format!("`--{long}"))
+                        {
+                            missing.push(format!("{sub_path} --{long}"));
                         }
                     }
                 }

@@ -15,7 +15,10 @@ fn sections(text: &str) -> Vec<(String, String)> {
             in_fence = !in_fence;
         }
         if !in_fence && line.starts_with('#') {
-            out.push((line.trim_start_matches('#').trim().to_owned(), String::new()));
+            out.push((
+                line.trim_start_matches('#').trim().to_owned(),
+                String::new(),
+            ));
         } else if let Some((_, body)) = out.last_mut() {
             body.push_str(line);
             body.push('\n');
@@ -51,7 +54,10 @@ fn every_config_key_is_documented_under_its_table() {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let sections = sections(&text);
     let keys = rotor_core::config::documented_keys();
-    assert!(keys.len() > 40, "the parser's key lists look empty: {keys:?}");
+    assert!(
+        keys.len() > 40,
+        "the parser's key lists look empty: {keys:?}"
+    );
 
     let mut missing = Vec::new();
     let mut tables: Vec<&str> = keys.iter().map(|(t, _)| t.as_str()).collect();
