@@ -340,6 +340,49 @@ mod tests {
         }
     }
 
+    /// docs/cli.md has a section per command (a heading with `rotor PATH` in backticks)
+    /// naming each of its own flags: a command or flag added without docs fails here.
+    #[test]
+    fn every_command_and_flag_is_in_docs_cli_md() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut missing = Vec::new();
+        let cli = super::Cli::command();
+        for arg in cli.get_arguments() {
+            if let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version"))
+                && !text.contains(&format!("`--{long}"))
+            {
+                missing.push(format!("global flag --{long}"));
+            }
+        }
+        documented(&cli, "rotor", &text, &mut missing);
+        assert!(missing.is_empty(), "missing from docs/cli.md: {missing:?}");
+    }
+
+    fn documented(cmd: &clap::Command, path: &str, text: &str, missing: &mut Vec<String>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let sub_path = format!("{path} {}", sub.get_name());
+            let heading = format!("`{sub_path}`");
+            let section = text
+                .split("\n#")
+                .find(|s| s.lines().next().is_some_and(|h| h.contains(&heading)));
+            match section {
+                None => missing.push(format!("a heading with {heading}")),
+                Some(section) => {
+                    for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
+                        if let Some(long) = arg.get_long().filter(|l| *l != "help")
+                            && !section.contains(&format!("`--{long}"))
+                        {
+                            missing.push(format!("{sub_path} --{long}"));
+                        }
+                    }
+                }
+            }
+            documented(sub, &sub_path, text, missing);
+        }
+    }
+
     #[test]
     fn the_command_tree_is_consistent() {
         super::Cli::command().debug_assert();

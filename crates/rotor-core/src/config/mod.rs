@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use diagnostic::{ConfigError, Diagnostic};
-pub use parse::parse;
+pub use parse::{documented_keys, parse};
 pub use service::{
     EmergencyConfig, NotifySpec, RenderKind, RenderSpec, Scope, ScopeAction, ServerConfig,
     Template, TemplatePart, TokenSpec, ValueRef, Window,

@@ -1059,3 +1059,30 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
+
+/// Every `(table, key)` pair the parser accepts, from the very lists it checks unknown keys
+/// against, so `docs/configuration.md` can be tested to cover each one. Tables are written as
+/// in a config file (`[store]`, `[[tokens]]`, `[secrets.NAME]`); the settings of a kind are
+/// under `[secrets.NAME] kind = "KIND"`, and the top level's keys are the tables themselves.
+pub fn documented_keys() -> Vec<(String, &'static str)> {
+    let mut tables: Vec<(String, &'static [&'static str])> = vec![
+        ("top level".into(), TOP_KEYS),
+        ("[store]".into(), STORE_KEYS),
+        ("[tiers]".into(), TIER_KEYS),
+        ("[secrets.NAME]".into(), COMMON_KEYS),
+    ];
+    tables.extend(
+        Kind::ALL
+            .into_iter()
+            .map(|k| (format!("[secrets.NAME] kind = \"{k}\""), kind_keys_of(k))),
+    );
+    tables.extend(
+        sections::section_keys()
+            .into_iter()
+            .map(|(t, keys)| (t.to_owned(), keys)),
+    );
+    tables
+        .into_iter()
+        .flat_map(|(table, keys)| keys.iter().map(move |k| (table.clone(), *k)))
+        .collect()
+}

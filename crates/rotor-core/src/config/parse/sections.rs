@@ -395,3 +395,15 @@ impl Walker<'_> {
         }
     }
 }
+
+/// The keys of the service tables, with the header each is written under (the same lists
+/// `unknown_keys` checks, so the docs test sees what the parser accepts).
+pub(super) fn section_keys() -> [(&'static str, &'static [&'static str]); 5] {
+    [
+        ("[server]", SERVER_KEYS),
+        ("[[tokens]]", TOKEN_KEYS),
+        ("[[notify]]", NOTIFY_KEYS),
+        ("[[render]]", RENDER_KEYS),
+        ("[emergency]", EMERGENCY_KEYS),
+    ]
+}
