@@ -57,7 +57,7 @@ def test_asyncpg_pool_swap_drops_no_query_during_rotation(rotor: Rotor) -> None:
             async with CredentialWatcher(api, ["database"]) as watcher:
                 pool.follow(watcher, "database")
                 stop = asyncio.Event()
-                load = asyncio.create_task(run_load(lambda: pool.fetchval("SELECT current_user"), 6, stop))
+                load = asyncio.create_task(run_load(lambda: pool.fetchval("SELECT session_user"), 6, stop))
                 await asyncio.sleep(0.3)
                 await rotate_and_wait_for_retire(rotor, watcher, "database", pool)
                 stop.set()

@@ -88,12 +88,17 @@ fn python_client_pytest_suite() {
 kind = "jwt"
 algorithm = "HS256"
 rotate_every = "30d"
+token_lifetime = "2s"
+leeway = "1s"
 grace = "{GRACE}"
 
 [secrets.jwt-es]
 kind = "jwt"
 algorithm = "ES256"
 rotate_every = "30d"
+token_lifetime = "2s"
+leeway = "1s"
+jwks_max_age = "0s"
 grace = "{GRACE}"
 
 [secrets.session]
@@ -138,8 +143,8 @@ grace = "1s"
 kind = "dotenv"
 path = "app.env"
 [render.vars]
-SECRET_KEY = "{{{{ jwt-signing.current }}}}"
-SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous }}}}"
+SECRET_KEY = "{{{{ jwt-signing.current.secret }}}}"
+SECRET_KEY_PREVIOUS = "{{{{ jwt-signing.previous.secret }}}}"
 
 {admin_lines}
 
