@@ -382,6 +382,7 @@ automation = "automatic"
             started_at: now,
             updated_at: now,
             activate_after: None,
+            rollback_owed: false,
             retire_after: None,
             lease: Some(rotor_core::rotation::Lease {
                 owner: format!("{host}:4294967:1"),

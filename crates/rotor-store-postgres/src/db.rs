@@ -658,7 +658,9 @@ pub(crate) async fn claim(
         .secret(&r.secret)
         .rotation(&r.id)
         .reason(reason.as_deref());
-    append_audit(ctx, &tx, stmts, Some(now), std::slice::from_ref(&event)).await?;
+    // `None`: the record's time is read after the audit-head lock, not the claimer's `now`
+    // from before it waited for it, so times follow `seq`.
+    append_audit(ctx, &tx, stmts, None, std::slice::from_ref(&event)).await?;
     tx.commit().await.map_err(|e| ctx.pg(e))?;
     Ok(lease)
 }
@@ -929,6 +931,19 @@ pub(crate) async fn open_rotations(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<R
         ctx,
         conn,
         "SELECT record FROM rotor_rotations WHERE status IN ('running', 'grace') ORDER BY rid",
+        &[],
+    )
+    .await
+}
+
+/// Failed rotations whose rollback is still owed (the flag lives in the JSON record; the
+/// status index narrows the scan to failed rows).
+pub(crate) async fn owed_rollbacks(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<Rotation>> {
+    rotation_list(
+        ctx,
+        conn,
+        "SELECT record FROM rotor_rotations
+         WHERE status = 'failed' AND (record::jsonb ->> 'rollback_owed') = 'true' ORDER BY rid",
         &[],
     )
     .await

@@ -792,6 +792,10 @@ impl Store for PgStore {
         pooled!(self, |ctx, conn| db::open_rotations(ctx, conn)).map_err(fail)
     }
 
+    async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError> {
+        pooled!(self, |ctx, conn| db::owed_rollbacks(ctx, conn)).map_err(fail)
+    }
+
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError> {
         pooled!(self, |ctx, conn| db::summaries(ctx, conn)).map_err(fail)
     }

@@ -570,20 +570,33 @@ async fn leases_fence_stale_writers() {
         store.rotation(&id).await.expect("read").expect("row").lease,
         Some(longer)
     );
-
+    // A takeover is a compare-and-set on the token judged: a stale judgement (token 2, but
+    // the holder renewed to 3) is refused, even though the lease is live either way.
+    let err = store
+        .claim(
+            &id,
+            "host:3:c",
+            t0 + 32.seconds(),
+            t0 + 60.seconds(),
+            Takeover::IfStill { token: 2 },
+        )
+        .await
+        .expect_err("stale judgement");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    // The judged token still stored: the live lease is taken (its holder was judged gone).
     let lease_c = store
         .claim(
             &id,
             "host:3:c",
             t0 + 32.seconds(),
             t0 + 60.seconds(),
-            Takeover::Force,
+            Takeover::IfStill { token: 3 },
         )
         .await
-        .expect("force");
+        .expect("takeover");
     assert_eq!(lease_c.token, 4);
     let err = store
-        .claim(&RotationId::generate(), "x", t0, t0, Takeover::Force)
+        .claim(&RotationId::generate(), "x", t0, t0, Takeover::IfExpired)
         .await
         .expect_err("unknown");
     assert!(

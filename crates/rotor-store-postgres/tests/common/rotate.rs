@@ -74,6 +74,7 @@ pub async fn rotate_if_due<S: Store + ?Sized>(
         started_at: now,
         updated_at: now,
         activate_after: None,
+        rollback_owed: false,
         retire_after: None,
         lease: Some(lease.clone()),
     };
