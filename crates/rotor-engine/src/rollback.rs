@@ -27,8 +27,9 @@ pub(crate) fn owed_reason(version: &VersionId) -> String {
 }
 
 impl Engine {
-    /// Failed rotations of `secret` whose rollback is still owed.
-    pub(crate) async fn owed_of(&self, secret: &SecretName) -> Result<Vec<Rotation>, EngineError> {
+    /// Failed rotations of `secret` whose rollback is still owed (for messages: `put` says
+    /// what the target may still accept).
+    pub async fn owed_of(&self, secret: &SecretName) -> Result<Vec<Rotation>, EngineError> {
         Ok(self
             .store()
             .owed_rollbacks()
