@@ -326,7 +326,7 @@ impl Scheduler {
             }
             Err(err) => {
                 e.rollback_tries = e.rollback_tries.saturating_add(1);
-                let at = self.backoff(e.rollback_tries);
+                let at = self.backoff(e.rollback_tries.saturating_add(1));
                 if err.is_contention() {
                     tracing::debug!(secret = %name, error = %err, "owed rollback not retried here");
                 } else {
@@ -368,7 +368,10 @@ impl Scheduler {
             }
         }
 
-        // Rollbacks owed by failed rotations: retried at their own backoff, held or not.
+        // Rollbacks owed by failed rotations: retried at their own backoff, held or not. A
+        // secret that owes one is not rotated meanwhile (its rotation would only retry the
+        // rollback first); its rotation retry comes once the target confirmed.
+        let owes: HashSet<SecretName> = owed.iter().map(|r| r.secret.clone()).collect();
         for rot in &owed {
             if inflight.contains(&rot.secret) {
                 continue;
@@ -455,7 +458,11 @@ impl Scheduler {
                 }
                 continue;
             }
-            if inflight.contains(&name) || has_open.contains(&name) || standing.in_progress {
+            if inflight.contains(&name)
+                || has_open.contains(&name)
+                || owes.contains(&name)
+                || standing.in_progress
+            {
                 continue;
             }
             // Retrying after a failure, or held failed.

@@ -26,6 +26,7 @@ struct Run {
     engine: Arc<Engine>,
     clock: Arc<TokioClock>,
     handle: SchedulerHandle,
+    metrics: Arc<Metrics>,
     notes: UnboundedReceiver<Notification>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -51,11 +52,12 @@ async fn run_with(
     seed(&engine).await;
     let (tx, notes) = tokio::sync::mpsc::unbounded_channel();
     let handle = SchedulerHandle::default();
+    let metrics = Arc::new(Metrics::new());
     let sched = Scheduler::new(
         engine.clone(),
         clock.clone(),
         Notifier::disabled().with_sink(tx),
-        Arc::new(Metrics::new()),
+        metrics.clone(),
         SchedulerOptions {
             max_sleep: Duration::from_secs(600),
             ..SchedulerOptions::default()
@@ -69,6 +71,7 @@ async fn run_with(
         engine,
         clock,
         handle,
+        metrics,
         notes,
         stop,
         task,
@@ -346,6 +349,59 @@ automation = "automatic"
     advance_to(&r.clock, at(base(), 3 * 86_400 + 60)).await;
     assert!(!r.handle.schedule_of("flaky").unwrap().held_failed);
     assert!(r.handle.failed().is_empty());
+    r.stop().await;
+}
+
+/// Issue 9 item 3: a job that failed lets go of its lease at once, and what comes next
+/// follows `retry_backoff` (doubling), not the 5-minute lease. The target is unreachable: the
+/// rotation ends failed with its rollback owed; the rollback is retried at 1m, then 2m, 4m
+/// later; only the one rotation that ended failed is counted.
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_releases_its_lease_and_retries_follow_the_backoff() {
+    let toml = r#"
+[server]
+retry_attempts = 3
+retry_backoff = "1m"
+
+[secrets.down]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "30d"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    target.unreachable.store(true, Ordering::SeqCst);
+    let r = run_with(toml, Some(target.clone()), async |_: &Engine| {}).await;
+    let start = tokio::time::Instant::now();
+    advance_to(&r.clock, at(base(), 1)).await;
+    let name = SecretName::new("down").unwrap();
+    let rots = r.engine.store().rotations(Some(&name), 10).await.unwrap();
+    assert_eq!(rots.len(), 1);
+    assert_eq!(rots[0].status, RotationStatus::Failed, "{:?}", rots[0]);
+    assert!(rots[0].rollback_owed);
+    let lease = rots[0].lease.clone().expect("lease");
+    assert!(
+        lease.expires_at <= r.clock.now(),
+        "the failed job let go of its lease: {lease:?} at {}",
+        r.clock.now()
+    );
+    advance_to(&r.clock, at(base(), 8 * 60)).await;
+    let times: Vec<u64> = target
+        .rollback_times
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.duration_since(start).as_secs())
+        .collect();
+    assert_eq!(times, vec![0, 60, 180, 420], "rollback attempt times");
+    assert_eq!(target.creates.load(Ordering::SeqCst), 1, "no new rotation while the rollback is owed");
+    // The target is back: the next try (at 900 s) settles the rollback, then the rotation
+    // is retried and succeeds.
+    target.unreachable.store(false, Ordering::SeqCst);
+    advance_to(&r.clock, at(base(), 16 * 60)).await;
+    assert!(r.engine.store().owed_rollbacks().await.unwrap().is_empty());
+    assert!(r.current("down").await.is_some(), "rotated once the target came back");
+    assert_eq!(r.metrics.failures("down"), 1, "one rotation ended failed");
     r.stop().await;
 }
 
