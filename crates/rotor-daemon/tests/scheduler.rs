@@ -405,6 +405,71 @@ automation = "automatic"
     r.stop().await;
 }
 
+/// Issue 15 item 3: contention is not failure. Another live process (on another host, so
+/// presumed alive) holds a rotation's lease: the daemon's start-up resume and its retries
+/// meet "busy" until the lease expires, then it takes over and finishes. Nothing counts in
+/// `secret_rotation_failures_total`, and no `failed` notification goes out.
+#[tokio::test(start_paused = true)]
+async fn contention_is_not_counted_as_failure() {
+    let toml = r#"
+[server]
+retry_backoff = "10s"
+
+[secrets.shared]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "30d"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    let seed = async |e: &Engine| {
+        let now = base();
+        let rot = Rotation {
+            id: RotationId::generate(),
+            secret: SecretName::new("shared").unwrap(),
+            trigger: Trigger::Schedule,
+            actor: "rotor".into(),
+            reason: None,
+            emergency: false,
+            evict: true,
+            status: RotationStatus::Running,
+            step: Step::Create,
+            step_done: false,
+            attempts: 0,
+            error: None,
+            pending_version: None,
+            previous_version: None,
+            started_at: now,
+            updated_at: now,
+            activate_after: None,
+            rollback_owed: false,
+            retire_after: None,
+            lease: Some(rotor_core::rotation::Lease {
+                owner: "another-host:4242:7".into(),
+                token: 1,
+                expires_at: at(now, 120),
+            }),
+        };
+        e.store()
+            .apply(Change::new().op(Op::BeginRotation(Box::new(rot))))
+            .await
+            .unwrap();
+    };
+    let mut r = run_with(toml, Some(target.clone()), seed).await;
+    advance_to(&r.clock, at(base(), 60)).await;
+    assert!(r.current("shared").await.is_none(), "the live holder's lease is respected");
+    advance_to(&r.clock, at(base(), 200)).await;
+    assert!(r.current("shared").await.is_some(), "taken over after the lease expired");
+    assert_eq!(r.metrics.failures("shared"), 0, "busy is contention, not a failure");
+    let notes = r.drain_notes();
+    assert!(
+        !notes.iter().any(|n| n.event == NotifyEvent::Failed),
+        "{notes:?}"
+    );
+    assert!(!r.handle.schedule_of("shared").is_some_and(|s| s.held_failed));
+    r.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn resumes_an_interrupted_rotation_at_start_up() {
     let toml = r#"
