@@ -10,7 +10,8 @@
 //!   `secret_rotation_failed`, `secret_rotation_in_progress`, `secret_in_grace`,
 //!   `secret_retire_due`; and `secret_retire_after_timestamp` while a previous value waits;
 //! - `secret_rotation_failures_total`, `secret_rotation_duration_seconds` (histogram): what
-//!   this daemon saw since it started;
+//!   this daemon saw since it started; the counter counts only rotations that ended `failed`
+//!   (`EngineError::rotation_failed`), never contention (busy, taken over, nothing to resume);
 //! - `rotor_up 1`.
 //!
 //! Invariants: only names, kinds, tiers, times and counts, never a value; every state gauge is
@@ -173,7 +174,7 @@ impl Metrics {
         family(
             "secret_rotation_failures_total",
             "counter",
-            "Failed rotation attempts since the daemon started.",
+            "Rotations that ended failed since the daemon started (contention is not counted).",
             &|i| {
                 let c = counters.get(rows[i].name.as_str()).unwrap_or(&empty);
                 Some(format!(
