@@ -78,7 +78,11 @@ fn two_resumes_never_finish_a_rotation_twice() {
     eprintln!(
         "resume (all): exit {}, j29: {:?}\nresume j29: exit {}, {:?}",
         all.code,
-        all.stdout.lines().chain(all.stderr.lines()).filter(|l| l.contains("j29")).last(),
+        all.stdout
+            .lines()
+            .chain(all.stderr.lines())
+            .filter(|l| l.contains("j29"))
+            .last(),
         one.code,
         one.stdout.lines().chain(one.stderr.lines()).last()
     );
@@ -91,13 +95,17 @@ fn two_resumes_never_finish_a_rotation_twice() {
         one.stderr
     );
     assert_eq!(
-        q("SELECT count(*) FROM (SELECT rotation FROM rotor_audit WHERE action = 'rotation.finish' GROUP BY rotation HAVING count(*) > 1) t"),
+        q(
+            "SELECT count(*) FROM (SELECT rotation FROM rotor_audit WHERE action = 'rotation.finish' GROUP BY rotation HAVING count(*) > 1) t"
+        ),
         "0",
         "a rotation finished twice"
     );
     // Nothing is audited twice either: one activate per rotation.
     assert_eq!(
-        q("SELECT count(*) FROM (SELECT rotation FROM rotor_audit WHERE action = 'rotation.activate' GROUP BY rotation HAVING count(*) > 1) t"),
+        q(
+            "SELECT count(*) FROM (SELECT rotation FROM rotor_audit WHERE action = 'rotation.activate' GROUP BY rotation HAVING count(*) > 1) t"
+        ),
         "0",
         "a step was run twice"
     );

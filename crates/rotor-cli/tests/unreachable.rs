@@ -43,7 +43,15 @@ impl Targets {
         .expect("role");
         let redis = Redis::start().expect("start Redis");
         redis
-            .cli(&["ACL", "SETUSER", "app", "on", &format!(">{RD_PW}"), "~*", "+@all"])
+            .cli(&[
+                "ACL",
+                "SETUSER",
+                "app",
+                "on",
+                &format!(">{RD_PW}"),
+                "~*",
+                "+@all",
+            ])
             .expect("redis user");
         let pg_proxy = TcpProxy::start(pg.addr()).expect("pg proxy");
         let rd_proxy = TcpProxy::start(redis.addr()).expect("redis proxy");
@@ -149,7 +157,10 @@ fn unreachable_targets_end_failed_and_nothing_stays_busy() {
     for name in ["db", "cache"] {
         let (state, row) = state(&env, name);
         assert_eq!(state, "failed", "{row}");
-        assert!(row.contains("rollback owed"), "the reason is recorded: {row}");
+        assert!(
+            row.contains("rollback owed"),
+            "the reason is recorded: {row}"
+        );
         // The pending value is kept (sealed, labelled) until the target confirms.
         assert_eq!(env.holders(name, "pending").len(), 1, "{name}");
     }
@@ -296,8 +307,7 @@ grace = "1s"
     // The targets come back: the daemon retries the owed rollbacks at its backoff.
     t.down(false);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(env.holders("db", "pending").is_empty() && env.holders("cache", "pending").is_empty())
-    {
+    while !(env.holders("db", "pending").is_empty() && env.holders("cache", "pending").is_empty()) {
         assert!(
             Instant::now() < deadline,
             "the daemon did not settle the owed rollbacks: {} / {}",

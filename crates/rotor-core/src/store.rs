@@ -499,7 +499,13 @@ mod tests {
         ] {
             let ended = rotation(status, lease("h:1:a", 3, 900));
             assert!(matches!(
-                take_lease(&ended, "h:2:b", now, until, Takeover::of(ended.lease.as_ref())),
+                take_lease(
+                    &ended,
+                    "h:2:b",
+                    now,
+                    until,
+                    Takeover::of(ended.lease.as_ref())
+                ),
                 Err(StoreError::Ended { .. })
             ));
         }

@@ -28,9 +28,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use rotor_core::config::service::NotifyEvent;
 use rotor_core::store::RotationStamp;
-use rotor_core::{
-    Automation, RotationId, RotationStatus, SecretName, SecretState, Trigger,
-};
+use rotor_core::{Automation, RotationId, RotationStatus, SecretName, SecretState, Trigger};
 use rotor_engine::{Clock, Engine, EngineError, Outcome, RotateOptions};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;

@@ -394,13 +394,20 @@ automation = "automatic"
         .map(|t| t.duration_since(start).as_secs())
         .collect();
     assert_eq!(times, vec![0, 60, 180, 420], "rollback attempt times");
-    assert_eq!(target.creates.load(Ordering::SeqCst), 1, "no new rotation while the rollback is owed");
+    assert_eq!(
+        target.creates.load(Ordering::SeqCst),
+        1,
+        "no new rotation while the rollback is owed"
+    );
     // The target is back: the next try (at 900 s) settles the rollback, then the rotation
     // is retried and succeeds.
     target.unreachable.store(false, Ordering::SeqCst);
     advance_to(&r.clock, at(base(), 16 * 60)).await;
     assert!(r.engine.store().owed_rollbacks().await.unwrap().is_empty());
-    assert!(r.current("down").await.is_some(), "rotated once the target came back");
+    assert!(
+        r.current("down").await.is_some(),
+        "rotated once the target came back"
+    );
     assert_eq!(r.metrics.failures("down"), 1, "one rotation ended failed");
     r.stop().await;
 }
@@ -457,16 +464,30 @@ automation = "automatic"
     };
     let mut r = run_with(toml, Some(target.clone()), seed).await;
     advance_to(&r.clock, at(base(), 60)).await;
-    assert!(r.current("shared").await.is_none(), "the live holder's lease is respected");
+    assert!(
+        r.current("shared").await.is_none(),
+        "the live holder's lease is respected"
+    );
     advance_to(&r.clock, at(base(), 200)).await;
-    assert!(r.current("shared").await.is_some(), "taken over after the lease expired");
-    assert_eq!(r.metrics.failures("shared"), 0, "busy is contention, not a failure");
+    assert!(
+        r.current("shared").await.is_some(),
+        "taken over after the lease expired"
+    );
+    assert_eq!(
+        r.metrics.failures("shared"),
+        0,
+        "busy is contention, not a failure"
+    );
     let notes = r.drain_notes();
     assert!(
         !notes.iter().any(|n| n.event == NotifyEvent::Failed),
         "{notes:?}"
     );
-    assert!(!r.handle.schedule_of("shared").is_some_and(|s| s.held_failed));
+    assert!(
+        !r.handle
+            .schedule_of("shared")
+            .is_some_and(|s| s.held_failed)
+    );
     r.stop().await;
 }
 

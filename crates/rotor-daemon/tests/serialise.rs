@@ -111,14 +111,20 @@ async fn rotate_at_the_end_of_grace_serialises_with_the_schedulers_retire() {
             other => late.push(format!("{name}: grace ended {at}, retired {other:?}")),
         }
         if metrics.failures(name) != 0 {
-            wrong.push(format!("{name}: {} failure(s) counted", metrics.failures(name)));
+            wrong.push(format!(
+                "{name}: {} failure(s) counted",
+                metrics.failures(name)
+            ));
         }
     }
     let taken: Vec<_> = audit
         .iter()
         .filter(|r| {
             r.event.action == "rotation.lease"
-                && r.event.reason.as_deref().is_some_and(|x| x.contains("took over"))
+                && r.event
+                    .reason
+                    .as_deref()
+                    .is_some_and(|x| x.contains("took over"))
         })
         .collect();
     eprintln!(
@@ -128,6 +134,9 @@ async fn rotate_at_the_end_of_grace_serialises_with_the_schedulers_retire() {
     );
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert!(late.is_empty(), "{late:#?}");
-    assert!(taken.is_empty(), "no lease taken over in one process: {taken:#?}");
+    assert!(
+        taken.is_empty(),
+        "no lease taken over in one process: {taken:#?}"
+    );
     let _ = &fx;
 }

@@ -1286,13 +1286,13 @@ impl Engine {
                 takeover,
             )
             .await?;
-        let mut fresh = self
-            .store
-            .rotation(&rot.id)
-            .await?
-            .ok_or_else(|| StoreError::RotationNotFound {
-                rotation: rot.id.to_string(),
-            })?;
+        let mut fresh =
+            self.store
+                .rotation(&rot.id)
+                .await?
+                .ok_or_else(|| StoreError::RotationNotFound {
+                    rotation: rot.id.to_string(),
+                })?;
         fresh.lease = Some(lease.clone());
         Ok((lease, fresh))
     }

@@ -94,7 +94,10 @@ impl Engine {
         let Some(pid) = owed.pending_version.clone() else {
             return Err(EngineError::Invalid {
                 secret: spec.name.to_string(),
-                what: format!("rotation {} owes a rollback but has no pending version", owed.id),
+                what: format!(
+                    "rotation {} owes a rollback but has no pending version",
+                    owed.id
+                ),
             });
         };
         let (lease, mut rot) = match self.claim(&owed).await {

@@ -838,7 +838,13 @@ async fn owed_rollbacks_are_listed_and_audit_times_follow_seq() {
     // A claimer whose clock reading is an hour old (it waited, or its clock is behind).
     let stale_now = Timestamp::now() - 1.hour();
     store
-        .claim(&id, "host:9:z", stale_now, stale_now + 30.seconds(), Takeover::of(None))
+        .claim(
+            &id,
+            "host:9:z",
+            stale_now,
+            stale_now + 30.seconds(),
+            Takeover::of(None),
+        )
         .await
         .expect("an owed rollback's lease");
     r.rollback_owed = false;
@@ -852,7 +858,13 @@ async fn owed_rollbacks_are_listed_and_audit_times_follow_seq() {
         .expect("settled");
     assert!(store.owed_rollbacks().await.expect("owed").is_empty());
     let err = store
-        .claim(&id, "host:9:z", stale_now, stale_now + 30.seconds(), Takeover::IfExpired)
+        .claim(
+            &id,
+            "host:9:z",
+            stale_now,
+            stale_now + 30.seconds(),
+            Takeover::IfExpired,
+        )
         .await
         .expect_err("an ended rotation has no lease to take");
     assert!(matches!(err, StoreError::Ended { .. }), "{err:?}");
