@@ -665,6 +665,10 @@ pub(crate) async fn claim(
     Ok(lease)
 }
 
+/// How long a transaction waits for the audit head before it is run again (`SET LOCAL`, so
+/// only for the rest of that transaction: the head lock is the last one it takes).
+const HEAD_LOCK_WAIT_SQL: &str = "SET LOCAL lock_timeout = 250";
+
 /// Appends `events` after the chain's head, which it locks first (see the module docs).
 /// `time` defaults to the clock read after the lock, so record times follow `seq`.
 pub(crate) async fn append_audit(
@@ -677,14 +681,27 @@ pub(crate) async fn append_audit(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let head = q_opt(
+    // The head is held for microseconds by a healthy process, so a long wait means its
+    // holder (or a queue ahead of us) is stalled: give up after HEAD_LOCK_WAIT and run the
+    // whole transaction again (`Fail::Retry`, bounded by the store's retries) rather than
+    // queue. WHY: a waiter whose own process is stopped would otherwise be granted the lock
+    // in its turn and hold it, idle, until the server ends its session; giving up keeps a
+    // stopped replica from holding the head more than once.
+    tx.batch_execute(HEAD_LOCK_WAIT_SQL)
+        .await
+        .map_err(|e| ctx.pg(e))?;
+    let head = match q_opt(
         ctx,
         tx,
         stmts,
         "SELECT seq, hash FROM rotor_audit_head WHERE singleton FOR UPDATE",
         &[],
     )
-    .await?
+    .await
+    {
+        Err(Fail::Store(StoreError::Locked)) => return Err(Fail::Retry),
+        other => other?,
+    }
     .ok_or_else(|| ctx.corrupt("the audit head row is missing".into()))?;
     let mut seq = u64::try_from(get::<i64>(ctx, &head, 0)?).unwrap_or(0);
     let mut prev: String = get(ctx, &head, 1)?;

@@ -128,7 +128,9 @@ impl Default for Settings {
         Self {
             pool_size: 4,
             lock_timeout: Duration::from_secs(5),
-            retries: 8,
+            // Enough for a head-lock wait (250 ms a try) to outlast a stalled holder's
+            // idle-in-transaction timeout.
+            retries: 20,
             idle_in_transaction_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(30),
             application_name: "rotor".to_owned(),
