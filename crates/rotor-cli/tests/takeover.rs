@@ -83,10 +83,9 @@ fn two_resumes_never_finish_a_rotation_twice() {
         all.stdout
             .lines()
             .chain(all.stderr.lines())
-            .filter(|l| l.contains("j29"))
-            .last(),
+            .rfind(|l| l.contains("j29")),
         one.code,
-        one.stdout.lines().chain(one.stderr.lines()).last()
+        one.stdout.lines().chain(one.stderr.lines()).next_back()
     );
     let q = |sql: &str| pg.psql_db("rotor", sql).expect("psql").trim().to_owned();
     assert_eq!(
