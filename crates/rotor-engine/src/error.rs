@@ -86,7 +86,8 @@ impl EngineError {
 
     /// Whether this error is contention with another process or job, not a fault: the
     /// secret is busy, its lease was taken or has moved on, the rotation already ended,
-    /// another process rotated first, or there is nothing (yet) to do.
+    /// another process rotated first, the store is locked for now, or there is nothing
+    /// (yet) to do.
     pub fn is_contention(&self) -> bool {
         matches!(
             self,
@@ -95,6 +96,7 @@ impl EngineError {
                     | StoreError::LeaseLost { .. }
                     | StoreError::Ended { .. }
                     | StoreError::Stale { .. }
+                    | StoreError::Locked
             ) | EngineError::Nothing { .. }
                 | EngineError::NotDue { .. }
                 | EngineError::GraceNotOver { .. }
