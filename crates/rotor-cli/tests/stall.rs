@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::Env;
 use rotor_test_support::Postgres;
 
-const SECRETS: usize = 400;
+const SECRETS: usize = 250;
 
 fn count(pg: &Postgres, sql: &str) -> usize {
     pg.psql_db("rotor", sql)
