@@ -124,6 +124,9 @@ pub async fn take_over_expired<S: Store + ?Sized>(
                     }
                 }
                 Err(StoreError::Busy { .. }) => waiting = true,
+                // Another survivor finished it since the list was read: no lease on an
+                // ended rotation.
+                Err(StoreError::Ended { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
