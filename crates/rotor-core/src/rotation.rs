@@ -234,6 +234,12 @@ pub struct Rotation {
     /// Earliest time `retire` may run (finish + grace).
     pub retire_after: Option<Timestamp>,
     pub lease: Option<Lease>,
+    /// The rotation ended `failed` but the target could not be reached to roll the pending
+    /// value back: the target may still accept it. The pending version keeps its label (and
+    /// its sealed value) until a rollback succeeds (`rotor resume`, `rotor abort`, the
+    /// daemon, or the next `rotor rotate`), so rotor never forgets a value a target may hold.
+    #[serde(default)]
+    pub rollback_owed: bool,
 }
 
 fn evict_by_default() -> bool {
@@ -318,6 +324,7 @@ mod tests {
             activate_after: None,
             retire_after: None,
             lease: None,
+            rollback_owed: false,
         }
     }
 

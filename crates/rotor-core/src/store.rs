@@ -102,12 +102,27 @@ impl Change {
 }
 
 /// How a lease may be taken from its holder.
+///
+/// A takeover is always a compare-and-set: the caller judged the lease from an earlier read,
+/// and the store takes it only while its row still shows what was judged. So a lease is never
+/// taken from a holder that renewed it (or from another process that took it in between).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Takeover {
-    /// Only when the lease has expired (or nobody holds it).
+    /// Only when nobody holds a live lease (none, expired, or our own).
     IfExpired,
-    /// Always: the caller checked the holder is gone (its process is dead on this host).
-    Force,
+    /// Only while the stored lease still carries token `token` (0: no lease yet): the caller
+    /// judged that holder gone (a dead process on this host, or an ended job of this
+    /// process). Any other token means someone took it since: [`StoreError::Busy`].
+    IfStill { token: u64 },
+}
+
+impl Takeover {
+    /// The compare-and-set takeover of `lease` as read (`None`: nobody held it).
+    pub fn of(lease: Option<&Lease>) -> Self {
+        Takeover::IfStill {
+            token: lease.map_or(0, |l| l.token),
+        }
+    }
 }
 
 /// What `rotor status` needs about one secret, read for all secrets in one query.
@@ -201,6 +216,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rotations that still have work: `running`, or `grace` waiting for retire.
     async fn open_rotations(&self) -> Result<Vec<Rotation>, StoreError>;
 
+    /// Rotations that ended `failed` with a rollback still owed on their target
+    /// ([`Rotation::rollback_owed`]), oldest first.
+    async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError>;
+
     /// One summary per secret that has anything stored.
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError>;
 
@@ -230,10 +249,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
-/// The lease decision every store makes inside its `claim` transaction, kept here so the
-/// stores cannot disagree: the owner may always renew; another owner's live lease is taken
-/// only with [`Takeover::Force`]; the token always grows. Returns the new lease and, for a
-/// takeover, the reason the audit record gives.
+/// The lease decision every store makes inside its `claim` transaction (with the rotation's
+/// row locked), kept here so the stores cannot disagree:
+/// - a rotation that has ended (completed, failed, aborted) has no lease to take:
+///   [`StoreError::Ended`], unless a rollback is still owed on its target;
+/// - [`Takeover::IfStill`] takes the lease only while the stored token is the judged one;
+/// - [`Takeover::IfExpired`] takes it when it expired, nobody holds it, or `owner` holds it;
+/// - the token always grows.
+///
+/// Returns the new lease and, when it was taken from another owner, the reason the audit
+/// record gives.
 pub fn take_lease(
     rotation: &Rotation,
     owner: &str,
@@ -241,26 +266,39 @@ pub fn take_lease(
     expires_at: Timestamp,
     takeover: Takeover,
 ) -> Result<(Lease, Option<String>), StoreError> {
+    if !rotation.status.is_open() && !rotation.rollback_owed {
+        return Err(StoreError::Ended {
+            secret: rotation.secret.to_string(),
+            rotation: rotation.id.to_string(),
+            status: rotation.status,
+        });
+    }
+    let stored = rotation.lease.as_ref().map_or(0, |l| l.token);
     let mut reason = None;
     if let Some(held) = &rotation.lease
         && held.owner != owner
     {
         let live = held.expires_at > now;
-        if live && takeover == Takeover::IfExpired {
-            return Err(StoreError::busy(rotation));
-        }
-        reason = Some(if live {
-            format!("forced takeover from {}", held.owner)
-        } else {
-            format!(
+        reason = Some(match takeover {
+            Takeover::IfStill { .. } if live => format!(
+                "took over from {} (holder gone, lease token {stored})",
+                held.owner
+            ),
+            _ if live => return Err(StoreError::busy(rotation)),
+            _ => format!(
                 "took over from {} (lease expired {})",
                 held.owner, held.expires_at
-            )
+            ),
         });
+    }
+    if let Takeover::IfStill { token } = takeover
+        && token != stored
+    {
+        return Err(StoreError::busy(rotation));
     }
     let lease = Lease {
         owner: owner.to_owned(),
-        token: rotation.lease.as_ref().map_or(0, |l| l.token) + 1,
+        token: stored + 1,
         expires_at,
     };
     Ok((lease, reason))
@@ -296,6 +334,14 @@ pub enum StoreError {
         rotation: String,
         owner: String,
         until: String,
+    },
+    #[error(
+        "rotation {rotation} of secret {secret} has already ended ({status}); there is nothing left to do for it"
+    )]
+    Ended {
+        secret: String,
+        rotation: String,
+        status: RotationStatus,
     },
     #[error("secret {secret}: stage {stage} is already held by version {version}")]
     StageTaken {
@@ -379,5 +425,95 @@ impl StoreError {
     /// Worth retrying as is (lock contention, a dropped connection).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Locked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Step, Trigger};
+
+    fn rotation(status: RotationStatus, lease: Option<Lease>) -> Rotation {
+        let t = Timestamp::from_second(1_000).expect("valid");
+        Rotation {
+            id: RotationId::generate(),
+            secret: SecretName::new("s").expect("valid"),
+            trigger: Trigger::Manual,
+            actor: "t".into(),
+            reason: None,
+            emergency: false,
+            evict: true,
+            status,
+            step: Step::Set,
+            step_done: false,
+            attempts: 0,
+            error: None,
+            pending_version: None,
+            previous_version: None,
+            started_at: t,
+            updated_at: t,
+            activate_after: None,
+            retire_after: None,
+            lease,
+            rollback_owed: false,
+        }
+    }
+
+    fn lease(owner: &str, token: u64, expires: i64) -> Option<Lease> {
+        Some(Lease {
+            owner: owner.into(),
+            token,
+            expires_at: Timestamp::from_second(expires).expect("valid"),
+        })
+    }
+
+    #[test]
+    fn takeover_is_compare_and_set_on_open_rotations() {
+        let now = Timestamp::from_second(1_000).expect("valid");
+        let until = Timestamp::from_second(1_030).expect("valid");
+        let live = rotation(RotationStatus::Running, lease("h:1:a", 3, 1_010));
+        // Another owner's live lease: not without a judgement.
+        assert!(matches!(
+            take_lease(&live, "h:2:b", now, until, Takeover::IfExpired),
+            Err(StoreError::Busy { .. })
+        ));
+        // Judged on an older token: refused, the holder renewed since.
+        assert!(matches!(
+            take_lease(&live, "h:2:b", now, until, Takeover::IfStill { token: 2 }),
+            Err(StoreError::Busy { .. })
+        ));
+        let (l, reason) = take_lease(&live, "h:2:b", now, until, Takeover::IfStill { token: 3 })
+            .expect("judged gone");
+        assert_eq!(l.token, 4);
+        assert!(reason.is_some_and(|r| r.contains("holder gone")));
+        // Expired: taken either way, the reason says so.
+        let expired = rotation(RotationStatus::Grace, lease("h:1:a", 3, 900));
+        let (_, reason) =
+            take_lease(&expired, "h:2:b", now, until, Takeover::IfExpired).expect("expired");
+        assert!(reason.is_some_and(|r| r.contains("expired")));
+        // An ended rotation has no lease to take, unless it still owes a rollback.
+        for status in [
+            RotationStatus::Completed,
+            RotationStatus::Failed,
+            RotationStatus::Aborted,
+        ] {
+            let ended = rotation(status, lease("h:1:a", 3, 900));
+            assert!(matches!(
+                take_lease(
+                    &ended,
+                    "h:2:b",
+                    now,
+                    until,
+                    Takeover::of(ended.lease.as_ref())
+                ),
+                Err(StoreError::Ended { .. })
+            ));
+        }
+        let owed = Rotation {
+            rollback_owed: true,
+            ..rotation(RotationStatus::Failed, None)
+        };
+        let (l, _) = take_lease(&owed, "h:2:b", now, until, Takeover::of(None)).expect("owed");
+        assert_eq!(l.token, 1);
     }
 }

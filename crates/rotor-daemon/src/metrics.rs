@@ -11,8 +11,9 @@
 //!   `secret_overdue`, `secret_never_rotated` (age unknown, so overdue),
 //!   `secret_rotation_failed`, `secret_rotation_in_progress`, `secret_in_grace`,
 //!   `secret_retire_due`;
-//! - `secret_rotation_failures_total`: failed rotations seen by this process
-//!   (a series appears at its first failure, as labelled counters do).
+//! - `secret_rotation_failures_total`: rotations seen by this process that ended `failed`
+//!   (`EngineError::rotation_failed`), never contention (busy, taken over, nothing to
+//!   resume); a series appears at its first failure, as labelled counters do.
 //!
 //! Per kind: `secret_rotation_duration_seconds{kind}` (histogram, this process). Fleet-wide:
 //! `rotor_secrets{state}` (how many secrets are in each state, every state listed) and
@@ -186,7 +187,7 @@ impl Metrics {
             &mut out,
             "secret_rotation_failures_total",
             "counter",
-            "Failed rotations seen by this daemon since it started.",
+            "Rotations that ended failed, seen by this daemon since it started (contention never counts).",
         );
         for (row, labels) in rows.iter().zip(&labels) {
             if let Some(n) = failures.get(row.name.as_str()) {

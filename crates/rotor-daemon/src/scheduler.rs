@@ -11,8 +11,14 @@
 //!   and every job belongs to the scheduler's `JoinSet`: on shutdown the loop stops starting
 //!   jobs and waits (bounded) for the running ones;
 //! - a failed job is retried `retry_attempts` times in all, `retry_backoff` doubling between
-//!   tries; then the secret is held `failed` (a `failed` notification goes out once) until its
-//!   newest rotation record changes (someone rotated, put, aborted or retired by hand);
+//!   tries (bounded by a day); the engine lets go of the job's lease when it fails, so the
+//!   retry comes at its backoff, not when a lease expires; then the secret is held `failed`
+//!   (a `failed` notification goes out once) until its newest rotation record changes
+//!   (someone rotated, put, aborted or retired by hand);
+//! - only a rotation that ended `failed` counts in `secret_rotation_failures_total`;
+//!   contention (busy, taken over, nothing to resume, not due) is logged at debug and retried;
+//! - a rollback owed by a failed rotation (its target was unreachable) is retried with the
+//!   same doubling backoff, held failed or not, until the target confirms it;
 //! - a manual secret gets one `overdue` notification per overdue period (per deadline);
 //! - time comes from a [`Clock`] and sleeps are tokio sleeps, so tests run on paused time.
 
@@ -22,9 +28,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use rotor_core::config::service::NotifyEvent;
 use rotor_core::store::RotationStamp;
-use rotor_core::{
-    Automation, RotationId, RotationStatus, SecretName, SecretState, StoreError, Trigger,
-};
+use rotor_core::{Automation, RotationId, RotationStatus, SecretName, SecretState, Trigger};
 use rotor_engine::{Clock, Engine, EngineError, Outcome, RotateOptions};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -92,12 +96,15 @@ enum JobKind {
     Rotate,
     /// Retire after grace, or finish after activation: `engine.resume(Some(name))`.
     Resume,
+    /// Retry a rollback owed by a failed rotation: `engine.settle_rollbacks(Some(name))`.
+    Settle,
 }
 
 struct JobDone {
     name: SecretName,
     kind: JobKind,
-    result: Result<Outcome, EngineError>,
+    /// `Ok(None)`: a `Settle` job whose rollbacks the target confirmed.
+    result: Result<Option<Outcome>, EngineError>,
     elapsed: std::time::Duration,
 }
 
@@ -114,6 +121,9 @@ struct Entry {
     /// The deadline an `overdue` notification was sent for (`Some(None)`: for a secret of
     /// unknown age).
     overdue_notified: Option<Option<Timestamp>>,
+    /// Owed-rollback retries in a row, and when to try the next.
+    rollback_tries: u32,
+    rollback_at: Option<Timestamp>,
 }
 
 /// A snapshot of the scheduler's view of a secret, for tests and the status page.
@@ -280,6 +290,9 @@ impl Scheduler {
                                 ));
                             }
                         }
+                        Err(e) if e.is_contention() => {
+                            tracing::debug!(secret = %name, error = %e, "not resumed here: another process has it, or it moved on");
+                        }
                         Err(e) => {
                             tracing::error!(secret = %name, error = %e, "resuming an interrupted rotation failed");
                             self.failure(&name, &e).await;
@@ -288,6 +301,37 @@ impl Scheduler {
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot list interrupted rotations"),
+        }
+        match self.engine.settle_rollbacks(None).await {
+            Ok(results) => {
+                for (name, result) in results {
+                    self.settled(&name, result.map(drop));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list owed rollbacks"),
+        }
+    }
+
+    /// Books the result of an owed-rollback retry: done, or the next try at its backoff.
+    fn settled(&self, name: &SecretName, result: Result<(), EngineError>) {
+        let mut entries = self.lock();
+        let e = entries.entry(name.to_string()).or_default();
+        match result {
+            Ok(()) => {
+                tracing::info!(secret = %name, "owed rollback done: the target confirmed it");
+                e.rollback_tries = 0;
+                e.rollback_at = None;
+            }
+            Err(err) => {
+                e.rollback_tries = e.rollback_tries.saturating_add(1);
+                let at = self.backoff(e.rollback_tries.saturating_add(1));
+                if err.is_contention() {
+                    tracing::debug!(secret = %name, error = %err, "owed rollback not retried here");
+                } else {
+                    tracing::warn!(secret = %name, retry_at = %at, error = %err, "owed rollback still fails; will retry");
+                }
+                e.rollback_at = Some(at);
+            }
         }
     }
 
@@ -303,6 +347,7 @@ impl Scheduler {
             .unwrap_or(now);
         let rows = self.engine.status().await?;
         let open = self.engine.store().open_rotations().await?;
+        let owed = self.engine.store().owed_rollbacks().await?;
 
         // Held-failed secrets whose newest rotation changed were acted on: release them.
         {
@@ -318,6 +363,29 @@ impl Scheduler {
                         ..Entry::default()
                     };
                 }
+            }
+        }
+
+        // Rollbacks owed by failed rotations: retried at their own backoff, held or not. A
+        // secret that owes one is not rotated meanwhile (its rotation would only retry the
+        // rollback first); its rotation retry comes once the target confirmed.
+        let owes: HashSet<SecretName> = owed.iter().map(|r| r.secret.clone()).collect();
+        for rot in &owed {
+            if inflight.contains(&rot.secret) {
+                continue;
+            }
+            let at = {
+                let mut entries = self.lock();
+                let e = entries.entry(rot.secret.to_string()).or_default();
+                *e.rollback_at.get_or_insert_with(|| {
+                    // First seen (the rotation just failed): one backoff step from now.
+                    self.backoff_from(now, e.rollback_tries.saturating_add(1))
+                })
+            };
+            if at <= now {
+                self.start(jobs, inflight, rot.secret.clone(), JobKind::Settle);
+            } else {
+                wake = wake.min(at);
             }
         }
 
@@ -388,7 +456,11 @@ impl Scheduler {
                 }
                 continue;
             }
-            if inflight.contains(&name) || has_open.contains(&name) || standing.in_progress {
+            if inflight.contains(&name)
+                || has_open.contains(&name)
+                || owes.contains(&name)
+                || standing.in_progress
+            {
                 continue;
             }
             // Retrying after a failure, or held failed.
@@ -466,16 +538,25 @@ impl Scheduler {
                         evict: true,
                         confirm: false,
                     };
-                    engine.rotate(name.as_str(), &opts).await
+                    engine.rotate(name.as_str(), &opts).await.map(Some)
                 }
                 JobKind::Resume => match engine.resume(Some(name.as_str())).await {
                     Ok(mut results) => match results.pop() {
-                        Some((_, r)) => r,
+                        Some((_, r)) => r.map(Some),
                         None => Err(EngineError::Nothing {
                             secret: name.to_string(),
                             what: "resume",
                         }),
                     },
+                    Err(e) => Err(e),
+                },
+                JobKind::Settle => match engine.settle_rollbacks(Some(name.as_str())).await {
+                    Ok(results) => results
+                        .into_iter()
+                        .map(|(_, r)| r.map(drop))
+                        .find(Result::is_err)
+                        .unwrap_or(Ok(()))
+                        .map(|()| None),
                     Err(e) => Err(e),
                 },
             };
@@ -490,8 +571,14 @@ impl Scheduler {
 
     async fn finished(&self, done: JobDone) {
         let name = done.name;
+        if done.kind == JobKind::Settle {
+            self.settled(&name, done.result.map(drop));
+            return;
+        }
         match done.result {
-            Ok(outcome) => {
+            // A settle job's success; not reached for rotate and resume jobs.
+            Ok(None) => {}
+            Ok(Some(outcome)) => {
                 {
                     let mut entries = self.lock();
                     let e = entries.entry(name.to_string()).or_default();
@@ -509,7 +596,7 @@ impl Scheduler {
                     (Outcome::Waiting { .. }, _) => None,
                     (Outcome::Completed { rotation, .. }, JobKind::Rotate)
                     | (Outcome::InGrace { rotation, .. }, _) => Some(rotation.clone()),
-                    (Outcome::Completed { .. }, JobKind::Resume) => None,
+                    (Outcome::Completed { .. }, _) => None,
                 };
                 tracing::info!(secret = %name, ?outcome, "scheduled job done");
                 if let Some(rotation) = finished_now {
@@ -523,10 +610,9 @@ impl Scheduler {
                 }
             }
             // Not failures: someone else holds the secret (or another replica just rotated
-            // it), or grace is not over yet.
-            Err(EngineError::Store(StoreError::Busy { .. } | StoreError::Stale { .. }))
-            | Err(EngineError::GraceNotOver { .. })
-            | Err(EngineError::NotDue { .. }) => {
+            // it, or finished the job), or there is nothing to do yet. Look again soon.
+            Err(e) if e.is_contention() => {
+                tracing::debug!(secret = %name, error = %e, "contention, not a failure; looking again later");
                 let retry = self.backoff(1);
                 let mut entries = self.lock();
                 entries.entry(name.to_string()).or_default().retry_at = Some(retry);
@@ -537,7 +623,11 @@ impl Scheduler {
 
     /// Counts a failed attempt: schedules the next with backoff, or holds the secret failed.
     async fn failure(&self, name: &SecretName, error: &EngineError) {
-        self.metrics.count_failure(name.as_str());
+        // Only a rotation that ended `failed` is a rotation failure; a retire that failed
+        // (still in grace, shown as retire-due) or a store error is retried the same way.
+        if error.rotation_failed() {
+            self.metrics.count_failure(name.as_str());
+        }
         let attempts_allowed = self.engine.config().server.retry_attempts.max(1);
         let attempts = {
             let mut entries = self.lock();
@@ -579,11 +669,14 @@ impl Scheduler {
 
     /// When attempt `n + 1` may start: `retry_backoff * 2^(n-1)` from now, at most a day.
     fn backoff(&self, n: u32) -> Timestamp {
+        self.backoff_from(self.clock.now(), n)
+    }
+
+    fn backoff_from(&self, now: Timestamp, n: u32) -> Timestamp {
         let base = self.engine.config().server.retry_backoff.as_secs().max(1);
         let secs = base
             .saturating_mul(2u64.saturating_pow(n.saturating_sub(1)))
             .min(86_400);
-        let now = self.clock.now();
         now.checked_add(jiff::SignedDuration::from_secs(
             i64::try_from(secs).unwrap_or(86_400),
         ))

@@ -26,6 +26,7 @@ struct Run {
     engine: Arc<Engine>,
     clock: Arc<TokioClock>,
     handle: SchedulerHandle,
+    metrics: Arc<Metrics>,
     notes: UnboundedReceiver<Notification>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -51,11 +52,12 @@ async fn run_with(
     seed(&engine).await;
     let (tx, notes) = tokio::sync::mpsc::unbounded_channel();
     let handle = SchedulerHandle::default();
+    let metrics = Arc::new(Metrics::new());
     let sched = Scheduler::new(
         engine.clone(),
         clock.clone(),
         Notifier::disabled().with_sink(tx),
-        Arc::new(Metrics::new()),
+        metrics.clone(),
         SchedulerOptions {
             max_sleep: Duration::from_secs(600),
             ..SchedulerOptions::default()
@@ -69,6 +71,7 @@ async fn run_with(
         engine,
         clock,
         handle,
+        metrics,
         notes,
         stop,
         task,
@@ -349,6 +352,145 @@ automation = "automatic"
     r.stop().await;
 }
 
+/// Issue 9 item 3: a job that failed lets go of its lease at once, and what comes next
+/// follows `retry_backoff` (doubling), not the 5-minute lease. The target is unreachable: the
+/// rotation ends failed with its rollback owed; the rollback is retried at 1m, then 2m, 4m
+/// later; only the one rotation that ended failed is counted.
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_releases_its_lease_and_retries_follow_the_backoff() {
+    let toml = r#"
+[server]
+retry_attempts = 3
+retry_backoff = "1m"
+
+[secrets.down]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "30d"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    target.unreachable.store(true, Ordering::SeqCst);
+    let r = run_with(toml, Some(target.clone()), async |_: &Engine| {}).await;
+    let start = tokio::time::Instant::now();
+    advance_to(&r.clock, at(base(), 1)).await;
+    let name = SecretName::new("down").unwrap();
+    let rots = r.engine.store().rotations(Some(&name), 10).await.unwrap();
+    assert_eq!(rots.len(), 1);
+    assert_eq!(rots[0].status, RotationStatus::Failed, "{:?}", rots[0]);
+    assert!(rots[0].rollback_owed);
+    let lease = rots[0].lease.clone().expect("lease");
+    assert!(
+        lease.expires_at <= r.clock.now(),
+        "the failed job let go of its lease: {lease:?} at {}",
+        r.clock.now()
+    );
+    advance_to(&r.clock, at(base(), 8 * 60)).await;
+    let times: Vec<u64> = target
+        .rollback_times
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.duration_since(start).as_secs())
+        .collect();
+    assert_eq!(times, vec![0, 60, 180, 420], "rollback attempt times");
+    assert_eq!(
+        target.creates.load(Ordering::SeqCst),
+        1,
+        "no new rotation while the rollback is owed"
+    );
+    // The target is back: the next try (at 900 s) settles the rollback, then the rotation
+    // is retried and succeeds.
+    target.unreachable.store(false, Ordering::SeqCst);
+    advance_to(&r.clock, at(base(), 16 * 60)).await;
+    assert!(r.engine.store().owed_rollbacks().await.unwrap().is_empty());
+    assert!(
+        r.current("down").await.is_some(),
+        "rotated once the target came back"
+    );
+    assert_eq!(r.metrics.failures("down"), 1, "one rotation ended failed");
+    r.stop().await;
+}
+
+/// Issue 15 item 3: contention is not failure. Another live process (on another host, so
+/// presumed alive) holds a rotation's lease: the daemon's start-up resume and its retries
+/// meet "busy" until the lease expires, then it takes over and finishes. Nothing counts in
+/// `secret_rotation_failures_total`, and no `failed` notification goes out.
+#[tokio::test(start_paused = true)]
+async fn contention_is_not_counted_as_failure() {
+    let toml = r#"
+[server]
+retry_backoff = "10s"
+
+[secrets.shared]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "30d"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    let seed = async |e: &Engine| {
+        let now = base();
+        let rot = Rotation {
+            id: RotationId::generate(),
+            secret: SecretName::new("shared").unwrap(),
+            trigger: Trigger::Schedule,
+            actor: "rotor".into(),
+            reason: None,
+            emergency: false,
+            evict: true,
+            status: RotationStatus::Running,
+            step: Step::Create,
+            step_done: false,
+            attempts: 0,
+            error: None,
+            pending_version: None,
+            previous_version: None,
+            started_at: now,
+            updated_at: now,
+            activate_after: None,
+            rollback_owed: false,
+            retire_after: None,
+            lease: Some(rotor_core::rotation::Lease {
+                owner: "another-host:4242:7".into(),
+                token: 1,
+                expires_at: at(now, 120),
+            }),
+        };
+        e.store()
+            .apply(Change::new().op(Op::BeginRotation(Box::new(rot))))
+            .await
+            .unwrap();
+    };
+    let mut r = run_with(toml, Some(target.clone()), seed).await;
+    advance_to(&r.clock, at(base(), 60)).await;
+    assert!(
+        r.current("shared").await.is_none(),
+        "the live holder's lease is respected"
+    );
+    advance_to(&r.clock, at(base(), 200)).await;
+    assert!(
+        r.current("shared").await.is_some(),
+        "taken over after the lease expired"
+    );
+    assert_eq!(
+        r.metrics.failures("shared"),
+        0,
+        "busy is contention, not a failure"
+    );
+    let notes = r.drain_notes();
+    assert!(
+        !notes.iter().any(|n| n.event == NotifyEvent::Failed),
+        "{notes:?}"
+    );
+    assert!(
+        !r.handle
+            .schedule_of("shared")
+            .is_some_and(|s| s.held_failed)
+    );
+    r.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn resumes_an_interrupted_rotation_at_start_up() {
     let toml = r#"
@@ -382,6 +524,7 @@ automation = "automatic"
             started_at: now,
             updated_at: now,
             activate_after: None,
+            rollback_owed: false,
             retire_after: None,
             lease: Some(rotor_core::rotation::Lease {
                 owner: format!("{host}:4294967:1"),

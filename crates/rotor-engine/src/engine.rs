@@ -15,6 +15,8 @@ use rotor_core::{
 use serde::Serialize;
 
 use crate::failpoint;
+use crate::rollback::owed_reason;
+use crate::serial::Turns;
 use crate::{Clock, EngineError, Owner, Rotators};
 
 /// Bounded exponential backoff for transient errors within one step.
@@ -37,7 +39,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn delay(&self, attempt: u32) -> std::time::Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> std::time::Duration {
         self.base
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
             .min(self.max)
@@ -168,9 +170,11 @@ pub struct Engine {
     config: Arc<Config>,
     rotators: Rotators,
     clock: Arc<dyn Clock>,
-    opts: EngineOptions,
+    pub(crate) opts: EngineOptions,
     progress: Option<ProgressFn>,
     delivery: Vec<Arc<dyn Deliver>>,
+    /// One operation per secret at a time in this process (see `serial`).
+    pub(crate) turns: Turns,
 }
 
 impl std::fmt::Debug for Engine {
@@ -181,30 +185,6 @@ impl std::fmt::Debug for Engine {
             .field("actor", &self.opts.actor)
             .finish_non_exhaustive()
     }
-}
-
-/// Retries a rotator call with bounded exponential backoff while its error is transient.
-macro_rules! with_retry {
-    ($engine:expr, $secret:expr, $step:expr, $call:expr) => {{
-        let mut attempt = 1u32;
-        loop {
-            match $call.await {
-                Ok(v) => break Ok(v),
-                Err(e) if e.transient && attempt < $engine.opts.retry.attempts => {
-                    $engine.report(Progress::Retrying {
-                        secret: $secret.clone(),
-                        step: $step,
-                        attempt,
-                        error: e.to_string(),
-                    });
-                    tracing::warn!(secret = %$secret, step = %$step, attempt, error = %e, "transient error, retrying");
-                    tokio::time::sleep($engine.opts.retry.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => break Err(e),
-            }
-        }
-    }};
 }
 
 impl Engine {
@@ -223,6 +203,7 @@ impl Engine {
             opts,
             progress: None,
             delivery: Vec::new(),
+            turns: Turns::default(),
         }
     }
 
@@ -268,7 +249,7 @@ impl Engine {
         self.clock.now()
     }
 
-    fn report(&self, p: Progress) {
+    pub(crate) fn report(&self, p: Progress) {
         if let Some(f) = &self.progress {
             f(&p);
         }
@@ -291,7 +272,7 @@ impl Engine {
             })
     }
 
-    fn rotator(&self, spec: &SecretSpec) -> Result<&Arc<dyn Rotator>, EngineError> {
+    pub(crate) fn rotator(&self, spec: &SecretSpec) -> Result<&Arc<dyn Rotator>, EngineError> {
         if spec.kind == Kind::Manual {
             return Err(EngineError::ManualKind {
                 secret: spec.name.to_string(),
@@ -367,6 +348,10 @@ impl Engine {
         let spec = self.spec(name)?;
         self.check_allowed(spec, opts)?;
         let rotator = self.rotator(spec)?.clone();
+        let _turn = self.turns.take(&spec.name).await;
+        // A rollback still owed from a failed rotation comes first: the target must forget
+        // that value before it learns a new one (and `pending` is free only then).
+        self.settle_owed_of(spec, &rotator).await?;
         let now = self.clock.now();
 
         // An earlier rotation still in grace: retire it first when it may be retired.
@@ -393,13 +378,18 @@ impl Engine {
                             until: until.to_string(),
                         });
                     }
-                    let mut open = open;
+                    let (lease, mut open) = match self.claim(&open).await {
+                        Ok(claimed) => claimed,
+                        // Another process retired it since the list was read.
+                        Err(EngineError::Store(StoreError::Ended { .. })) => continue,
+                        Err(e) => return Err(e),
+                    };
                     if opts.emergency {
                         open.retire_after = Some(now);
                     }
-                    let lease = self.claim(&open).await?;
-                    open.lease = Some(lease.clone());
-                    self.drive(spec, &rotator, open, lease).await?;
+                    if open.status == RotationStatus::Grace {
+                        self.drive(spec, &rotator, open, lease).await?;
+                    }
                 }
                 _ => {}
             }
@@ -453,6 +443,7 @@ impl Engine {
             activate_after: None,
             retire_after: None,
             lease: Some(lease.clone()),
+            rollback_owed: false,
         };
         let begin = self
             .event("rotation.begin", &spec.name)
@@ -590,8 +581,20 @@ impl Engine {
         Ok(out)
     }
 
-    async fn resume_one(&self, mut open: Rotation) -> Result<Outcome, EngineError> {
-        let spec = self.spec(open.secret.as_str())?;
+    async fn resume_one(&self, listed: Rotation) -> Result<Outcome, EngineError> {
+        let spec = self.spec(listed.secret.as_str())?;
+        let _turn = self.turns.take(&spec.name).await;
+        // The list was read before this secret's turn came: judge from the record as it is now.
+        let Some(open) = self.store.rotation(&listed.id).await? else {
+            return Err(StoreError::RotationNotFound {
+                rotation: listed.id.to_string(),
+            }
+            .into());
+        };
+        if !open.status.is_open() {
+            // Someone finished it meanwhile (a replica, or this process's other job).
+            return Ok(outcome_of(&open));
+        }
         // A manual secret's open rotation comes from `rotor put`: only its retire is left, and
         // that touches no target.
         let rotator = if spec.kind == Kind::Manual {
@@ -605,8 +608,14 @@ impl Engine {
             // Nothing to do yet; report where it stands without taking the lease.
             return Ok(outcome_of(&open));
         }
-        let lease = self.claim(&open).await?;
-        open.lease = Some(lease.clone());
+        let (lease, open) = match self.claim(&open).await {
+            Ok(claimed) => claimed,
+            Err(EngineError::Store(StoreError::Ended { .. })) => {
+                let now = self.store.rotation(&open.id).await?.unwrap_or(open);
+                return Ok(outcome_of(&now));
+            }
+            Err(e) => return Err(e),
+        };
         self.store
             .apply(
                 Change::fenced(fence(&open, &lease))
@@ -642,13 +651,22 @@ impl Engine {
     /// store drops its `pending` label, and `current` is untouched.
     pub async fn abort(&self, name: &str, reason: Option<&str>) -> Result<RotationId, EngineError> {
         let spec = self.spec(name)?;
+        let _turn = self.turns.take(&spec.name).await;
         let open = self
             .store
             .open_rotations()
             .await?
             .into_iter()
             .find(|r| r.secret == spec.name);
-        let Some(mut rot) = open else {
+        let Some(rot) = open else {
+            // A failed rotation whose rollback is still owed: abort tries it now.
+            if let Some(owed) = self.owed_of(&spec.name).await?.into_iter().next() {
+                let rotator = self.rotator(spec)?.clone();
+                let id = owed.id.clone();
+                self.settle_one(spec, &rotator, owed, reason.or(Some("rotor abort")))
+                    .await?;
+                return Ok(id);
+            }
             return Err(EngineError::Nothing {
                 secret: name.to_owned(),
                 what: "abort (no rotation in progress)",
@@ -663,8 +681,16 @@ impl Engine {
                 ),
             });
         }
-        let lease = self.claim(&rot).await?;
-        rot.lease = Some(lease.clone());
+        let (lease, mut rot) = self.claim(&rot).await?;
+        if rot.status != RotationStatus::Running {
+            return Err(EngineError::Invalid {
+                secret: name.to_owned(),
+                what: format!(
+                    "rotation {} finished while the abort waited (the new value is current); to go back, `rotor put {name}` the value you want",
+                    rot.id
+                ),
+            });
+        }
         let mut ops = Vec::new();
         if let Some(pid) = rot.pending_version.clone() {
             if rot.step > Step::Set || (rot.step == Step::Set && !rot.step_done) {
@@ -678,13 +704,29 @@ impl Engine {
                         admin: admin.as_ref(),
                         emergency: rot.emergency,
                     };
-                    with_retry!(self, spec.name, Step::Set, rotator.rollback(&ctx, &pending))
-                        .map_err(|e| EngineError::Step {
+                    if let Err(e) =
+                        with_retry!(self, spec.name, Step::Set, rotator.rollback(&ctx, &pending))
+                    {
+                        // The abort ends the rotation all the same (the secret is no longer
+                        // busy); the rollback is owed, as after a failed step.
+                        let message = format!("aborted, but the rollback failed: {e}");
+                        rot.status = RotationStatus::Failed;
+                        rot.rollback_owed = true;
+                        rot.error = Some(message.clone());
+                        let event = self
+                            .event("rotation.failed", &spec.name)
+                            .rotation(&rot.id)
+                            .version(&pid)
+                            .reason(Some(&owed_reason(&pid)))
+                            .failed(&message);
+                        self.commit(&mut rot, &lease, Vec::new(), event).await?;
+                        return Err(EngineError::RollbackOwed {
                             secret: name.to_owned(),
-                            step: rot.step,
-                            source: e,
-                            rolled_back: false,
-                        })?;
+                            version: pid.to_string(),
+                            ended: Some(rot.step),
+                            detail: e.to_string(),
+                        });
+                    }
                 }
             }
             ops.push(Op::ClearStage {
@@ -716,6 +758,7 @@ impl Engine {
         reason: Option<&str>,
     ) -> Result<VersionId, EngineError> {
         let spec = self.spec(name)?;
+        let _turn = self.turns.take(&spec.name).await;
         if value.is_empty() {
             return Err(EngineError::Invalid {
                 secret: name.to_owned(),
@@ -755,6 +798,7 @@ impl Engine {
             activate_after: None,
             retire_after: now.checked_add(grace.to_span()).ok(),
             lease: None,
+            rollback_owed: false,
         };
         let mut change = Change::new().op(Op::BeginRotation(Box::new(rotation.clone())));
         // A put supersedes an earlier rotation still in grace: its previous value loses the
@@ -862,6 +906,7 @@ impl Engine {
                         step,
                         error: e.to_string(),
                     });
+                    self.release(&rot.id, &lease).await;
                     return Err(e);
                 }
             }
@@ -1051,8 +1096,10 @@ impl Engine {
     }
 
     /// A step failed for good: roll the pending value back on the target, drop its label,
-    /// and mark the rotation failed. When the rollback itself fails, the rotation stays
-    /// running (so `rotor abort` can finish the rollback) and the error says so.
+    /// and mark the rotation failed. The rotation ends `failed` even when the rollback cannot
+    /// reach the target: then the rollback is recorded as owed (`rollback_owed`), the
+    /// pending version keeps its label and sealed value, and it is retried later (see
+    /// `rollback`); the secret is not left busy.
     #[allow(clippy::too_many_arguments)]
     async fn fail(
         &self,
@@ -1092,12 +1139,17 @@ impl Engine {
                 });
             }
         }
-        let message = format!("step {step} failed: {error}");
+        let mut message = format!("step {step} failed: {error}");
+        let owed = pending.filter(|_| !rolled_back).map(|p| p.meta.id.clone());
+        if let Some(v) = &owed {
+            message.push_str(&format!(
+                "; rollback owed: the target may still accept pending version {v}"
+            ));
+        }
         rot.error = Some(message.clone());
         rot.attempts = rot.attempts.saturating_add(1);
-        if rolled_back {
-            rot.status = RotationStatus::Failed;
-        }
+        rot.status = RotationStatus::Failed;
+        rot.rollback_owed = owed.is_some();
         let mut event = self
             .event("rotation.failed", &spec.name)
             .rotation(&rot.id)
@@ -1105,18 +1157,25 @@ impl Engine {
         if let Some(v) = &rot.pending_version {
             event = event.version(v);
         }
-        if !rolled_back {
-            event.reason =
-                Some("rollback failed; the rotation stays in progress: run `rotor abort`".into());
+        if let Some(v) = &owed {
+            event.reason = Some(owed_reason(v));
         }
         if let Err(e) = self.commit(rot, lease, ops, event).await {
             return e;
         }
-        EngineError::Step {
-            secret: spec.name.to_string(),
-            step,
-            source: error,
-            rolled_back,
+        match owed {
+            Some(v) => EngineError::RollbackOwed {
+                secret: spec.name.to_string(),
+                version: v.to_string(),
+                ended: Some(step),
+                detail: error.to_string(),
+            },
+            None => EngineError::Step {
+                secret: spec.name.to_string(),
+                step,
+                source: error,
+                rolled_back,
+            },
         }
     }
 
@@ -1170,7 +1229,7 @@ impl Engine {
     }
 
     /// The admin credential named by the secret's settings, if any.
-    async fn admin(&self, spec: &SecretSpec) -> Result<Option<Versioned>, EngineError> {
+    pub(crate) async fn admin(&self, spec: &SecretSpec) -> Result<Option<Versioned>, EngineError> {
         let admin = match &spec.settings {
             KindSettings::Postgres(p) => p.admin.as_ref(),
             KindSettings::Redis(r) => r.admin.as_ref(),
@@ -1186,7 +1245,7 @@ impl Engine {
         }
     }
 
-    fn event(&self, action: &str, secret: &SecretName) -> AuditEvent {
+    pub(crate) fn event(&self, action: &str, secret: &SecretName) -> AuditEvent {
         AuditEvent::new(self.opts.actor.clone(), action).secret(secret)
     }
 
@@ -1198,17 +1257,26 @@ impl Engine {
         .unwrap_or(now)
     }
 
-    /// Takes the lease of `rot`: after expiry, or at once when its holder is a dead process
-    /// on this host (a crashed `rotor rotate`).
-    async fn claim(&self, rot: &Rotation) -> Result<Lease, EngineError> {
+    /// Takes the lease of `rot` (as read earlier) and returns it with the rotation as stored
+    /// now. The lease is taken after expiry, or at once when its holder is a dead process on
+    /// this host (a crashed `rotor rotate`) or this engine itself (a job that ended: jobs of
+    /// one engine take the secret's turn, so none is live while the caller holds it). Either
+    /// way the store takes it only by compare-and-set on the token judged here, refuses a
+    /// rotation that has ended, and the record is read again after the claim: the previous
+    /// holder can no longer write (its token is stale), so a step it finished is never run
+    /// or audited again.
+    pub(crate) async fn claim(&self, rot: &Rotation) -> Result<(Lease, Rotation), EngineError> {
         let now = self.clock.now();
         let takeover = match &rot.lease {
-            None => Takeover::Force,
-            Some(l) if l.owner == self.opts.owner.as_str() => Takeover::Force,
-            Some(l) if self.opts.owner.holder_is_dead(&l.owner) => Takeover::Force,
-            Some(_) => Takeover::IfExpired,
+            Some(l)
+                if l.owner != self.opts.owner.as_str()
+                    && !self.opts.owner.holder_is_dead(&l.owner) =>
+            {
+                Takeover::IfExpired
+            }
+            held => Takeover::of(held.as_ref()),
         };
-        Ok(self
+        let lease = self
             .store
             .claim(
                 &rot.id,
@@ -1217,11 +1285,43 @@ impl Engine {
                 self.lease_until(now),
                 takeover,
             )
-            .await?)
+            .await?;
+        let mut fresh =
+            self.store
+                .rotation(&rot.id)
+                .await?
+                .ok_or_else(|| StoreError::RotationNotFound {
+                    rotation: rot.id.to_string(),
+                })?;
+        fresh.lease = Some(lease.clone());
+        Ok((lease, fresh))
+    }
+
+    /// Lets go of the lease of a rotation whose job just failed and that is still open (a
+    /// retire that failed, a store error mid-step), so the next try (the scheduler's backoff,
+    /// another replica, `rotor resume`) need not wait for it to expire. Best effort: a lost
+    /// lease or an ended rotation has nothing to release.
+    pub(crate) async fn release(&self, id: &RotationId, lease: &Lease) {
+        let Ok(Some(mut stored)) = self.store.rotation(id).await else {
+            return;
+        };
+        let has_work = stored.status.is_open() || stored.rollback_owed;
+        if !has_work || stored.lease.as_ref().map(|l| l.token) != Some(lease.token) {
+            return;
+        }
+        let now = self.clock.now();
+        stored.lease = Some(Lease {
+            expires_at: now,
+            ..lease.clone()
+        });
+        let change = Change::fenced(fence(&stored, lease)).op(Op::SaveRotation(Box::new(stored)));
+        if let Err(e) = self.store.apply(change).await {
+            tracing::debug!(rotation = %id, error = %e, "could not release the lease; it expires by itself");
+        }
     }
 
     /// Saves `rot` (renewing its lease) with `ops` and `event`, fenced by `lease`.
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         rot: &mut Rotation,
         lease: &Lease,
@@ -1267,14 +1367,14 @@ impl Rotator for NoTarget {
     }
 }
 
-fn fence(rot: &Rotation, lease: &Lease) -> Fence {
+pub(crate) fn fence(rot: &Rotation, lease: &Lease) -> Fence {
     Fence {
         rotation: rot.id.clone(),
         token: lease.token,
     }
 }
 
-fn outcome_of(rot: &Rotation) -> Outcome {
+pub(crate) fn outcome_of(rot: &Rotation) -> Outcome {
     match (rot.status, rot.activate_after, rot.retire_after) {
         (RotationStatus::Running, Some(until), _) => Outcome::Waiting {
             rotation: rot.id.clone(),

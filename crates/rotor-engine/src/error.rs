@@ -34,6 +34,16 @@ pub enum EngineError {
         source: RotatorError,
         rolled_back: bool,
     },
+    /// The target could not be reached to roll a pending value back. When `ended` names a
+    /// step, the rotation just ended `failed` there; otherwise an owed rollback was tried
+    /// again and still failed, and nothing else was done.
+    #[error("{}", rollback_owed_message(secret, version, *ended, detail))]
+    RollbackOwed {
+        secret: String,
+        version: String,
+        ended: Option<Step>,
+        detail: String,
+    },
     #[error("secret {secret}: {what}")]
     Invalid { secret: String, what: String },
     #[error("secret {secret} is not due (it was rotated at {rotated}); nothing was done")]
@@ -44,7 +54,55 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
+fn rollback_owed_message(secret: &str, version: &str, ended: Option<Step>, detail: &str) -> String {
+    let state = format!(
+        "the current value is unchanged, but the target may still accept pending version {version} besides it"
+    );
+    let retry = format!(
+        "rotor retries the rollback (`rotor resume {secret}`, `rotor serve`, or now with `rotor abort {secret}`) and keeps {version} sealed until the target confirms it is gone; `rotor rotate` and `rotor put` work meanwhile"
+    );
+    match ended {
+        Some(step) => format!(
+            "secret {secret}: step {step} failed: {detail}; the rotation ended failed and could not be rolled back on the target: {state}. {retry}"
+        ),
+        None => format!(
+            "secret {secret}: the rollback of pending version {version} is still owed ({detail}): {state}. {retry}"
+        ),
+    }
+}
+
 impl EngineError {
+    /// Whether this error means a rotation ended `failed` just now (a step other than
+    /// retire failed for good and the record says so): the one thing that counts as a
+    /// rotation failure in metrics and alerts. Contention (busy, taken over, nothing to do,
+    /// not due) and a retry of an owed rollback do not.
+    pub fn rotation_failed(&self) -> bool {
+        match self {
+            EngineError::Step { step, .. } => *step != Step::Retire,
+            EngineError::RollbackOwed { ended, .. } => ended.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether this error is contention with another process or job, not a fault: the
+    /// secret is busy, its lease was taken or has moved on, the rotation already ended,
+    /// another process rotated first, the store is locked for now, or there is nothing
+    /// (yet) to do.
+    pub fn is_contention(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(
+                StoreError::Busy { .. }
+                    | StoreError::LeaseLost { .. }
+                    | StoreError::Ended { .. }
+                    | StoreError::Stale { .. }
+                    | StoreError::Locked
+            ) | EngineError::Nothing { .. }
+                | EngineError::NotDue { .. }
+                | EngineError::GraceNotOver { .. }
+        )
+    }
+
     /// The secret the error is about, if any.
     pub fn secret(&self) -> Option<&str> {
         match self {
@@ -55,6 +113,7 @@ impl EngineError {
             | EngineError::GraceNotOver { secret, .. }
             | EngineError::AdminMissing { secret, .. }
             | EngineError::Step { secret, .. }
+            | EngineError::RollbackOwed { secret, .. }
             | EngineError::Invalid { secret, .. }
             | EngineError::NotDue { secret, .. }
             | EngineError::Nothing { secret, .. } => Some(secret),

@@ -17,6 +17,30 @@
 //!
 //! Absences: the engine parses no config, opens no files and knows no target protocol.
 
+/// Retries a rotator call with bounded exponential backoff while its error is transient.
+macro_rules! with_retry {
+    ($engine:expr, $secret:expr, $step:expr, $call:expr) => {{
+        let mut attempt = 1u32;
+        loop {
+            match $call.await {
+                Ok(v) => break Ok(v),
+                Err(e) if e.transient && attempt < $engine.opts.retry.attempts => {
+                    $engine.report($crate::Progress::Retrying {
+                        secret: $secret.clone(),
+                        step: $step,
+                        attempt,
+                        error: e.to_string(),
+                    });
+                    tracing::warn!(secret = %$secret, step = %$step, attempt, error = %e, "transient error, retrying");
+                    tokio::time::sleep($engine.opts.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
 mod clock;
 mod declared;
 mod engine;
@@ -25,6 +49,8 @@ mod failpoint;
 mod owner;
 mod queries;
 mod registry;
+mod rollback;
+mod serial;
 
 pub use clock::{Clock, SystemClock};
 pub use declared::DECLARED;

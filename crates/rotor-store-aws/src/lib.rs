@@ -702,6 +702,10 @@ impl Store for AwsStore {
         self.ledger.open_rotations().await
     }
 
+    async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError> {
+        self.ledger.owed_rollbacks().await
+    }
+
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError> {
         self.ledger.summaries().await
     }

@@ -658,10 +658,16 @@ pub(crate) async fn claim(
         .secret(&r.secret)
         .rotation(&r.id)
         .reason(reason.as_deref());
-    append_audit(ctx, &tx, stmts, Some(now), std::slice::from_ref(&event)).await?;
+    // `None`: the record's time is read after the audit-head lock, not the claimer's `now`
+    // from before it waited for it, so times follow `seq`.
+    append_audit(ctx, &tx, stmts, None, std::slice::from_ref(&event)).await?;
     tx.commit().await.map_err(|e| ctx.pg(e))?;
     Ok(lease)
 }
+
+/// How long a transaction waits for the audit head before it is run again (`SET LOCAL`, so
+/// only for the rest of that transaction: the head lock is the last one it takes).
+const HEAD_LOCK_WAIT_SQL: &str = "SET LOCAL lock_timeout = 250";
 
 /// Appends `events` after the chain's head, which it locks first (see the module docs).
 /// `time` defaults to the clock read after the lock, so record times follow `seq`.
@@ -675,14 +681,27 @@ pub(crate) async fn append_audit(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let head = q_opt(
+    // The head is held for microseconds by a healthy process, so a long wait means its
+    // holder (or a queue ahead of us) is stalled: give up after HEAD_LOCK_WAIT and run the
+    // whole transaction again (`Fail::Retry`, bounded by the store's retries) rather than
+    // queue. WHY: a waiter whose own process is stopped would otherwise be granted the lock
+    // in its turn and hold it, idle, until the server ends its session; giving up keeps a
+    // stopped replica from holding the head more than once.
+    tx.batch_execute(HEAD_LOCK_WAIT_SQL)
+        .await
+        .map_err(|e| ctx.pg(e))?;
+    let head = match q_opt(
         ctx,
         tx,
         stmts,
         "SELECT seq, hash FROM rotor_audit_head WHERE singleton FOR UPDATE",
         &[],
     )
-    .await?
+    .await
+    {
+        Err(Fail::Store(StoreError::Locked)) => return Err(Fail::Retry),
+        other => other?,
+    }
     .ok_or_else(|| ctx.corrupt("the audit head row is missing".into()))?;
     let mut seq = u64::try_from(get::<i64>(ctx, &head, 0)?).unwrap_or(0);
     let mut prev: String = get(ctx, &head, 1)?;
@@ -929,6 +948,20 @@ pub(crate) async fn open_rotations(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<R
         ctx,
         conn,
         "SELECT record FROM rotor_rotations WHERE status IN ('running', 'grace') ORDER BY rid",
+        &[],
+    )
+    .await
+}
+
+/// Failed rotations whose rollback is still owed. The flag lives in the JSON record, so this
+/// scans the rotation rows (only `failed` ones are parsed); an index would need a migration
+/// and is not worth one while failed rotations are few.
+pub(crate) async fn owed_rollbacks(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<Rotation>> {
+    rotation_list(
+        ctx,
+        conn,
+        "SELECT record FROM rotor_rotations
+         WHERE status = 'failed' AND (record::jsonb ->> 'rollback_owed') = 'true' ORDER BY rid",
         &[],
     )
     .await

@@ -111,6 +111,14 @@ pub struct Settings {
     /// How many times a transaction that hit a serialization failure or deadlock is run
     /// again before [`StoreError::Locked`].
     pub retries: u32,
+    /// How long one of rotor's sessions may sit idle inside a transaction before the server
+    /// ends it (PostgreSQL's `idle_in_transaction_session_timeout`). rotor's transactions
+    /// never wait on anything but their own statements (no target call, no sleep), so only
+    /// a stalled process (SIGSTOP, a frozen VM) is ever idle in one; ending its session
+    /// releases its locks (the audit head) so the other replicas keep rotating.
+    pub idle_in_transaction_timeout: Duration,
+    /// The longest one statement may run (`statement_timeout`).
+    pub statement_timeout: Duration,
     /// `application_name`, shown in `pg_stat_activity`.
     pub application_name: String,
 }
@@ -120,7 +128,11 @@ impl Default for Settings {
         Self {
             pool_size: 4,
             lock_timeout: Duration::from_secs(5),
-            retries: 8,
+            // Enough for a head-lock wait (250 ms a try) to outlast a stalled holder's
+            // idle-in-transaction timeout.
+            retries: 20,
+            idle_in_transaction_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(30),
             application_name: "rotor".to_owned(),
         }
     }
@@ -238,8 +250,10 @@ fn checksum(sql: &str) -> String {
 fn setup_sql(settings: &Settings) -> String {
     format!(
         "SET lock_timeout = {}; SET default_transaction_isolation = 'read committed'; \
-         SET idle_in_transaction_session_timeout = 60000",
-        settings.lock_timeout.as_millis().max(1)
+         SET idle_in_transaction_session_timeout = {}; SET statement_timeout = {}",
+        settings.lock_timeout.as_millis().max(1),
+        settings.idle_in_transaction_timeout.as_millis().max(1),
+        settings.statement_timeout.as_millis().max(1)
     )
 }
 
@@ -790,6 +804,10 @@ impl Store for PgStore {
 
     async fn open_rotations(&self) -> Result<Vec<Rotation>, StoreError> {
         pooled!(self, |ctx, conn| db::open_rotations(ctx, conn)).map_err(fail)
+    }
+
+    async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError> {
+        pooled!(self, |ctx, conn| db::owed_rollbacks(ctx, conn)).map_err(fail)
     }
 
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError> {

@@ -178,7 +178,7 @@ async fn assert_usable(store: &dyn Store) {
             "other@host",
             now,
             now + 60.seconds(),
-            Takeover::Force,
+            Takeover::of(r.lease.as_ref()),
         )
         .await
         .expect("claim");

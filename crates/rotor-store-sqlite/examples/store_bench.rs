@@ -120,6 +120,7 @@ fn rotation(secret: &SecretName) -> Rotation {
         started_at: now,
         updated_at: now,
         activate_after: None,
+        rollback_owed: false,
         retire_after: None,
         lease: None,
     }

@@ -428,7 +428,9 @@ pub(crate) fn claim(
         .secret(&r.secret)
         .rotation(&r.id)
         .reason(reason.as_deref());
-    append_audit(&tx, path, now, vec![event])?;
+    // The record's time is read now, under the write lock that orders `seq`, not the
+    // claimer's `now` from before it waited for the lock: times follow the sequence.
+    append_audit(&tx, path, Timestamp::now(), vec![event])?;
     tx.commit().map_err(|e| sql_err(path, e))?;
     Ok(lease)
 }
@@ -707,6 +709,19 @@ pub(crate) fn open_rotations(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<Rot
         conn,
         &ctx.path,
         "SELECT record FROM rotations WHERE status IN ('running', 'grace') ORDER BY rid",
+        [],
+    )
+}
+
+/// Failed rotations whose rollback is still owed. The flag lives in the JSON record, so this
+/// scans the rotation rows (only `failed` ones are parsed); an index would need a migration
+/// and is not worth one while failed rotations are few.
+pub(crate) fn owed_rollbacks(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<Rotation>> {
+    rotation_list(
+        conn,
+        &ctx.path,
+        "SELECT record FROM rotations
+         WHERE status = 'failed' AND json_extract(record, '$.rollback_owed') = 1 ORDER BY rid",
         [],
     )
 }

@@ -887,6 +887,10 @@ impl Store for SqliteStore {
         self.run(db::open_rotations).await
     }
 
+    async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError> {
+        self.run(db::owed_rollbacks).await
+    }
+
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError> {
         self.run(db::summaries).await
     }

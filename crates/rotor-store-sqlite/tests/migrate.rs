@@ -71,6 +71,7 @@ fn rotation(secret: &SecretName, previous: Option<VersionId>) -> Rotation {
         started_at: now,
         updated_at: now,
         activate_after: None,
+        rollback_owed: false,
         retire_after: None,
         lease: None,
     }
@@ -257,7 +258,7 @@ async fn export_then_import_copies_everything_and_the_chain_verifies() {
             "other@host",
             now,
             now + 60.seconds(),
-            Takeover::Force,
+            Takeover::of(r.lease.as_ref()),
         )
         .await
         .expect("claim");

@@ -95,6 +95,7 @@ fn rotation(secret: &SecretName) -> Rotation {
         started_at: now,
         updated_at: now,
         activate_after: None,
+        rollback_owed: false,
         retire_after: None,
         lease: None,
     }
@@ -753,23 +754,35 @@ async fn leases_fence_stale_writers() {
         store.rotation(&id).await.expect("read").expect("row").lease,
         Some(longer)
     );
-
-    // Force takes a live lease.
+    // A takeover is a compare-and-set on the token judged: a stale judgement (token 2, but
+    // the holder renewed to 3) is refused, even though the lease is live either way.
+    let err = store
+        .claim(
+            &id,
+            "host:3:c",
+            t0 + 32.seconds(),
+            t0 + 60.seconds(),
+            Takeover::IfStill { token: 2 },
+        )
+        .await
+        .expect_err("stale judgement");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    // The judged token still stored: the live lease is taken (its holder was judged gone).
     let lease_c = store
         .claim(
             &id,
             "host:3:c",
             t0 + 32.seconds(),
             t0 + 60.seconds(),
-            Takeover::Force,
+            Takeover::IfStill { token: 3 },
         )
         .await
-        .expect("force");
+        .expect("takeover");
     assert_eq!(lease_c.token, 4);
 
     // Unknown rotation.
     let err = store
-        .claim(&RotationId::generate(), "x", t0, t0, Takeover::Force)
+        .claim(&RotationId::generate(), "x", t0, t0, Takeover::IfExpired)
         .await
         .expect_err("unknown");
     assert!(
@@ -793,7 +806,7 @@ async fn leases_fence_stale_writers() {
             .event
             .reason
             .as_deref()
-            .is_some_and(|r| r.contains("forced"))
+            .is_some_and(|r| r.contains("holder gone"))
     );
     verify_chain(&audit).expect("chain");
 
@@ -1240,4 +1253,77 @@ async fn a_crashed_writer_leaves_a_wal_that_a_refused_open_does_not_touch() {
         verify_chain(&store.audit_all().await.expect("audit")),
         Ok(6)
     );
+}
+
+/// Issue 15 items 1 and 4: a failed rotation that owes its rollback is listed (and its lease
+/// may be taken, a finished one's not), and a lease record's time is read under the lock, not
+/// the claimer's earlier clock: audit times never go backwards along `seq`.
+#[tokio::test]
+async fn owed_rollbacks_are_listed_and_audit_times_follow_seq() {
+    let (_dir, _path, store) = new_store();
+    let s = name("owes");
+    let mut r = rotation(&s);
+    let id = r.id.clone();
+    store
+        .apply(Change::new().op(Op::BeginRotation(Box::new(r.clone()))))
+        .await
+        .expect("begin");
+    assert!(store.owed_rollbacks().await.expect("owed").is_empty());
+    r.status = RotationStatus::Failed;
+    r.rollback_owed = true;
+    store
+        .apply(
+            Change::new()
+                .op(Op::SaveRotation(Box::new(r.clone())))
+                .audit(AuditEvent::new("rotor", "rotation.failed").rotation(&id)),
+        )
+        .await
+        .expect("fail");
+    let owed = store.owed_rollbacks().await.expect("owed");
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].id, id);
+    // A claimer whose clock reading is an hour old (it waited, or its clock is behind).
+    let stale_now = Timestamp::now() - 1.hour();
+    store
+        .claim(
+            &id,
+            "host:9:z",
+            stale_now,
+            stale_now + 30.seconds(),
+            Takeover::of(None),
+        )
+        .await
+        .expect("an owed rollback's lease");
+    r.rollback_owed = false;
+    store
+        .apply(
+            Change::new()
+                .op(Op::SaveRotation(Box::new(r)))
+                .audit(AuditEvent::new("rotor", "rotation.rollback").rotation(&id)),
+        )
+        .await
+        .expect("settled");
+    assert!(store.owed_rollbacks().await.expect("owed").is_empty());
+    let err = store
+        .claim(
+            &id,
+            "host:9:z",
+            stale_now,
+            stale_now + 30.seconds(),
+            Takeover::IfExpired,
+        )
+        .await
+        .expect_err("an ended rotation has no lease to take");
+    assert!(matches!(err, StoreError::Ended { .. }), "{err:?}");
+    let audit = store.audit_all().await.expect("audit");
+    for w in audit.windows(2) {
+        assert!(
+            w[1].time >= w[0].time,
+            "seq {} at {} is before seq {} at {}",
+            w[1].seq,
+            w[1].time,
+            w[0].seq,
+            w[0].time
+        );
+    }
 }

@@ -219,8 +219,39 @@ fn report(
 pub async fn resume(config_path: &Path, format: Format, name: Option<&str>) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     let engine = ctx.engine.with_progress(progress());
-    let results = engine.resume(name).await?;
-    report(format, results, "no interrupted rotations")
+    // Rollbacks owed by rotations that failed while their target was unreachable first: a
+    // target that is back must forget those values.
+    let settled = engine.settle_rollbacks(name).await?;
+    let mut settle_failed = false;
+    for (secret, r) in &settled {
+        match r {
+            Ok(v) => eprintln!(
+                "{secret}: owed rollback done: the target no longer accepts pending version {}",
+                v.short()
+            ),
+            Err(e) => {
+                settle_failed = true;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    let results = match engine.resume(name).await {
+        // `rotor resume NAME` for a secret whose only work was an owed rollback.
+        Err(EngineError::Nothing { .. }) if !settled.is_empty() => Vec::new(),
+        r => r?,
+    };
+    if results.is_empty() && !settled.is_empty() {
+        return if settle_failed {
+            Err(Exit(1).into())
+        } else {
+            Ok(())
+        };
+    }
+    report(format, results, "no interrupted rotations")?;
+    if settle_failed {
+        return Err(Exit(1).into());
+    }
+    Ok(())
 }
 
 pub async fn retire_due(config_path: &Path, format: Format) -> anyhow::Result<()> {
@@ -234,7 +265,7 @@ pub async fn abort(config_path: &Path, args: &AbortArgs) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     let id = ctx.engine.abort(&args.name, args.reason.as_deref()).await?;
     println!(
-        "{}: rotation {} aborted; the current value is unchanged",
+        "{}: rotation {} aborted; the current value is unchanged and the target accepts only it",
         args.name,
         id.short()
     );

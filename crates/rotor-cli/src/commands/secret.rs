@@ -50,6 +50,17 @@ pub async fn put(config_path: &Path, format: Format, args: &PutArgs) -> anyhow::
     } else {
         println!("{}: stored version {} as current", args.name, id.short());
     }
+    for owed in ctx.engine.owed_of(&spec.name).await? {
+        if let Some(v) = &owed.pending_version {
+            eprintln!(
+                "note: {}: the target may still accept pending version {} of failed rotation {} (its rollback is owed; `rotor resume {}` retries it, `rotor serve` does so by itself)",
+                args.name,
+                v.short(),
+                owed.id.short(),
+                args.name
+            );
+        }
+    }
     Ok(())
 }
 

@@ -83,6 +83,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Busy { .. } => Self::new(StatusCode::CONFLICT, "busy", e.to_string()),
+            // Contention with another process, not a server fault.
+            StoreError::LeaseLost { .. } | StoreError::Ended { .. } | StoreError::Stale { .. } => {
+                Self::new(StatusCode::CONFLICT, "contention", e.to_string())
+            }
             StoreError::VersionNotFound { .. } | StoreError::RotationNotFound { .. } => {
                 Self::not_found(e.to_string())
             }
@@ -116,6 +120,10 @@ impl From<EngineError> for ApiError {
             }
             // Rotator errors name the target and cause, never a value (the Rotator contract).
             EngineError::Step { .. } => Self::new(StatusCode::BAD_GATEWAY, "rotation_failed", msg),
+            // The target was unreachable: the message says what it may still accept.
+            EngineError::RollbackOwed { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "rollback_owed", msg)
+            }
             EngineError::Invalid { .. } => Self::new(StatusCode::CONFLICT, "invalid_state", msg),
             EngineError::Nothing { .. } => Self::new(StatusCode::CONFLICT, "nothing_to_do", msg),
             EngineError::Store(s) => s.into(),

@@ -36,7 +36,7 @@ use futures_util::StreamExt as _;
 use rotor_core::config::service::NotifyEvent;
 use rotor_core::config::{KindSettings, ScopeAction};
 use rotor_core::{Kind, RotationId, SecretName, SecretSpec, SecretValue, Stage, Trigger};
-use rotor_engine::{Clock, Engine, EngineError, RotateOptions};
+use rotor_engine::{Clock, Engine, RotateOptions};
 use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
@@ -607,7 +607,9 @@ async fn rotate(
             Ok(Json(outcome))
         }
         Err(e) => {
-            if matches!(e, EngineError::Step { .. }) {
+            // Only a rotation that ended `failed` counts and alerts (issue 15.3); busy and
+            // other contention are answered, not counted.
+            if e.rotation_failed() {
                 s.metrics.count_failure(name.as_str());
                 s.notifier.spawn(Notification::new(
                     NotifyEvent::Failed,

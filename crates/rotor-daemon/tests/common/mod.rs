@@ -89,6 +89,9 @@ pub struct FakeTarget {
     /// Block in `set` forever (to leave a rotation interrupted).
     pub hang: AtomicBool,
     pub create_times: Mutex<Vec<tokio::time::Instant>>,
+    /// `set` and `rollback` fail (transiently, as an unreachable target does) while set.
+    pub unreachable: AtomicBool,
+    pub rollback_times: Mutex<Vec<tokio::time::Instant>>,
 }
 
 #[async_trait]
@@ -111,6 +114,11 @@ impl Rotator for FakeTarget {
         })
     }
     async fn set(&self, _ctx: &StepContext<'_>, _p: &Versioned) -> Result<(), RotatorError> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(RotatorError::transient(
+                "the fake target is unreachable (connection refused)",
+            ));
+        }
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
         let d = *self.set_takes.lock().unwrap();
@@ -121,6 +129,18 @@ impl Rotator for FakeTarget {
             tokio::time::sleep(d).await;
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn rollback(&self, _ctx: &StepContext<'_>, _p: &Versioned) -> Result<(), RotatorError> {
+        self.rollback_times
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(RotatorError::transient(
+                "the fake target is unreachable (connection refused)",
+            ));
+        }
         Ok(())
     }
     async fn test(&self, _ctx: &StepContext<'_>, _p: &Versioned) -> Result<(), RotatorError> {

@@ -161,6 +161,7 @@ impl Rot {
             started_at: now,
             updated_at: now,
             activate_after: None,
+            rollback_owed: false,
             retire_after: None,
             lease: Some(Lease {
                 owner: "test:1:x".into(),

@@ -74,6 +74,7 @@ pub async fn rotate_if_due<S: Store + ?Sized>(
         started_at: now,
         updated_at: now,
         activate_after: None,
+        rollback_owed: false,
         retire_after: None,
         lease: Some(lease.clone()),
     };
@@ -123,6 +124,9 @@ pub async fn take_over_expired<S: Store + ?Sized>(
                     }
                 }
                 Err(StoreError::Busy { .. }) => waiting = true,
+                // Another survivor finished it since the list was read: no lease on an
+                // ended rotation.
+                Err(StoreError::Ended { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -1,0 +1,155 @@
+//! Issue 15 item 2: a paused replica must not freeze the fleet.
+//!
+//! Two `rotor serve` replicas on one PostgreSQL store rotate many due secrets. Replica A is
+//! SIGSTOPped at a moment its session is idle inside a store transaction (holding row locks,
+//! possibly the audit head), and kept stopped for 8 s. rotor sets a short
+//! `idle_in_transaction_session_timeout` on its sessions, so the server ends A's session within
+//! seconds and replica B keeps rotating while A is still stopped (before, nothing progressed
+//! until PostgreSQL's 60 s timeout). After SIGCONT everything is rotated exactly once.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+use rotor_test_support::Postgres;
+
+const SECRETS: usize = 250;
+
+fn count(pg: &Postgres, sql: &str) -> usize {
+    pg.psql_db("rotor", sql)
+        .expect("psql")
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn serve(env: &Env, pw: &str) -> Child {
+    env.command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("PGPW", pw)
+        .env("ROTOR_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rotor serve")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+const FINISHED: &str = "SELECT count(*) FROM rotor_audit WHERE action = 'rotation.finish'";
+/// rotor sessions idle inside a transaction for more than 200 ms: only a stopped process's
+/// (rotor's own transactions never wait on anything but their statements).
+const STALLED: &str = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rotor' AND state = 'idle in transaction' AND state_change < now() - interval '200 milliseconds'";
+
+#[test]
+fn a_replica_stopped_inside_a_transaction_does_not_stall_the_other() {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    pg.create_db("rotor").expect("create db");
+    let mut config = format!(
+        "[store]\nkind = \"postgres\"\nurl = \"postgres://postgres:${{PGPW}}@127.0.0.1:{}/rotor\"\n\n[server]\nlease = \"3s\"\nmax_concurrent_rotations = 8\nretry_backoff = \"1s\"\n",
+        pg.port()
+    );
+    for i in 0..SECRETS {
+        config.push_str(&format!(
+            "\n[secrets.s{i:04}]\nkind = \"random\"\nrotate_every = \"90d\"\ngrace = \"0s\"\n"
+        ));
+    }
+    let env = Env::uninit(&config);
+    let mut init = env.command(&["init"]);
+    init.env("PGPW", pg.admin_password());
+    assert!(init.output().expect("init").status.success());
+    let pw = pg.admin_password().to_owned();
+    let mut a = serve(&env, &pw);
+    let mut b = serve(&env, &pw);
+
+    let start = Instant::now();
+    while count(&pg, FINISHED) < 50 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stop A until it is caught inside a transaction.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        signal(&a, "-STOP");
+        std::thread::sleep(Duration::from_millis(300));
+        if count(&pg, STALLED) > 0 {
+            break;
+        }
+        signal(&a, "-CONT");
+        assert!(tries < 200, "never caught replica A inside a transaction");
+        std::thread::sleep(Duration::from_millis(7 * (tries % 5)));
+    }
+    let stopped = Instant::now();
+    eprintln!("replica A stopped inside a transaction after {tries} tries");
+    // Give the server its idle-in-transaction timeout, then B must be rotating.
+    std::thread::sleep(Duration::from_millis(3_000));
+    let before = count(&pg, FINISHED);
+    assert_eq!(
+        count(&pg, STALLED),
+        0,
+        "the stalled session was ended: {}",
+        pg.psql_db(
+            "rotor",
+            "SELECT pid, state, now() - state_change, now() - xact_start, left(query, 80) FROM pg_stat_activity WHERE application_name = 'rotor'"
+        )
+        .unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(3_000));
+    let after = count(&pg, FINISHED);
+    eprintln!(
+        "while A was stopped ({:?} in): {before} -> {after} rotations finished",
+        stopped.elapsed()
+    );
+    assert!(
+        after > before || after == SECRETS,
+        "replica B stalled behind the stopped replica: {before} -> {after} finishes"
+    );
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(stopped.elapsed()));
+    signal(&a, "-CONT");
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let current = count(
+            &pg,
+            "SELECT count(*) FROM rotor_stages WHERE stage = 'current'",
+        );
+        let open = count(
+            &pg,
+            "SELECT count(*) FROM rotor_rotations WHERE status IN ('running', 'grace')",
+        );
+        if current == SECRETS && open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{current} secrets have a current value, {open} rotations open"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for r in [&mut a, &mut b] {
+        r.kill().expect("stop replica");
+        r.wait().expect("reap");
+    }
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM (SELECT rotation FROM rotor_audit WHERE action = 'rotation.finish' GROUP BY rotation HAVING count(*) <> 1) t"
+        ),
+        0,
+        "a rotation finished twice"
+    );
+    assert_eq!(count(&pg, FINISHED), SECRETS);
+    let mut verify = env.command(&["audit", "verify"]);
+    verify.env("PGPW", &pw);
+    assert!(verify.output().expect("verify").status.success());
+}
