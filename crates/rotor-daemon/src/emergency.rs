@@ -30,7 +30,7 @@ use rotor_core::config::KindSettings;
 use rotor_core::config::service::NotifyEvent;
 use rotor_core::store::Change;
 use rotor_core::{AuditEvent, Automation, Kind, SecretName, SecretSpec, Trigger};
-use rotor_engine::{Engine, Outcome, RotateOptions};
+use rotor_engine::{Engine, Evicted, Outcome, RotateOptions};
 use serde::Serialize;
 
 use crate::notify::{Notification, Notifier};
@@ -118,6 +118,10 @@ pub struct SecretReport {
     pub outcome: String,
     pub new_works: Check,
     pub old_rejected: Check,
+    /// Sessions of the old credentials an emergency ended, and how many survived (read back
+    /// from the target); absent when nothing was evicted (a drill, `--no-evict`, no target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Evicted>,
     pub hook: Check,
 }
 
@@ -407,6 +411,7 @@ async fn rotate_one(
         outcome: String::new(),
         new_works: Check::new(CheckStatus::Skipped, ""),
         old_rejected: Check::new(CheckStatus::Skipped, ""),
+        sessions: None,
         hook: Check::new(CheckStatus::NotApplicable, "no on_emergency hook"),
     };
     if spec.kind == Kind::Manual {
@@ -456,19 +461,48 @@ async fn rotate_one(
             rotation,
             version,
             retired,
+            evicted,
         } => {
             r.rotation = Some(rotation.to_string());
             r.version = version.as_ref().map(ToString::to_string);
             r.outcome = "completed".into();
+            if has_sessions(spec.kind) {
+                r.sessions = evicted.clone();
+            }
             r.new_works = Check::new(
                 CheckStatus::Pass,
                 "the test step passed; the new version is current",
             );
             r.old_rejected = match (retired, has_target) {
-                (Some(v), true) => Check::new(
-                    CheckStatus::Pass,
-                    format!("retire proved version {v} is rejected by the target"),
-                ),
+                (Some(v), true) => match evicted.as_ref().filter(|_| has_sessions(spec.kind)) {
+                    None => Check::new(
+                        CheckStatus::Pass,
+                        format!("retire proved version {v} is rejected by the target"),
+                    ),
+                    Some(Evicted {
+                        error: Some(e), ..
+                    }) => Check::new(
+                        CheckStatus::Fail,
+                        format!(
+                            "retire proved version {v} is rejected, but ending its sessions failed: {e}"
+                        ),
+                    ),
+                    Some(ev) if ev.surviving > 0 => Check::new(
+                        CheckStatus::Fail,
+                        format!(
+                            "retire proved version {v} is rejected, but {} of {} session(s) of the old credentials are still connected",
+                            ev.surviving,
+                            ev.ended + ev.surviving
+                        ),
+                    ),
+                    Some(ev) => Check::new(
+                        CheckStatus::Pass,
+                        format!(
+                            "retire proved version {v} is rejected; {} session(s) of the old credentials ended, 0 still connected",
+                            ev.ended
+                        ),
+                    ),
+                },
                 (Some(v), false) => Check::new(
                     CheckStatus::NotApplicable,
                     format!(
@@ -519,6 +553,11 @@ async fn rotate_one(
         r.hook = run_hook(hook, &spec.name, opts.hook_timeout).await;
     }
     r
+}
+
+/// Kinds whose target holds sessions an emergency ends.
+fn has_sessions(kind: Kind) -> bool {
+    matches!(kind, Kind::Postgres | Kind::Redis)
 }
 
 /// Runs `sh -c hook`; its output is captured and dropped (it could contain values).

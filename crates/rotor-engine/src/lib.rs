@@ -29,7 +29,7 @@ mod registry;
 pub use clock::{Clock, SystemClock};
 pub use declared::DECLARED;
 pub use engine::{
-    Deliver, Engine, EngineOptions, Outcome, Progress, ProgressFn, RetryPolicy, RotateOptions,
+    Deliver, Engine, EngineOptions, Evicted, Outcome, Progress, ProgressFn, RetryPolicy, RotateOptions,
     StageChange,
 };
 pub use error::EngineError;

@@ -14,6 +14,8 @@ use crate::output;
 
 pub async fn serve(config_path: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
+    // Start-up: targets left behind by a crash are brought up to date before serving.
+    ctx.catch_up().await;
     let opts = ServeOptions {
         listen: args.listen,
         scheduler: if args.no_scheduler {

@@ -230,16 +230,22 @@ fn report(
 
 pub async fn resume(config_path: &Path, format: Format, name: Option<&str>) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
+    let catch_up = ctx.catch_up_later();
     let engine = ctx.engine.with_progress(progress());
-    let results = engine.resume(name).await?;
-    report(format, results, "no interrupted rotations")
+    let results = engine.resume(name).await;
+    // Rendered files left behind by a crash between a commit and its render (resume may
+    // have nothing else to do).
+    catch_up.run().await;
+    report(format, results?, "no interrupted rotations")
 }
 
 pub async fn retire_due(config_path: &Path, format: Format) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
+    let catch_up = ctx.catch_up_later();
     let engine = ctx.engine.with_progress(progress());
-    let results = engine.retire_due().await?;
-    report(format, results, "nothing to retire")
+    let results = engine.retire_due().await;
+    catch_up.run().await;
+    report(format, results?, "nothing to retire")
 }
 
 pub async fn abort(config_path: &Path, args: &AbortArgs) -> anyhow::Result<()> {
