@@ -14,6 +14,7 @@
 mod cli;
 mod commands;
 mod context;
+mod notify;
 mod output;
 mod stores;
 

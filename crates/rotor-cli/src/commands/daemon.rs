@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use rotor_daemon::{EmergencyOptions, Notifier, Report, ServeOptions};
+use rotor_daemon::{EmergencyOptions, Report, ServeOptions};
 
 use crate::Exit;
 use crate::cli::{AlertsArgs, Command, DrillArgs, Format, RotateArgs, ServeArgs};
@@ -90,11 +90,8 @@ pub async fn emergency(
     let reason = args.reason.clone().context(
         "an emergency rotation needs --reason (it goes into the audit log and the report)",
     )?;
-    let notifier = Notifier::new(
-        ctx.config().notify.clone(),
-        Some(ctx.store().clone()),
-        ctx.engine.actor(),
-    );
+    let notify = crate::notify::CliNotifier::new(&ctx);
+    let notifier = notify.inner();
     let opts = EmergencyOptions {
         confirm: args.confirm,
         evict: !args.no_evict,
@@ -112,15 +109,17 @@ pub async fn emergency(
     let mut ok = true;
     for target in targets {
         let report =
-            rotor_daemon::emergency(&ctx.engine, &notifier, &target, &reason, &opts).await?;
+            rotor_daemon::emergency(&ctx.engine, notifier, &target, &reason, &opts).await?;
         ok &= report.ok;
         // A failed checklist is reported at the end, after every target ran.
         if let Err(e) = print_report(format, &report)
             && e.downcast_ref::<Exit>().is_none()
         {
+            notify.finish().await;
             return Err(e);
         }
     }
+    notify.finish().await;
     if !ok {
         return Err(Exit(1).into());
     }

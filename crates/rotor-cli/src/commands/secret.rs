@@ -45,6 +45,9 @@ pub async fn put(config_path: &Path, args: &PutArgs) -> anyhow::Result<()> {
         .put(&args.name, value, metadata, args.reason.as_deref())
         .await?;
     println!("{}: stored version {} as current", args.name, id.short());
+    let notify = crate::notify::CliNotifier::new(&ctx);
+    notify.put(&spec.name, &id);
+    notify.finish().await;
     Ok(())
 }
 
