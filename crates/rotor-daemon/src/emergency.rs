@@ -71,6 +71,9 @@ pub enum CheckStatus {
     NotApplicable,
     /// Not done (the rotation failed, or the secret needs confirmation).
     Skipped,
+    /// Not provable yet: the previous value is in grace until the time the detail names;
+    /// the retire then proves it (its `rotation.retire` audit record is the proof).
+    Pending,
 }
 
 impl CheckStatus {
@@ -79,6 +82,7 @@ impl CheckStatus {
             CheckStatus::Pass => "[x]",
             CheckStatus::NotApplicable => "[x] (n/a)",
             CheckStatus::Fail | CheckStatus::Skipped => "[ ]",
+            CheckStatus::Pending => "[ ] (pending)",
         }
     }
     fn word(self) -> &'static str {
@@ -87,6 +91,7 @@ impl CheckStatus {
             CheckStatus::Fail => "FAIL",
             CheckStatus::NotApplicable => "n/a",
             CheckStatus::Skipped => "skipped",
+            CheckStatus::Pending => "pending",
         }
     }
 }
@@ -149,8 +154,10 @@ pub struct Report {
     pub actor: String,
     pub started: Timestamp,
     pub finished: Timestamp,
-    /// Every check passed or does not apply.
+    /// No check failed and none was skipped.
     pub ok: bool,
+    /// Every check passed or does not apply: nothing is pending (an old value in grace).
+    pub complete: bool,
     pub secrets: Vec<SecretReport>,
     /// The checklist items, summarised: new value works, old value rejected, hooks
     /// succeeded, services healthy, error rate did not rise.
@@ -235,20 +242,51 @@ pub async fn emergency(
         ));
     }
     let specs = targets(engine, target)?;
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    // Announce what will be rotated, and name what will not (and why).
+    let mut rotating = Vec::new();
+    let mut skipping = Vec::new();
+    for s in &specs {
+        match skip_reason(s, opts) {
+            None => rotating.push(s.name.as_str()),
+            Some(why) => skipping.push(format!("{} ({why})", s.name)),
+        }
+    }
+    let mut message = format!(
+        "{target}: {reason} (rotating {}",
+        if rotating.is_empty() {
+            "nothing".to_owned()
+        } else {
+            rotating.join(", ")
+        }
+    );
+    if !skipping.is_empty() {
+        message.push_str(&format!("; not rotating {}", skipping.join(", ")));
+    }
+    message.push(')');
     notifier
         .send_first(
             &Notification::new(
                 NotifyEvent::Emergency,
                 (specs.len() == 1).then(|| &specs[0].name),
                 None,
-                format!("{target}: {reason} (rotating {})", names.join(", ")),
+                message,
                 Timestamp::now(),
             ),
             crate::api::EMERGENCY_NOTIFY_WAIT,
         )
         .await;
     run(engine, Mode::Emergency, target, reason, specs, opts).await
+}
+
+/// Why the runbook will not rotate `spec`, if it will not.
+fn skip_reason(spec: &SecretSpec, opts: &EmergencyOptions) -> Option<String> {
+    if spec.kind == Kind::Manual {
+        Some(format!("manual: needs `rotor put {}`", spec.name))
+    } else if spec.policy.requires_confirmation && !opts.confirm {
+        Some("requires confirmation: run again with --confirm".into())
+    } else {
+        None
+    }
 }
 
 /// `rotor drill`: rotates every automatic secret normally and writes the checklist report.
@@ -342,12 +380,18 @@ async fn run(
     };
 
     let checklist = vec![
-        summarise("New value works", secrets.iter().map(|s| &s.new_works)),
+        summarise(
+            "New value works",
+            secrets.iter().map(|s| (&s.secret, &s.new_works)),
+        ),
         summarise(
             "Old value rejected",
-            secrets.iter().map(|s| &s.old_rejected),
+            secrets.iter().map(|s| (&s.secret, &s.old_rejected)),
         ),
-        summarise("Hooks succeeded", secrets.iter().map(|s| &s.hook)),
+        summarise(
+            "Hooks succeeded",
+            secrets.iter().map(|s| (&s.secret, &s.hook)),
+        ),
         summarise_health(&health),
         ChecklistItem {
             item: "Error rate did not rise".into(),
@@ -357,9 +401,10 @@ async fn run(
     let ok = checklist.iter().all(|c| {
         matches!(
             c.check.status,
-            CheckStatus::Pass | CheckStatus::NotApplicable
+            CheckStatus::Pass | CheckStatus::NotApplicable | CheckStatus::Pending
         )
     });
+    let complete = ok && checklist.iter().all(|c| c.check.status != CheckStatus::Pending);
     let mut report = Report {
         kind: mode.as_str().into(),
         target: target.into(),
@@ -368,6 +413,7 @@ async fn run(
         started,
         finished: Timestamp::now(),
         ok,
+        complete,
         secrets,
         checklist,
         health,
@@ -383,11 +429,7 @@ async fn run(
         &format!(
             "{reason}; report {} ({})",
             files.markdown.display(),
-            if report.ok {
-                "all checks passed"
-            } else {
-                "ACTION NEEDED"
-            }
+            result_line(&report)
         ),
         (!report.ok).then_some("some checks failed"),
     )
@@ -409,13 +451,17 @@ async fn rotate_one(
         rotation: None,
         version: None,
         outcome: String::new(),
-        new_works: Check::new(CheckStatus::Skipped, ""),
-        old_rejected: Check::new(CheckStatus::Skipped, ""),
+        new_works: Check::new(CheckStatus::Skipped, "not rotated"),
+        old_rejected: Check::new(CheckStatus::Skipped, "not rotated"),
         sessions: None,
         hook: Check::new(CheckStatus::NotApplicable, "no on_emergency hook"),
     };
     if spec.kind == Kind::Manual {
-        r.outcome = "manual kind: rotor cannot make its value".into();
+        r.outcome = "not rotated: manual kind, rotor cannot make its value".into();
+        r.old_rejected = Check::new(
+            CheckStatus::Skipped,
+            "not rotated: the old value stays valid until an operator replaces it",
+        );
         r.new_works = Check::new(
             CheckStatus::Fail,
             format!(
@@ -426,7 +472,11 @@ async fn rotate_one(
         return r;
     }
     if spec.policy.requires_confirmation && !opts.confirm {
-        r.outcome = "skipped: requires confirmation".into();
+        r.outcome = "not rotated: requires confirmation".into();
+        r.old_rejected = Check::new(
+            CheckStatus::Skipped,
+            "not rotated (requires confirmation): the old value stays valid",
+        );
         r.new_works = Check::new(
             CheckStatus::Fail,
             format!(
@@ -451,6 +501,10 @@ async fn rotate_one(
         Err(e) => {
             r.outcome = format!("failed: {e}");
             r.new_works = Check::new(CheckStatus::Fail, e.to_string());
+            r.old_rejected = Check::new(
+                CheckStatus::Skipped,
+                "not rotated (the rotation failed): the old value stays current",
+            );
             r.hook = Check::new(CheckStatus::Skipped, "not run: the rotation failed");
             return r;
         }
@@ -526,9 +580,9 @@ async fn rotate_one(
                 "the test step passed; the new version is current",
             );
             r.old_rejected = Check::new(
-                CheckStatus::NotApplicable,
+                CheckStatus::Pending,
                 format!(
-                    "the previous value stays valid until {retire_after} (normal grace); retire proves it is rejected then"
+                    "the previous value stays valid in grace until {retire_after}; `rotor retire --due` (or `rotor serve`) retires it then, and its rotation.retire audit record is the proof"
                 ),
             );
         }
@@ -544,7 +598,12 @@ async fn rotate_one(
                 CheckStatus::Pass,
                 format!("the test step passed; it becomes current at {until}"),
             );
-            r.old_rejected = Check::new(CheckStatus::NotApplicable, "not retired yet (prepublish)");
+            r.old_rejected = Check::new(
+                CheckStatus::Pending,
+                format!(
+                    "the new key activates at {until} (prepublish); `rotor resume` finishes it, then the previous value is in grace"
+                ),
+            );
         }
     }
     if mode == Mode::Emergency
@@ -611,19 +670,30 @@ async fn error_rate(http: &reqwest::Client, url: &str) -> std::result::Result<f6
         .map_err(|_| "the error-rate URL did not answer a number".to_owned())
 }
 
-fn summarise<'a>(item: &str, checks: impl Iterator<Item = &'a Check>) -> ChecklistItem {
-    let checks: Vec<&Check> = checks.collect();
-    let failed: Vec<&str> = checks
-        .iter()
-        .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Skipped))
-        .map(|c| c.detail.as_str())
-        .collect();
+/// One checklist line from every secret's check: what failed (or is pending), each named
+/// by its secret.
+fn summarise<'a>(
+    item: &str,
+    checks: impl Iterator<Item = (&'a SecretName, &'a Check)>,
+) -> ChecklistItem {
+    let checks: Vec<(&SecretName, &Check)> = checks.collect();
+    let named = |want: &dyn Fn(CheckStatus) -> bool| -> Vec<String> {
+        checks
+            .iter()
+            .filter(|(_, c)| want(c.status))
+            .map(|(n, c)| format!("{n}: {}", c.detail))
+            .collect()
+    };
+    let failed = named(&|s| matches!(s, CheckStatus::Fail | CheckStatus::Skipped));
+    let pending = named(&|s| s == CheckStatus::Pending);
     let passed = checks
         .iter()
-        .filter(|c| c.status == CheckStatus::Pass)
+        .filter(|(_, c)| c.status == CheckStatus::Pass)
         .count();
     let check = if !failed.is_empty() {
         Check::new(CheckStatus::Fail, failed.join("; "))
+    } else if !pending.is_empty() {
+        Check::new(CheckStatus::Pending, pending.join("; "))
     } else if passed == 0 {
         Check::new(
             CheckStatus::NotApplicable,
@@ -672,6 +742,24 @@ async fn audit(engine: &Engine, action: &str, reason: &str, failed: Option<&str>
     }
 }
 
+/// The one-line verdict: all passed, passed so far (old values in grace), or action needed.
+fn result_line(r: &Report) -> String {
+    if !r.ok {
+        "**ACTION NEEDED**".into()
+    } else if !r.complete {
+        let until = r
+            .secrets
+            .iter()
+            .filter(|s| s.old_rejected.status == CheckStatus::Pending)
+            .count();
+        format!(
+            "checks passed so far; the old values of {until} secret(s) stay valid in grace (see Old value rejected): `rotor retire --due` retires them when it ends, with the proof on the audit record"
+        )
+    } else {
+        "all checks passed".into()
+    }
+}
+
 /// The report as Markdown.
 pub fn markdown(r: &Report) -> String {
     let title = match r.kind.as_str() {
@@ -685,11 +773,7 @@ pub fn markdown(r: &Report) -> String {
         r.actor,
         r.started,
         r.finished,
-        if r.ok {
-            "all checks passed"
-        } else {
-            "**ACTION NEEDED**"
-        }
+        result_line(r)
     ));
     m.push_str("## Post-rotation checklist\n\n");
     for c in &r.checklist {
