@@ -241,6 +241,7 @@ pub async fn emergency(
                 .into(),
         ));
     }
+    check_report_dir(engine)?;
     let specs = targets(engine, target)?;
     // Announce what will be rotated, and name what will not (and why).
     let mut rotating = Vec::new();
@@ -278,6 +279,13 @@ pub async fn emergency(
     run(engine, Mode::Emergency, target, reason, specs, opts).await
 }
 
+/// Refuses an unsafe `[emergency] report_dir` before anything is notified or rotated: a
+/// report that cannot be written safely must not be found missing after the emergency.
+fn check_report_dir(engine: &Engine) -> Result<()> {
+    rotor_deliver::private_dir::check(&engine.config().emergency.report_dir)
+        .map_err(|why| DaemonError::Invalid(format!("[emergency] report_dir: {why}")))
+}
+
 /// Why the runbook will not rotate `spec`, if it will not.
 fn skip_reason(spec: &SecretSpec, opts: &EmergencyOptions) -> Option<String> {
     if spec.kind == Kind::Manual {
@@ -291,6 +299,7 @@ fn skip_reason(spec: &SecretSpec, opts: &EmergencyOptions) -> Option<String> {
 
 /// `rotor drill`: rotates every automatic secret normally and writes the checklist report.
 pub async fn drill(engine: &Engine, reason: &str, opts: &EmergencyOptions) -> Result<Report> {
+    check_report_dir(engine)?;
     let specs: Vec<&SecretSpec> = engine
         .config()
         .secrets

@@ -49,6 +49,7 @@
 
 mod command;
 mod format;
+pub mod private_dir;
 mod state;
 mod values;
 mod write;
@@ -150,6 +151,9 @@ pub enum DeliverError {
         name: String,
         what: String,
     },
+    /// The target's directory lets other users replace the file (see [`private_dir`]).
+    #[error("render {path}: {why}")]
+    UnsafeDirectory { path: PathBuf, why: String },
     #[error("render {path}: cannot {op}: {source}")]
     Io {
         path: PathBuf,
@@ -236,6 +240,14 @@ impl Renderer {
         // Every reference resolves before anything is touched: a render error leaves the
         // target (and its state) as they were.
         let (content, from) = self.content(spec, &templates).await?;
+        let dir = match spec.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        private_dir::check(dir).map_err(|why| DeliverError::UnsafeDirectory {
+            path: spec.path.clone(),
+            why,
+        })?;
         let recorded = state::read(&spec.path).await;
         let owed = spec.on_change.is_some() && recorded.as_ref().is_some_and(|s| s.on_change_owed);
         if spec.on_change.is_some() && !write::holds(&spec.path, &content).await? {
