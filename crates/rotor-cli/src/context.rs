@@ -142,10 +142,9 @@ impl CatchUp {
         for r in &results {
             match &r.on_change {
                 rotor_deliver::OnChangeOutcome::Failed(m) => eprintln!("warning: {m}"),
-                _ if r.changed => eprintln!(
-                    "{}: was behind the store; rendered again",
-                    r.path.display()
-                ),
+                _ if r.changed => {
+                    eprintln!("{}: was behind the store; rendered again", r.path.display())
+                }
                 _ => {}
             }
         }

@@ -62,13 +62,15 @@ impl CliNotifier {
     /// (`retire --due` reports its failures only: the daemon announces no retire.)
     pub fn outcome(&self, name: &SecretName, result: &Result<Outcome, EngineError>, how: &str) {
         let n = match result {
-            Ok(Outcome::Completed { rotation, .. } | Outcome::InGrace { rotation, .. }) => Notification::new(
-                NotifyEvent::Rotated,
-                Some(name),
-                Some(rotation),
-                format!("secret {name} was {how} by `rotor` ({})", self.actor),
-                jiff::Timestamp::now(),
-            ),
+            Ok(Outcome::Completed { rotation, .. } | Outcome::InGrace { rotation, .. }) => {
+                Notification::new(
+                    NotifyEvent::Rotated,
+                    Some(name),
+                    Some(rotation),
+                    format!("secret {name} was {how} by `rotor` ({})", self.actor),
+                    jiff::Timestamp::now(),
+                )
+            }
             Err(e @ EngineError::Step { .. }) => Notification::new(
                 NotifyEvent::Failed,
                 Some(name),

@@ -28,7 +28,17 @@ fn psql_bin() -> std::path::PathBuf {
 /// A real `psql` session logged in as `user`, kept open (its stdin stays open) until killed.
 fn hold_psql(pg: &Postgres, user: &str, password: &str) -> Child {
     let mut child = Command::new(psql_bin())
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+        ])
         .arg(pg.port().to_string())
         .args(["-U", user, "-d", "app", "-f", "-"])
         .env("PGPASSWORD", password)

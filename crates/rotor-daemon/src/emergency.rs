@@ -24,6 +24,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use rotor_core::config::KindSettings;
@@ -210,19 +211,21 @@ fn admin_of(spec: &SecretSpec) -> Option<&SecretName> {
     }
 }
 
+/// How many levels of secrets `name` administers (0: none).
+fn depth(all: &[SecretSpec], name: &SecretName, seen: usize) -> usize {
+    if seen > all.len() {
+        return 0; // a cycle (the parser should refuse it): stop
+    }
+    all.iter()
+        .filter(|s| admin_of(s) == Some(name))
+        .map(|s| 1 + depth(all, &s.name, seen + 1))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Stable sort by "admin depth": a secret that administers others (or administers an admin)
 /// comes before them.
 fn admins_first<'a>(all: &'a [SecretSpec], mut chosen: Vec<&'a SecretSpec>) -> Vec<&'a SecretSpec> {
-    fn depth(all: &[SecretSpec], name: &SecretName, seen: usize) -> usize {
-        if seen > all.len() {
-            return 0; // a cycle (the parser should refuse it): stop
-        }
-        all.iter()
-            .filter(|s| admin_of(s) == Some(name))
-            .map(|s| 1 + depth(all, &s.name, seen + 1))
-            .max()
-            .unwrap_or(0)
-    }
     chosen.sort_by_key(|s| std::cmp::Reverse(depth(all, &s.name, 0)));
     chosen
 }
@@ -350,10 +353,7 @@ async fn run(
         None => None,
     };
 
-    let mut secrets = Vec::new();
-    for spec in specs {
-        secrets.push(rotate_one(engine, mode, spec, reason, opts).await);
-    }
+    let secrets = rotate_all(engine, mode, specs, reason, opts).await;
 
     let mut health = Vec::new();
     for url in &config.emergency.health_urls {
@@ -413,7 +413,10 @@ async fn run(
             CheckStatus::Pass | CheckStatus::NotApplicable | CheckStatus::Pending
         )
     });
-    let complete = ok && checklist.iter().all(|c| c.check.status != CheckStatus::Pending);
+    let complete = ok
+        && checklist
+            .iter()
+            .all(|c| c.check.status != CheckStatus::Pending);
     let mut report = Report {
         kind: mode.as_str().into(),
         target: target.into(),
@@ -445,6 +448,75 @@ async fn run(
     .await;
     report.files = Some(files);
     Ok(report)
+}
+
+/// At most this many rotations of one emergency or drill run at once.
+const MAX_CONCURRENT: usize = 32;
+/// At most this many of them talk to one target (a PostgreSQL or Redis server, by URL) at
+/// once: each holds an admin connection and opens a few short logins (test, proofs), so a
+/// target sees a handful of extra connections, never a burst of hundreds.
+const MAX_PER_TARGET: usize = 8;
+
+/// Rotates `specs` (admins first) with bounded concurrency: one admin level at a time (a
+/// dependant rotates only after its admin's rotation ended, so it runs with the new admin),
+/// within a level up to [`MAX_CONCURRENT`] rotations, [`MAX_PER_TARGET`] per target. The
+/// reports come back in `specs`' order.
+async fn rotate_all(
+    engine: &Engine,
+    mode: Mode,
+    specs: Vec<&SecretSpec>,
+    reason: &str,
+    opts: &EmergencyOptions,
+) -> Vec<SecretReport> {
+    use futures_util::StreamExt as _;
+    let all = &engine.config().secrets;
+    let mut targets: std::collections::HashMap<&str, Arc<tokio::sync::Semaphore>> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(specs.len());
+    let mut rest = specs.as_slice();
+    while let Some(first) = rest.first() {
+        let level = depth(all, &first.name, 0);
+        let n = rest
+            .iter()
+            .take_while(|s| depth(all, &s.name, 0) == level)
+            .count();
+        let (now, later) = rest.split_at(n);
+        rest = later;
+        let jobs: Vec<_> = now
+            .iter()
+            .map(|spec| {
+                let gate = target_of(spec).map(|t| {
+                    targets
+                        .entry(t)
+                        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_PER_TARGET)))
+                        .clone()
+                });
+                async move {
+                    let _permit = match &gate {
+                        Some(g) => g.acquire().await.ok(),
+                        None => None,
+                    };
+                    rotate_one(engine, mode, spec, reason, opts).await
+                }
+            })
+            .collect();
+        out.extend(
+            futures_util::stream::iter(jobs)
+                .buffered(MAX_CONCURRENT)
+                .collect::<Vec<_>>()
+                .await,
+        );
+    }
+    out
+}
+
+/// The external target a secret's rotation talks to, if any.
+fn target_of(spec: &SecretSpec) -> Option<&str> {
+    match &spec.settings {
+        KindSettings::Postgres(p) => Some(p.url.as_str()),
+        KindSettings::Redis(r) => Some(r.url.as_str()),
+        _ => None,
+    }
 }
 
 async fn rotate_one(
@@ -542,9 +614,7 @@ async fn rotate_one(
                         CheckStatus::Pass,
                         format!("retire proved version {v} is rejected by the target"),
                     ),
-                    Some(Evicted {
-                        error: Some(e), ..
-                    }) => Check::new(
+                    Some(Evicted { error: Some(e), .. }) => Check::new(
                         CheckStatus::Fail,
                         format!(
                             "retire proved version {v} is rejected, but ending its sessions failed: {e}"

@@ -73,7 +73,11 @@ pub(crate) async fn resolve(
         return Err(err(format!(
             "the current value of secret {} renders as the empty string; the target is left as it was. Fix: store a non-empty value (`rotor rotate {0}` or `rotor put {0}`){}",
             r.secret,
-            if r.field.is_some() { " or reference a non-empty field" } else { "" }
+            if r.field.is_some() {
+                " or reference a non-empty field"
+            } else {
+                ""
+            }
         )));
     }
     Ok(text)

@@ -455,7 +455,11 @@ async fn an_empty_current_is_an_error_and_the_target_is_untouched() {
 
     // Never rotated nor put: no current value.
     f.put("jwt-signing", "key-one").await;
-    assert_eq!(std::fs::read_to_string(&env).unwrap(), old, "target untouched");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        old,
+        "target untouched"
+    );
     let msg = f.renderer.render_all().await.unwrap_err().to_string();
     assert!(
         msg.contains("secret database has no current value")
@@ -464,7 +468,11 @@ async fn an_empty_current_is_an_error_and_the_target_is_untouched() {
         "{msg}"
     );
     assert!(!msg.contains("key-one"), "{msg}");
-    assert_eq!(std::fs::read_to_string(&env).unwrap(), old, "target untouched");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        old,
+        "target untouched"
+    );
     let failures = f.delivery_failures().await;
     assert_eq!(failures.len(), 1);
     assert!(failures[0].contains("database"), "{failures:?}");
@@ -476,7 +484,11 @@ async fn an_empty_current_is_an_error_and_the_target_is_untouched() {
         msg.contains("current value of secret database renders as the empty string"),
         "{msg}"
     );
-    assert_eq!(std::fs::read_to_string(&env).unwrap(), old, "target untouched");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        old,
+        "target untouched"
+    );
     assert!(temp_files(f.dir.path()).is_empty());
 
     // With a value, the target is written, and the empty previous stays empty.

@@ -1228,15 +1228,9 @@ impl RedisRotator {
                 &String::from_utf8_lossy(&text),
                 call.user(),
             )),
-            Reply::Error(e) => Err(Self::reply_err(
-                call,
-                session,
-                admin,
-                "CLIENT LIST",
-                "client|list",
-                &e,
-            )
-            .await),
+            Reply::Error(e) => {
+                Err(Self::reply_err(call, session, admin, "CLIENT LIST", "client|list", &e).await)
+            }
             other => Err(call.permanent(format!("CLIENT LIST answered {other:?}"))),
         }
     }
