@@ -159,25 +159,28 @@ fn a_crash_between_commit_and_render_leaves_no_stale_target() {
     // finish committed, render lost: `rotor serve` start-up.
     kill_at(&env, &["rotate", "session"], "after-finish");
     let port = rotor_test_support::free_port().expect("port");
-    let mut server = env
-        .command(&[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--no-scheduler",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
+    let mut server = None;
     t.check(&env, "finish, then serve start-up", || {
+        server = Some(
+            env.command(&[
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--no-scheduler",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "rotor serve did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
     });
+    let mut server = server.expect("serve started");
     server.kill().expect("stop");
     server.wait().expect("reap");
 
