@@ -21,11 +21,20 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use rotor_test_support::{Postgres, Redis};
 
-const PG_ROLES: usize = 200;
-const REDIS_USERS: usize = 200;
-const RANDOM: usize = 300;
-const JWT: usize = 300;
-/// Sessions held open on old credentials during the emergency, per kind.
+/// The fleet: 200 PostgreSQL roles, 200 Redis users, 300 random and 300 JWT secrets, or
+/// `ROTOR_BENCH_FLEET=PG,REDIS,RANDOM,JWT` (to see what each kind costs).
+fn fleet() -> [usize; 4] {
+    let mut f = [200, 200, 300, 300];
+    if let Ok(v) = std::env::var("ROTOR_BENCH_FLEET") {
+        for (slot, n) in f.iter_mut().zip(v.split(',')) {
+            if let Ok(n) = n.trim().parse() {
+                *slot = n;
+            }
+        }
+    }
+    f
+}
+/// Sessions held open on old credentials during the emergency, per kind (at most).
 const HELD: usize = 40;
 
 fn rotor_bin() -> PathBuf {
@@ -100,6 +109,7 @@ fn receiver() -> anyhow::Result<(u16, Arc<Mutex<Vec<SystemTime>>>)> {
 }
 
 fn config(pg: &Postgres, redis: &Redis, hook: u16) -> String {
+    let [pg_roles, redis_users, random, jwt] = fleet();
     let mut s = format!(
         r#"[store]
 path = "rotor.db"
@@ -131,24 +141,24 @@ grace = "0s"
         rdp = redis.port(),
         ru = redis.admin_user()
     );
-    for i in 0..PG_ROLES {
+    for i in 0..pg_roles {
         s.push_str(&format!(
             "\n[secrets.pg-{i:03}]\nkind = \"postgres\"\nurl = \"postgres://127.0.0.1:{}/postgres\"\nrole = \"fleet_pg_{i}\"\nadmin = \"pg-admin\"\nrotate_every = \"30d\"\ngrace = \"0s\"\n",
             pg.port()
         ));
     }
-    for i in 0..REDIS_USERS {
+    for i in 0..redis_users {
         s.push_str(&format!(
             "\n[secrets.rd-{i:03}]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\nuser = \"fleet_rd_{i}\"\nadmin = \"redis-admin\"\nrotate_every = \"30d\"\ngrace = \"0s\"\n",
             redis.port()
         ));
     }
-    for i in 0..RANDOM {
+    for i in 0..random {
         s.push_str(&format!(
             "\n[secrets.random-{i:03}]\nkind = \"random\"\nrotate_every = \"30d\"\ngrace = \"0s\"\n"
         ));
     }
-    for i in 0..JWT {
+    for i in 0..jwt {
         let alg = if i % 2 == 0 { "HS256" } else { "EdDSA" };
         s.push_str(&format!(
             "\n[secrets.jwt-{i:03}]\nkind = \"jwt\"\nalgorithm = \"{alg}\"\nrotate_every = \"30d\"\ngrace = \"0s\"\n"
@@ -194,6 +204,7 @@ fn redis_alive(c: &mut std::net::TcpStream) -> bool {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    let [pg_roles, redis_users, random, jwt] = fleet();
     anyhow::ensure!(
         rotor_bin().exists(),
         "build the binary first: cargo build --release --bin rotor --example emergency_bench"
@@ -205,11 +216,16 @@ async fn main() -> anyhow::Result<()> {
     let d = dir.path();
 
     let t = Instant::now();
+    // A role of its own for sampling connections (the emergency evicts `postgres` sessions).
+    let watch_pw = rotor_test_support::random_password()?;
+    pg.psql(&format!(
+        "CREATE ROLE bench_watch LOGIN SUPERUSER PASSWORD '{watch_pw}'"
+    ))?;
     pg.psql(&format!(
         "DO $$ BEGIN FOR i IN 0..{} LOOP EXECUTE format('CREATE ROLE %I LOGIN', 'fleet_pg_' || i); END LOOP; END $$;",
-        PG_ROLES - 1
+        pg_roles - 1
     ))?;
-    for i in 0..REDIS_USERS {
+    for i in 0..redis_users {
         redis.cli(&[
             "ACL",
             "SETUSER",
@@ -254,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Sessions held open with the old credentials.
     let mut pg_held = Vec::new();
-    for i in 0..HELD {
+    for i in 0..HELD.min(pg_roles) {
         let (user, pw) = reveal(d, &format!("pg-{i:03}"))?;
         let url = format!(
             "host=127.0.0.1 port={} user={user} password={pw} dbname=postgres",
@@ -266,15 +282,14 @@ async fn main() -> anyhow::Result<()> {
         pg_held.push((client, task));
     }
     let mut redis_held = Vec::new();
-    for i in 0..HELD {
+    for i in 0..HELD.min(redis_users) {
         let (user, pw) = reveal(d, &format!("rd-{i:03}"))?;
         redis_held.push(redis_session(redis.port(), &user, &pw)?);
     }
-    let admin_pw = reveal(d, "pg-admin")?.1;
     let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let watcher = {
         let url = format!(
-            "host=127.0.0.1 port={} user=postgres password={admin_pw} dbname=postgres",
+            "host=127.0.0.1 port={} user=bench_watch password={watch_pw} dbname=postgres",
             pg.port()
         );
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
@@ -355,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!(
-        "emergency over {} secrets ({PG_ROLES} postgres roles, {REDIS_USERS} redis users, {RANDOM} random, {JWT} jwt, 2 admins)",
+        "emergency over {} secrets ({pg_roles} postgres roles, {redis_users} redis users, {random} random, {jwt} jwt, 2 admins)",
         secrets.len()
     );
     println!(
@@ -365,10 +380,12 @@ async fn main() -> anyhow::Result<()> {
     println!("  command wall time: {:.2}s", wall.as_secs_f64());
     println!(
         "  old value rejected, proven by the target: {proven} of {} with a target",
-        PG_ROLES + REDIS_USERS + 2
+        pg_roles + redis_users + 2
     );
     println!(
-        "  sessions (report): ended {ended}, surviving {surviving}; held sessions still alive: postgres {pg_alive}/{HELD}, redis {redis_alive_n}/{HELD}"
+        "  sessions (report): ended {ended}, surviving {surviving}; held sessions still alive: postgres {pg_alive}/{}, redis {redis_alive_n}/{}",
+        pg_held.len(),
+        redis_held.len()
     );
     println!(
         "  concurrency: at most 32 rotations, 8 per target; peak PostgreSQL client connections {}",
