@@ -74,6 +74,8 @@ pub fn rotators() -> Rotators {
 /// Config, store and engine together.
 pub struct Context {
     pub engine: Engine,
+    /// The `[[render]]` targets (also the engine's delivery), when the config has any.
+    renderer: Option<Arc<rotor_deliver::Renderer>>,
 }
 
 impl Context {
@@ -90,14 +92,29 @@ impl Context {
                 ..EngineOptions::new(actor())
             },
         );
-        if !config.render.is_empty() {
-            engine = engine.with_delivery(Arc::new(rotor_deliver::Renderer::new(config, store)));
+        let renderer = (!config.render.is_empty())
+            .then(|| Arc::new(rotor_deliver::Renderer::new(config, store)));
+        if let Some(r) = &renderer {
+            engine = engine.with_delivery(r.clone());
         }
         // A declared `last_rotated` is a person's word: audited once (never fatal here).
         if let Err(e) = engine.record_declared_ages().await {
             tracing::warn!(error = %e, "cannot record the declared last_rotated times in the audit log");
         }
-        Ok(Self { engine })
+        Ok(Self { engine, renderer })
+    }
+
+    /// Brings every rendered target that is behind the store up to date (a render lost to a
+    /// crash between a commit and its delivery), running `on_change` for those it rewrites.
+    /// Called by the commands that change the store, `resume` and `serve` start-up. Never
+    /// fails the command: problems are printed (and the next delivery tries again).
+    pub async fn catch_up(&self) {
+        self.catch_up_later().run().await;
+    }
+
+    /// A handle for [`catch_up`](Self::catch_up) that outlives a moved-out engine.
+    pub fn catch_up_later(&self) -> CatchUp {
+        CatchUp(self.renderer.clone())
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -106,5 +123,33 @@ impl Context {
 
     pub fn config(&self) -> &Config {
         self.engine.config()
+    }
+}
+
+/// See [`Context::catch_up`].
+pub struct CatchUp(Option<Arc<rotor_deliver::Renderer>>);
+
+impl CatchUp {
+    pub async fn run(&self) {
+        let Some(renderer) = &self.0 else {
+            return;
+        };
+        let (results, errors) = match renderer.catch_up().await {
+            Ok(r) => (r, Vec::new()),
+            Err(rotor_deliver::DeliverError::Incomplete { errors, results }) => (results, errors),
+            Err(e) => (Vec::new(), vec![e]),
+        };
+        for r in &results {
+            match &r.on_change {
+                rotor_deliver::OnChangeOutcome::Failed(m) => eprintln!("warning: {m}"),
+                _ if r.changed => {
+                    eprintln!("{}: was behind the store; rendered again", r.path.display())
+                }
+                _ => {}
+            }
+        }
+        for e in &errors {
+            eprintln!("warning: {e}");
+        }
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod notify;
 mod output;
 mod stores;
 

@@ -66,6 +66,26 @@ fn env_key_set() -> bool {
     std::env::var_os(rotor_seal::MASTER_KEY_ENV).is_some()
 }
 
+/// Refuses a SQLite store file that group or others may read or write, as the key file is
+/// refused (issue 11.8): values are sealed, but secret names, metadata, rotation state and
+/// the audit log are not, and a writable file can be tampered with. Exit code 5.
+fn refuse_loose_store_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read store file {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & !0o600 != 0 {
+        eprintln!(
+            "error: refusing store file {p}: its mode is {mode:04o}, which lets other users read it (values are sealed, but names, metadata and the audit log are not); run `chmod 600 {p}`",
+            p = path.display()
+        );
+        return Err(crate::Exit(5).into());
+    }
+    Ok(())
+}
+
 /// Opens the configured store. The master key comes from `ROTOR_MASTER_KEY`, else the key
 /// file, else the passphrase variable named in the config.
 pub async fn open(
@@ -84,6 +104,7 @@ pub async fn open(
                 }
                 .into());
             }
+            refuse_loose_store_file(path)?;
             let store = match passphrase_env {
                 Some(var) if !env_key_set() => {
                     SqliteStore::open_with_passphrase(path, &passphrase(var)?, Default::default())?

@@ -89,15 +89,26 @@ pub trait Rotator: Send + Sync + fmt::Debug {
         Ok(vec![format!("kind {} needs no setup", self.kind())])
     }
 
-    /// Emergency only: ends live sessions that authenticated with `previous`.
-    /// Returns how many were ended.
+    /// Emergency only: ends every live session that may have authenticated with `previous`
+    /// or with any value older than the current one (for an alternating pair: both login
+    /// roles; a session cannot be told apart by the password it used), then reads the target
+    /// again and counts the sessions it saw that are still there. Rotor's own admin session
+    /// is spared. Idempotent. The default (no target) ends nothing.
     async fn evict(
         &self,
         _ctx: &StepContext<'_>,
         _previous: &Versioned,
-    ) -> Result<u64, RotatorError> {
-        Ok(0)
+    ) -> Result<Eviction, RotatorError> {
+        Ok(Eviction::default())
     }
+}
+
+/// What [`Rotator::evict`] did: sessions ended, and how many of the sessions it found are
+/// still connected when it read the target again (0 when the emergency contained them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Eviction {
+    pub ended: u64,
+    pub surviving: u64,
 }
 
 /// A rotator's error. The message names the target and the cause and never carries a value.

@@ -22,15 +22,20 @@
 //! A drill rotates every automatic secret normally (normal grace) and runs the same checklist.
 //! Reports never contain a value: names, version ids, exit statuses, HTTP statuses, numbers.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use report::markdown;
+use report::{result_line, write_report};
 
 use jiff::Timestamp;
 use rotor_core::config::KindSettings;
 use rotor_core::config::service::NotifyEvent;
 use rotor_core::store::Change;
 use rotor_core::{AuditEvent, Automation, Kind, SecretName, SecretSpec, Trigger};
-use rotor_engine::{Engine, Outcome, RotateOptions};
+use rotor_engine::{Engine, Evicted, Outcome, RotateOptions};
 use serde::Serialize;
 
 use crate::notify::{Notification, Notifier};
@@ -71,6 +76,9 @@ pub enum CheckStatus {
     NotApplicable,
     /// Not done (the rotation failed, or the secret needs confirmation).
     Skipped,
+    /// Not provable yet: the previous value is in grace until the time the detail names;
+    /// the retire then proves it (its `rotation.retire` audit record is the proof).
+    Pending,
 }
 
 impl CheckStatus {
@@ -79,6 +87,7 @@ impl CheckStatus {
             CheckStatus::Pass => "[x]",
             CheckStatus::NotApplicable => "[x] (n/a)",
             CheckStatus::Fail | CheckStatus::Skipped => "[ ]",
+            CheckStatus::Pending => "[ ] (pending)",
         }
     }
     fn word(self) -> &'static str {
@@ -87,6 +96,7 @@ impl CheckStatus {
             CheckStatus::Fail => "FAIL",
             CheckStatus::NotApplicable => "n/a",
             CheckStatus::Skipped => "skipped",
+            CheckStatus::Pending => "pending",
         }
     }
 }
@@ -118,6 +128,10 @@ pub struct SecretReport {
     pub outcome: String,
     pub new_works: Check,
     pub old_rejected: Check,
+    /// Sessions of the old credentials an emergency ended, and how many survived (read back
+    /// from the target); absent when nothing was evicted (a drill, `--no-evict`, no target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Evicted>,
     pub hook: Check,
 }
 
@@ -145,8 +159,10 @@ pub struct Report {
     pub actor: String,
     pub started: Timestamp,
     pub finished: Timestamp,
-    /// Every check passed or does not apply.
+    /// No check failed and none was skipped.
     pub ok: bool,
+    /// Every check passed or does not apply: nothing is pending (an old value in grace).
+    pub complete: bool,
     pub secrets: Vec<SecretReport>,
     /// The checklist items, summarised: new value works, old value rejected, hooks
     /// succeeded, services healthy, error rate did not rise.
@@ -199,19 +215,21 @@ fn admin_of(spec: &SecretSpec) -> Option<&SecretName> {
     }
 }
 
+/// How many levels of secrets `name` administers (0: none).
+fn depth(all: &[SecretSpec], name: &SecretName, seen: usize) -> usize {
+    if seen > all.len() {
+        return 0; // a cycle (the parser should refuse it): stop
+    }
+    all.iter()
+        .filter(|s| admin_of(s) == Some(name))
+        .map(|s| 1 + depth(all, &s.name, seen + 1))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Stable sort by "admin depth": a secret that administers others (or administers an admin)
 /// comes before them.
 fn admins_first<'a>(all: &'a [SecretSpec], mut chosen: Vec<&'a SecretSpec>) -> Vec<&'a SecretSpec> {
-    fn depth(all: &[SecretSpec], name: &SecretName, seen: usize) -> usize {
-        if seen > all.len() {
-            return 0; // a cycle (the parser should refuse it): stop
-        }
-        all.iter()
-            .filter(|s| admin_of(s) == Some(name))
-            .map(|s| 1 + depth(all, &s.name, seen + 1))
-            .max()
-            .unwrap_or(0)
-    }
     chosen.sort_by_key(|s| std::cmp::Reverse(depth(all, &s.name, 0)));
     chosen
 }
@@ -230,15 +248,36 @@ pub async fn emergency(
                 .into(),
         ));
     }
+    check_report_dir(engine)?;
     let specs = targets(engine, target)?;
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    // Announce what will be rotated, and name what will not (and why).
+    let mut rotating = Vec::new();
+    let mut skipping = Vec::new();
+    for s in &specs {
+        match skip_reason(s, opts) {
+            None => rotating.push(s.name.as_str()),
+            Some(why) => skipping.push(format!("{} ({why})", s.name)),
+        }
+    }
+    let mut message = format!(
+        "{target}: {reason} (rotating {}",
+        if rotating.is_empty() {
+            "nothing".to_owned()
+        } else {
+            rotating.join(", ")
+        }
+    );
+    if !skipping.is_empty() {
+        message.push_str(&format!("; not rotating {}", skipping.join(", ")));
+    }
+    message.push(')');
     notifier
         .send_first(
             &Notification::new(
                 NotifyEvent::Emergency,
                 (specs.len() == 1).then(|| &specs[0].name),
                 None,
-                format!("{target}: {reason} (rotating {})", names.join(", ")),
+                message,
                 Timestamp::now(),
             ),
             crate::api::EMERGENCY_NOTIFY_WAIT,
@@ -247,8 +286,27 @@ pub async fn emergency(
     run(engine, Mode::Emergency, target, reason, specs, opts).await
 }
 
+/// Refuses an unsafe `[emergency] report_dir` before anything is notified or rotated: a
+/// report that cannot be written safely must not be found missing after the emergency.
+fn check_report_dir(engine: &Engine) -> Result<()> {
+    rotor_deliver::private_dir::check(&engine.config().emergency.report_dir)
+        .map_err(|why| DaemonError::Invalid(format!("[emergency] report_dir: {why}")))
+}
+
+/// Why the runbook will not rotate `spec`, if it will not.
+fn skip_reason(spec: &SecretSpec, opts: &EmergencyOptions) -> Option<String> {
+    if spec.kind == Kind::Manual {
+        Some(format!("manual: needs `rotor put {}`", spec.name))
+    } else if spec.policy.requires_confirmation && !opts.confirm {
+        Some("requires confirmation: run again with --confirm".into())
+    } else {
+        None
+    }
+}
+
 /// `rotor drill`: rotates every automatic secret normally and writes the checklist report.
 pub async fn drill(engine: &Engine, reason: &str, opts: &EmergencyOptions) -> Result<Report> {
+    check_report_dir(engine)?;
     let specs: Vec<&SecretSpec> = engine
         .config()
         .secrets
@@ -299,10 +357,7 @@ async fn run(
         None => None,
     };
 
-    let mut secrets = Vec::new();
-    for spec in specs {
-        secrets.push(rotate_one(engine, mode, spec, reason, opts).await);
-    }
+    let secrets = rotate_all(engine, mode, specs, reason, opts).await;
 
     let mut health = Vec::new();
     for url in &config.emergency.health_urls {
@@ -338,12 +393,18 @@ async fn run(
     };
 
     let checklist = vec![
-        summarise("New value works", secrets.iter().map(|s| &s.new_works)),
+        summarise(
+            "New value works",
+            secrets.iter().map(|s| (&s.secret, &s.new_works)),
+        ),
         summarise(
             "Old value rejected",
-            secrets.iter().map(|s| &s.old_rejected),
+            secrets.iter().map(|s| (&s.secret, &s.old_rejected)),
         ),
-        summarise("Hooks succeeded", secrets.iter().map(|s| &s.hook)),
+        summarise(
+            "Hooks succeeded",
+            secrets.iter().map(|s| (&s.secret, &s.hook)),
+        ),
         summarise_health(&health),
         ChecklistItem {
             item: "Error rate did not rise".into(),
@@ -353,9 +414,13 @@ async fn run(
     let ok = checklist.iter().all(|c| {
         matches!(
             c.check.status,
-            CheckStatus::Pass | CheckStatus::NotApplicable
+            CheckStatus::Pass | CheckStatus::NotApplicable | CheckStatus::Pending
         )
     });
+    let complete = ok
+        && checklist
+            .iter()
+            .all(|c| c.check.status != CheckStatus::Pending);
     let mut report = Report {
         kind: mode.as_str().into(),
         target: target.into(),
@@ -364,6 +429,7 @@ async fn run(
         started,
         finished: Timestamp::now(),
         ok,
+        complete,
         secrets,
         checklist,
         health,
@@ -379,17 +445,82 @@ async fn run(
         &format!(
             "{reason}; report {} ({})",
             files.markdown.display(),
-            if report.ok {
-                "all checks passed"
-            } else {
-                "ACTION NEEDED"
-            }
+            result_line(&report)
         ),
         (!report.ok).then_some("some checks failed"),
     )
     .await;
     report.files = Some(files);
     Ok(report)
+}
+
+/// At most this many rotations of one emergency or drill run at once.
+const MAX_CONCURRENT: usize = 32;
+/// At most this many of them talk to one target (a PostgreSQL or Redis server, by URL) at
+/// once: each holds an admin connection and opens a few short logins (test, proofs), so a
+/// target sees a handful of extra connections, never a burst of hundreds.
+const MAX_PER_TARGET: usize = 8;
+
+/// Rotates `specs` (admins first) with bounded concurrency: one admin level at a time (a
+/// dependant rotates only after its admin's rotation ended, so it runs with the new admin),
+/// within a level up to [`MAX_CONCURRENT`] rotations, [`MAX_PER_TARGET`] per target. The
+/// reports come back in `specs`' order.
+async fn rotate_all(
+    engine: &Engine,
+    mode: Mode,
+    specs: Vec<&SecretSpec>,
+    reason: &str,
+    opts: &EmergencyOptions,
+) -> Vec<SecretReport> {
+    use futures_util::StreamExt as _;
+    let all = &engine.config().secrets;
+    let mut targets: std::collections::HashMap<&str, Arc<tokio::sync::Semaphore>> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(specs.len());
+    let mut rest = specs.as_slice();
+    while let Some(first) = rest.first() {
+        let level = depth(all, &first.name, 0);
+        let n = rest
+            .iter()
+            .take_while(|s| depth(all, &s.name, 0) == level)
+            .count();
+        let (now, later) = rest.split_at(n);
+        rest = later;
+        let jobs: Vec<_> = now
+            .iter()
+            .map(|spec| {
+                let gate = target_of(spec).map(|t| {
+                    targets
+                        .entry(t)
+                        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_PER_TARGET)))
+                        .clone()
+                });
+                async move {
+                    let _permit = match &gate {
+                        Some(g) => g.acquire().await.ok(),
+                        None => None,
+                    };
+                    rotate_one(engine, mode, spec, reason, opts).await
+                }
+            })
+            .collect();
+        out.extend(
+            futures_util::stream::iter(jobs)
+                .buffered(MAX_CONCURRENT)
+                .collect::<Vec<_>>()
+                .await,
+        );
+    }
+    out
+}
+
+/// The external target a secret's rotation talks to, if any.
+fn target_of(spec: &SecretSpec) -> Option<&str> {
+    match &spec.settings {
+        KindSettings::Postgres(p) => Some(p.url.as_str()),
+        KindSettings::Redis(r) => Some(r.url.as_str()),
+        _ => None,
+    }
 }
 
 async fn rotate_one(
@@ -405,12 +536,17 @@ async fn rotate_one(
         rotation: None,
         version: None,
         outcome: String::new(),
-        new_works: Check::new(CheckStatus::Skipped, ""),
-        old_rejected: Check::new(CheckStatus::Skipped, ""),
+        new_works: Check::new(CheckStatus::Skipped, "not rotated"),
+        old_rejected: Check::new(CheckStatus::Skipped, "not rotated"),
+        sessions: None,
         hook: Check::new(CheckStatus::NotApplicable, "no on_emergency hook"),
     };
     if spec.kind == Kind::Manual {
-        r.outcome = "manual kind: rotor cannot make its value".into();
+        r.outcome = "not rotated: manual kind, rotor cannot make its value".into();
+        r.old_rejected = Check::new(
+            CheckStatus::Skipped,
+            "not rotated: the old value stays valid until an operator replaces it",
+        );
         r.new_works = Check::new(
             CheckStatus::Fail,
             format!(
@@ -421,7 +557,11 @@ async fn rotate_one(
         return r;
     }
     if spec.policy.requires_confirmation && !opts.confirm {
-        r.outcome = "skipped: requires confirmation".into();
+        r.outcome = "not rotated: requires confirmation".into();
+        r.old_rejected = Check::new(
+            CheckStatus::Skipped,
+            "not rotated (requires confirmation): the old value stays valid",
+        );
         r.new_works = Check::new(
             CheckStatus::Fail,
             format!(
@@ -446,6 +586,10 @@ async fn rotate_one(
         Err(e) => {
             r.outcome = format!("failed: {e}");
             r.new_works = Check::new(CheckStatus::Fail, e.to_string());
+            r.old_rejected = Check::new(
+                CheckStatus::Skipped,
+                "not rotated (the rotation failed): the old value stays current",
+            );
             r.hook = Check::new(CheckStatus::Skipped, "not run: the rotation failed");
             return r;
         }
@@ -456,19 +600,46 @@ async fn rotate_one(
             rotation,
             version,
             retired,
+            evicted,
         } => {
             r.rotation = Some(rotation.to_string());
             r.version = version.as_ref().map(ToString::to_string);
             r.outcome = "completed".into();
+            if has_sessions(spec.kind) {
+                r.sessions = evicted.clone();
+            }
             r.new_works = Check::new(
                 CheckStatus::Pass,
                 "the test step passed; the new version is current",
             );
             r.old_rejected = match (retired, has_target) {
-                (Some(v), true) => Check::new(
-                    CheckStatus::Pass,
-                    format!("retire proved version {v} is rejected by the target"),
-                ),
+                (Some(v), true) => match evicted.as_ref().filter(|_| has_sessions(spec.kind)) {
+                    None => Check::new(
+                        CheckStatus::Pass,
+                        format!("retire proved version {v} is rejected by the target"),
+                    ),
+                    Some(Evicted { error: Some(e), .. }) => Check::new(
+                        CheckStatus::Fail,
+                        format!(
+                            "retire proved version {v} is rejected, but ending its sessions failed: {e}"
+                        ),
+                    ),
+                    Some(ev) if ev.surviving > 0 => Check::new(
+                        CheckStatus::Fail,
+                        format!(
+                            "retire proved version {v} is rejected, but {} of {} session(s) of the old credentials are still connected",
+                            ev.surviving,
+                            ev.ended + ev.surviving
+                        ),
+                    ),
+                    Some(ev) => Check::new(
+                        CheckStatus::Pass,
+                        format!(
+                            "retire proved version {v} is rejected; {} session(s) of the old credentials ended, 0 still connected",
+                            ev.ended
+                        ),
+                    ),
+                },
                 (Some(v), false) => Check::new(
                     CheckStatus::NotApplicable,
                     format!(
@@ -492,9 +663,9 @@ async fn rotate_one(
                 "the test step passed; the new version is current",
             );
             r.old_rejected = Check::new(
-                CheckStatus::NotApplicable,
+                CheckStatus::Pending,
                 format!(
-                    "the previous value stays valid until {retire_after} (normal grace); retire proves it is rejected then"
+                    "the previous value stays valid in grace until {retire_after}; `rotor retire --due` (or `rotor serve`) retires it then, and its rotation.retire audit record is the proof"
                 ),
             );
         }
@@ -510,7 +681,12 @@ async fn rotate_one(
                 CheckStatus::Pass,
                 format!("the test step passed; it becomes current at {until}"),
             );
-            r.old_rejected = Check::new(CheckStatus::NotApplicable, "not retired yet (prepublish)");
+            r.old_rejected = Check::new(
+                CheckStatus::Pending,
+                format!(
+                    "the new key activates at {until} (prepublish); `rotor resume` finishes it, then the previous value is in grace"
+                ),
+            );
         }
     }
     if mode == Mode::Emergency
@@ -519,6 +695,11 @@ async fn rotate_one(
         r.hook = run_hook(hook, &spec.name, opts.hook_timeout).await;
     }
     r
+}
+
+/// Kinds whose target holds sessions an emergency ends.
+fn has_sessions(kind: Kind) -> bool {
+    matches!(kind, Kind::Postgres | Kind::Redis)
 }
 
 /// Runs `sh -c hook`; its output is captured and dropped (it could contain values).
@@ -572,19 +753,30 @@ async fn error_rate(http: &reqwest::Client, url: &str) -> std::result::Result<f6
         .map_err(|_| "the error-rate URL did not answer a number".to_owned())
 }
 
-fn summarise<'a>(item: &str, checks: impl Iterator<Item = &'a Check>) -> ChecklistItem {
-    let checks: Vec<&Check> = checks.collect();
-    let failed: Vec<&str> = checks
-        .iter()
-        .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Skipped))
-        .map(|c| c.detail.as_str())
-        .collect();
+/// One checklist line from every secret's check: what failed (or is pending), each named
+/// by its secret.
+fn summarise<'a>(
+    item: &str,
+    checks: impl Iterator<Item = (&'a SecretName, &'a Check)>,
+) -> ChecklistItem {
+    let checks: Vec<(&SecretName, &Check)> = checks.collect();
+    let named = |want: &dyn Fn(CheckStatus) -> bool| -> Vec<String> {
+        checks
+            .iter()
+            .filter(|(_, c)| want(c.status))
+            .map(|(n, c)| format!("{n}: {}", c.detail))
+            .collect()
+    };
+    let failed = named(&|s| matches!(s, CheckStatus::Fail | CheckStatus::Skipped));
+    let pending = named(&|s| s == CheckStatus::Pending);
     let passed = checks
         .iter()
-        .filter(|c| c.status == CheckStatus::Pass)
+        .filter(|(_, c)| c.status == CheckStatus::Pass)
         .count();
     let check = if !failed.is_empty() {
         Check::new(CheckStatus::Fail, failed.join("; "))
+    } else if !pending.is_empty() {
+        Check::new(CheckStatus::Pending, pending.join("; "))
     } else if passed == 0 {
         Check::new(
             CheckStatus::NotApplicable,
@@ -631,108 +823,4 @@ async fn audit(engine: &Engine, action: &str, reason: &str, failed: Option<&str>
     if let Err(e) = engine.store().apply(Change::new().audit(ev)).await {
         tracing::error!(error = %e, action, "cannot audit");
     }
-}
-
-/// The report as Markdown.
-pub fn markdown(r: &Report) -> String {
-    let title = match r.kind.as_str() {
-        "drill" => "Rotation drill report".to_owned(),
-        _ => format!("Emergency rotation report: {}", r.target),
-    };
-    let mut m = format!("# {title}\n\n");
-    m.push_str(&format!(
-        "- Reason: {}\n- Actor: {}\n- Started: {}\n- Finished: {}\n- Result: {}\n\n",
-        r.reason,
-        r.actor,
-        r.started,
-        r.finished,
-        if r.ok {
-            "all checks passed"
-        } else {
-            "**ACTION NEEDED**"
-        }
-    ));
-    m.push_str("## Post-rotation checklist\n\n");
-    for c in &r.checklist {
-        m.push_str(&format!(
-            "- {} {}: {}\n",
-            c.check.status.mark(),
-            c.item,
-            c.check.detail
-        ));
-    }
-    for s in &r.manual_steps {
-        m.push_str(&format!("- [ ] {s} (manual)\n"));
-    }
-    m.push_str("\n## Secrets\n\n| secret | kind | outcome | new works | old rejected | hook |\n|---|---|---|---|---|---|\n");
-    for s in &r.secrets {
-        m.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            s.secret,
-            s.kind,
-            s.outcome.replace('|', "/"),
-            s.new_works.status.word(),
-            s.old_rejected.status.word(),
-            s.hook.status.word()
-        ));
-    }
-    if !r.health.is_empty() {
-        m.push_str("\n## Health checks\n\n");
-        for h in &r.health {
-            m.push_str(&format!(
-                "- {} {}: {}\n",
-                h.check.status.mark(),
-                h.url,
-                h.check.detail
-            ));
-        }
-    }
-    if let (Some(b), Some(a)) = (r.error_rate_before, r.error_rate_after) {
-        m.push_str(&format!("\n## Error rate\n\nbefore: {b}, after: {a}\n"));
-    }
-    m
-}
-
-/// Writes `{kind}-{time}-{rand}.md` and `.json` in `dir` (created 0700), each 0600 and
-/// atomically (a temp file in the same directory, then renamed).
-fn write_report(dir: &Path, r: &Report) -> Result<ReportFiles> {
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| DaemonError::io(format!("cannot create {}", dir.display()), e))?;
-    }
-    let mut rand = [0u8; 4];
-    getrandom::fill(&mut rand)
-        .map_err(|e| DaemonError::Invalid(format!("the OS random generator failed: {e}")))?;
-    let stem = format!(
-        "{}-{}-{}",
-        r.kind,
-        r.started.strftime("%Y%m%dT%H%M%SZ"),
-        hex::encode(rand)
-    );
-    let files = ReportFiles {
-        markdown: dir.join(format!("{stem}.md")),
-        json: dir.join(format!("{stem}.json")),
-    };
-    let mut with_files = r.clone();
-    with_files.files = Some(files.clone());
-    let json = serde_json::to_vec_pretty(&with_files)
-        .map_err(|e| DaemonError::Invalid(format!("cannot serialise the report: {e}")))?;
-    atomic_write(&files.json, &json)?;
-    atomic_write(&files.markdown, markdown(&with_files).as_bytes())?;
-    Ok(files)
-}
-
-fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let err = |e| DaemonError::io(format!("cannot write {}", path.display()), e);
-    // tempfile creates the file 0600.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
 }

@@ -202,11 +202,14 @@ impl Notifier {
         }
     }
 
-    /// Waits (at most `max`) for background sends to finish.
-    pub async fn drain(&self, max: std::time::Duration) {
+    /// Waits (at most `max`) for background sends to finish; whether they all did.
+    pub async fn drain(&self, max: std::time::Duration) -> bool {
         self.inner.tasks.close();
-        let _ = tokio::time::timeout(max, self.inner.tasks.wait()).await;
+        let done = tokio::time::timeout(max, self.inner.tasks.wait())
+            .await
+            .is_ok();
         self.inner.tasks.reopen();
+        done
     }
 
     async fn deliver(&self, n: &Notification) -> usize {

@@ -4,13 +4,21 @@
 //! (the seed's `.env`: `SECRET_KEY`, `SECRET_KEY_PREVIOUS`, `DATABASE_URL`, …), a `json`
 //! object of the same variables, or a `template` file whose `{{ secret.stage[.field] }}`
 //! references are replaced. The engine calls it (as a [`rotor_engine::Deliver`]) after every
-//! finish, retire and put, and it re-renders every target that references the secret that
-//! changed; `rotor render` calls [`Renderer::render_all`].
+//! finish, retire and put, and it brings **every** target that is behind up to date, not
+//! only those referencing the secret that changed: a delivery lost to a crash between a
+//! commit and its render is repaired by the next store change. `rotor render`, `rotor
+//! resume` and `rotor serve` start-up call [`Renderer::render_all`] (see [`Renderer::catch_up`]).
+//!
+//! Durability: each target has a state file beside it (`.{name}.rotor-state`, ids only)
+//! recording which version of each `secret.stage` its content came from and whether its
+//! `on_change` is still owed (see `state`); a target is behind when its bytes differ from a
+//! fresh render or its `on_change` is owed, and a render brings it up to date.
 //!
 //! Values: `{{ s.current }}` is the whole value as UTF-8; `{{ s.current.password }}` is a
-//! field of a JSON value (dots walk nested objects); a stage that holds no version (no
-//! `previous` yet, or after retire) renders as the empty string, which is how the seed's app
-//! knows there is no previous key.
+//! field of a JSON value (dots walk nested objects); a `previous` that holds no version (no
+//! previous yet, or after retire) renders as the empty string, which is how the seed's app
+//! knows there is no previous key; a `current` that holds no version (never rotated) or
+//! renders empty is an error naming the secret and the fix, and the target is untouched.
 //!
 //! The dotenv dialect ([`dotenv_quote`]): every value is double-quoted, and `\`, `"`, `$` and
 //! `` ` `` are escaped with a backslash; a newline stays a literal newline inside the quotes
@@ -22,7 +30,8 @@
 //! - a target is written atomically: a temporary file in the same directory, created with
 //!   mode 0600 (`O_EXCL`), written, fsynced, renamed over the target, then the directory
 //!   fsynced; a failure removes the temporary file, so none is ever left behind;
-//! - a target whose bytes would not change is not rewritten and its `on_change` does not run;
+//! - a target whose bytes would not change is not rewritten and its `on_change` does not run,
+//!   unless an earlier `on_change` for it is still owed (crashed or failed);
 //! - `on_change` runs only after the new content is in place, in the config's directory,
 //!   in its own process group, killed (the whole group) when it exceeds its timeout; its
 //!   stdout and stderr are captured and discarded, never logged (it may print secrets);
@@ -40,6 +49,8 @@
 
 mod command;
 mod format;
+pub mod private_dir;
+mod state;
 mod values;
 mod write;
 
@@ -52,6 +63,9 @@ use rotor_engine::{Deliver, StageChange};
 use zeroize::Zeroizing;
 
 pub use format::{dotenv_quote, valid_var_name};
+
+/// `secret.stage` → the version a target's content was rendered from.
+type Stamp = std::collections::BTreeMap<String, Option<String>>;
 
 /// Writes the `[[render]]` targets of a config from a store.
 pub struct Renderer {
@@ -137,6 +151,9 @@ pub enum DeliverError {
         name: String,
         what: String,
     },
+    /// The target's directory lets other users replace the file (see [`private_dir`]).
+    #[error("render {path}: {why}")]
+    UnsafeDirectory { path: PathBuf, why: String },
     #[error("render {path}: cannot {op}: {source}")]
     Io {
         path: PathBuf,
@@ -169,6 +186,13 @@ impl Renderer {
     /// Renders every target (`rotor render`). All targets are tried; when some fail, the
     /// error carries both the failures and the results of the others.
     pub async fn render_all(&self) -> Result<Vec<RenderResult>, DeliverError> {
+        self.render_many(None).await
+    }
+
+    /// Brings every target that is behind up to date (`rotor resume`, `rotor serve` start-up,
+    /// and every delivery): the same as [`render_all`](Self::render_all), named for why it
+    /// is called. Targets already up to date are left alone.
+    pub async fn catch_up(&self) -> Result<Vec<RenderResult>, DeliverError> {
         self.render_many(None).await
     }
 
@@ -213,9 +237,33 @@ impl Renderer {
         {
             return Ok(None);
         }
-        let content = self.content(spec, &templates).await?;
+        // Every reference resolves before anything is touched: a render error leaves the
+        // target (and its state) as they were.
+        let (content, from) = self.content(spec, &templates).await?;
+        let dir = match spec.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        private_dir::check(dir).map_err(|why| DeliverError::UnsafeDirectory {
+            path: spec.path.clone(),
+            why,
+        })?;
+        let recorded = state::read(&spec.path).await;
+        let owed = spec.on_change.is_some() && recorded.as_ref().is_some_and(|s| s.on_change_owed);
+        if spec.on_change.is_some() && !write::holds(&spec.path, &content).await? {
+            // Owed before the target changes: a crash from here until on_change succeeded
+            // is repaired by the next render.
+            state::write(
+                &spec.path,
+                &state::State {
+                    from: from.clone(),
+                    on_change_owed: true,
+                },
+            )
+            .await?;
+        }
         let changed = write::write_if_changed(&spec.path, content).await?;
-        let on_change = match (&spec.on_change, changed) {
+        let on_change = match (&spec.on_change, changed || owed) {
             (None, _) => OnChangeOutcome::NotConfigured,
             (Some(_), false) => OnChangeOutcome::NotRun,
             (Some(cmd), true) => {
@@ -229,6 +277,13 @@ impl Renderer {
                 }
             }
         };
+        let now = state::State {
+            from,
+            on_change_owed: matches!(on_change, OnChangeOutcome::Failed(_)),
+        };
+        if recorded.as_ref() != Some(&now) {
+            state::write(&spec.path, &now).await?;
+        }
         tracing::info!(path = %spec.path.display(), changed, "rendered");
         Ok(Some(RenderResult {
             path: spec.path.clone(),
@@ -278,24 +333,25 @@ impl Renderer {
         &self,
         spec: &RenderSpec,
         templates: &[(String, Template)],
-    ) -> Result<Zeroizing<Vec<u8>>, DeliverError> {
+    ) -> Result<(Zeroizing<Vec<u8>>, Stamp), DeliverError> {
         let mut cache = values::Cache::default();
         let mut rendered = Vec::with_capacity(templates.len());
         for (name, t) in templates {
             let value = self.render_template(&spec.path, t, &mut cache).await?;
             rendered.push((name.as_str(), value));
         }
-        match spec.kind {
-            RenderKind::Dotenv => format::dotenv(&spec.path, &rendered),
-            RenderKind::Json => Ok(format::json(&rendered)),
+        let bytes = match spec.kind {
+            RenderKind::Dotenv => format::dotenv(&spec.path, &rendered)?,
+            RenderKind::Json => format::json(&rendered),
             RenderKind::Template => {
                 let mut out = Zeroizing::new(Vec::new());
                 for (_, v) in &rendered {
                     out.extend_from_slice(v.as_bytes());
                 }
-                Ok(out)
+                out
             }
-        }
+        };
+        Ok((bytes, cache.stamp()))
     }
 
     async fn render_template(
@@ -321,7 +377,9 @@ impl Renderer {
 #[async_trait::async_trait]
 impl Deliver for Renderer {
     async fn deliver(&self, secret: &SecretName, change: StageChange) -> Result<(), String> {
-        let (results, errors) = match self.render_for(secret).await {
+        // Every target, not only those of `secret`: one left behind by a crash is repaired
+        // by the next change of any secret.
+        let (results, errors) = match self.catch_up().await {
             Ok(results) => (results, Vec::new()),
             Err(DeliverError::Incomplete { errors, results }) => (results, errors),
             Err(e) => (Vec::new(), vec![e]),

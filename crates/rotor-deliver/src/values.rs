@@ -1,21 +1,42 @@
 //! Resolving `{{ secret.stage[.field] }}` references against the store.
 //!
-//! A stage without a version renders as the empty string. A field reads a JSON value's
-//! member (dots walk nested objects); strings render as they are, numbers and booleans as
-//! their JSON text. Errors name the secret, stage and field, never the value.
+//! A `previous` without a version renders as the empty string (the seed's convention: the
+//! app knows there is no previous key); a `current` without a version, or whose text is
+//! empty, is an error naming the secret and the fix, so the target is left untouched rather
+//! than handing the app an empty key. A field reads a JSON value's member (dots walk nested
+//! objects); strings render as they are, numbers and booleans as their JSON text. Errors
+//! name the secret, stage and field, never the value.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rotor_core::config::ValueRef;
+use rotor_core::version::VersionId;
 use rotor_core::{SecretName, SecretValue, Stage, Store};
 use zeroize::Zeroizing;
 
 use crate::DeliverError;
 
-/// Stage reads within one render: `(secret, stage)` → its value, if the stage is held.
+/// Stage reads within one render: `(secret, stage)` → its version and value, if the stage is
+/// held.
 #[derive(Default)]
-pub(crate) struct Cache(HashMap<(SecretName, Stage), Option<SecretValue>>);
+pub(crate) struct Cache(HashMap<(SecretName, Stage), Option<(VersionId, SecretValue)>>);
+
+impl Cache {
+    /// Which version each `secret.stage` the render read was held by (`None`: no version):
+    /// the stage set the target is written from.
+    pub(crate) fn stamp(&self) -> BTreeMap<String, Option<String>> {
+        self.0
+            .iter()
+            .map(|((secret, stage), v)| {
+                (
+                    format!("{secret}.{stage}"),
+                    v.as_ref().map(|(id, _)| id.to_string()),
+                )
+            })
+            .collect()
+    }
+}
 
 /// The text a reference renders to.
 pub(crate) async fn resolve(
@@ -33,17 +54,47 @@ pub(crate) async fn resolve(
                 path: path.to_path_buf(),
                 source,
             })?;
-        cache.0.insert(key.clone(), v.map(|v| v.value));
+        cache.0.insert(key.clone(), v.map(|v| (v.meta.id, v.value)));
     }
-    let Some(Some(value)) = cache.0.get(&key) else {
-        // No version holds this stage (no previous yet, or retired): the empty string.
-        return Ok(Zeroizing::new(String::new()));
-    };
     let err = |what: String| DeliverError::Value {
         path: path.to_path_buf(),
         reference: reference(r),
         what,
     };
+    let Some(Some((_, value))) = cache.0.get(&key) else {
+        if r.stage == Stage::Current {
+            return Err(err(no_current(&r.secret)));
+        }
+        // No version holds this stage (no previous yet, or retired): the empty string.
+        return Ok(Zeroizing::new(String::new()));
+    };
+    let text = resolve_value(r, value, &err)?;
+    if r.stage == Stage::Current && text.is_empty() {
+        return Err(err(format!(
+            "the current value of secret {} renders as the empty string; the target is left as it was. Fix: store a non-empty value (`rotor rotate {0}` or `rotor put {0}`){}",
+            r.secret,
+            if r.field.is_some() {
+                " or reference a non-empty field"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(text)
+}
+
+/// Why a `current` reference has nothing to render, and the fix.
+fn no_current(secret: &SecretName) -> String {
+    format!(
+        "secret {secret} has no current value yet (never rotated or put); the target is left as it was. Fix: `rotor rotate {secret}` (or `rotor put {secret}` for a manual secret), then `rotor render`"
+    )
+}
+
+fn resolve_value(
+    r: &ValueRef,
+    value: &SecretValue,
+    err: &dyn Fn(String) -> DeliverError,
+) -> Result<Zeroizing<String>, DeliverError> {
     let Some(field) = &r.field else {
         let text = value.expose_str().map_err(|_| {
             err(format!(

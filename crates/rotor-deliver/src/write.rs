@@ -37,6 +37,19 @@ pub(crate) async fn write_if_changed(
         })?
 }
 
+/// Whether `path` already holds exactly `content` (a missing file holds nothing).
+pub(crate) async fn holds(path: &Path, content: &[u8]) -> Result<bool, DeliverError> {
+    match tokio::fs::read(path).await {
+        Ok(existing) => Ok(Zeroizing::new(existing).as_slice() == content),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(DeliverError::Io {
+            path: path.to_path_buf(),
+            op: "read the existing file",
+            source,
+        }),
+    }
+}
+
 fn write_blocking(path: &Path, content: &[u8]) -> Result<bool, DeliverError> {
     let io_err = |op: &'static str| {
         let path = path.to_path_buf();

@@ -151,6 +151,9 @@ async fn dotenv_has_current_previous_and_fields_after_each_put() {
     let f = Fixture::new(DOTENV);
     let env = f.path("app.env");
     f.put("jwt-signing", "key-one").await;
+    // `database` has no current value yet: the target is not written (issue 10.6).
+    assert!(!env.exists());
+    assert_eq!(f.delivery_failures().await.len(), 1);
     f.put("database", &db_value("app_a", "pw1")).await;
     assert_eq!(bash_read(&env, "SECRET_KEY"), "key-one");
     // No previous yet: the empty string tells the app there is none.
@@ -165,7 +168,7 @@ async fn dotenv_has_current_previous_and_fields_after_each_put() {
     assert_eq!(bash_read(&env, "SECRET_KEY_PREVIOUS"), "key-one");
     assert_eq!(mode(&env), 0o600);
     assert!(temp_files(f.dir.path()).is_empty());
-    assert!(f.delivery_failures().await.is_empty());
+    assert_eq!(f.delivery_failures().await.len(), 1, "only the first put's");
 
     let text = std::fs::read_to_string(&env).unwrap();
     assert!(text.starts_with('#'), "{text}");
@@ -188,6 +191,8 @@ async fn dotenv_values_round_trip_through_bash() {
         "\\",
         "",
     ];
+    // The target also references database: it is written only once both have a current.
+    f.put("database", &db_value("app_a", "pw1")).await;
     for value in nasty {
         if value.is_empty() {
             continue; // put refuses an empty value; empty is covered by SECRET_KEY_PREVIOUS
@@ -195,7 +200,11 @@ async fn dotenv_values_round_trip_through_bash() {
         f.put("jwt-signing", value).await;
         assert_eq!(bash_read(&env, "SECRET_KEY"), value, "value {value:?}");
     }
-    assert!(f.delivery_failures().await.is_empty());
+    assert_eq!(
+        f.delivery_failures().await.len(),
+        1,
+        "only the first put's (no jwt-signing current yet)"
+    );
 }
 
 #[tokio::test]
@@ -433,4 +442,57 @@ template = "missing.tpl"
     std::fs::write(f.path("missing.tpl"), "{{ nosuch.current }}").unwrap();
     let msg = f.renderer.render_all().await.unwrap_err().to_string();
     assert!(msg.contains("names no secret"), "{msg}");
+}
+
+/// Issue 10.6: an empty previous is the seed's convention (`SECRET_KEY_PREVIOUS=""`); an
+/// empty current is an error naming the secret and the fix, and the target stays as it was.
+#[tokio::test]
+async fn an_empty_current_is_an_error_and_the_target_is_untouched() {
+    let f = Fixture::new(DOTENV);
+    let env = f.path("app.env");
+    let old = "# written by hand\nSECRET_KEY=\"keep-me\"\n";
+    std::fs::write(&env, old).unwrap();
+
+    // Never rotated nor put: no current value.
+    f.put("jwt-signing", "key-one").await;
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        old,
+        "target untouched"
+    );
+    let msg = f.renderer.render_all().await.unwrap_err().to_string();
+    assert!(
+        msg.contains("secret database has no current value")
+            && msg.contains("rotor put database")
+            && msg.contains("app.env"),
+        "{msg}"
+    );
+    assert!(!msg.contains("key-one"), "{msg}");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        old,
+        "target untouched"
+    );
+    let failures = f.delivery_failures().await;
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].contains("database"), "{failures:?}");
+
+    // A current whose referenced field is empty renders nothing usable either.
+    f.put("database", &db_value("app_a", "")).await;
+    let msg = f.renderer.render_all().await.unwrap_err().to_string();
+    assert!(
+        msg.contains("current value of secret database renders as the empty string"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        old,
+        "target untouched"
+    );
+    assert!(temp_files(f.dir.path()).is_empty());
+
+    // With a value, the target is written, and the empty previous stays empty.
+    f.put("database", &db_value("app_a", "pw1")).await;
+    assert_eq!(bash_read(&env, "SECRET_KEY"), "key-one");
+    assert_eq!(bash_read(&env, "SECRET_KEY_PREVIOUS"), "");
 }

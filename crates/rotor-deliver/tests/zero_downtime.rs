@@ -142,12 +142,13 @@ async fn emergency_rotation_evicts_sessions_of_the_old_credential() {
             })
             .unwrap_or_else(|| panic!("no retire record for {name}"));
         let reason = retire.event.reason.clone().unwrap_or_default();
-        // "emergency: evicted N session(s) of the previous value", N counting ours.
+        // "emergency: ended N session(s) of the old credentials; S survived", N counting ours.
         let evicted: u64 = reason
-            .strip_prefix("emergency: evicted ")
+            .strip_prefix("emergency: ended ")
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{name}: {reason}"));
         assert!(evicted >= 1, "{name}: {reason}");
+        assert!(reason.ends_with("; 0 survived"), "{name}: {reason}");
     }
 }

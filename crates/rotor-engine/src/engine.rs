@@ -102,6 +102,10 @@ pub enum Outcome {
         rotation: RotationId,
         version: Option<VersionId>,
         retired: Option<VersionId>,
+        /// An emergency's eviction of the old credentials' sessions, as the target reported
+        /// it (absent when nothing was evicted in this call).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        evicted: Option<Evicted>,
     },
     /// Finished; the previous value stays valid until `retire_after`.
     InGrace {
@@ -115,6 +119,16 @@ pub enum Outcome {
         version: Option<VersionId>,
         until: Timestamp,
     },
+}
+
+/// What an emergency's eviction did: the sessions it ended and, read back from the target,
+/// how many of the sessions it found are still connected; or why it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evicted {
+    pub ended: u64,
+    pub surviving: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A progress event, for a bar or a line per step.
@@ -842,6 +856,7 @@ impl Engine {
             event = event.version(&prev.id);
         }
         self.store.apply(change.audit(event)).await?;
+        failpoint::hit("after-put");
         self.deliver(&spec.name, StageChange::Put).await;
         Ok(id)
     }
@@ -884,18 +899,27 @@ impl Engine {
         mut rot: Rotation,
         lease: Lease,
     ) -> Result<Outcome, EngineError> {
+        let mut evicted = None;
         loop {
             let now = self.clock.now();
             let step = match next_action(&rot, now) {
-                Action::Done => return Ok(outcome_of(&rot)),
-                Action::WaitUntil(_, _) => return Ok(outcome_of(&rot)),
+                Action::Done | Action::WaitUntil(_, _) => {
+                    let mut outcome = outcome_of(&rot);
+                    if let Outcome::Completed { evicted: e, .. } = &mut outcome {
+                        *e = evicted;
+                    }
+                    return Ok(outcome);
+                }
                 Action::Run(step) => step,
             };
             self.report(Progress::Started {
                 secret: spec.name.clone(),
                 step,
             });
-            match self.run_step(spec, rotator, &mut rot, &lease, step).await {
+            match self
+                .run_step(spec, rotator, &mut rot, &lease, step, &mut evicted)
+                .await
+            {
                 Ok(()) => self.report(Progress::Done {
                     secret: spec.name.clone(),
                     step,
@@ -920,6 +944,7 @@ impl Engine {
         rot: &mut Rotation,
         lease: &Lease,
         step: Step,
+        evicted: &mut Option<Evicted>,
     ) -> Result<(), EngineError> {
         let current = self.store.read_stage(&spec.name, Stage::Current).await?;
         let admin = self.admin(spec).await?;
@@ -1062,18 +1087,33 @@ impl Engine {
                         && rot.evict
                         && let Some(prev) = &previous
                     {
-                        match rotator.evict(&ctx, prev).await {
-                            Ok(n) => {
+                        let result = match rotator.evict(&ctx, prev).await {
+                            Ok(ev) => {
+                                if ev.surviving > 0 {
+                                    tracing::error!(secret = %spec.name, surviving = ev.surviving, "sessions survived eviction");
+                                }
                                 event = event.reason(Some(&format!(
-                                    "emergency: evicted {n} session(s) of the previous value"
+                                    "emergency: ended {} session(s) of the old credentials; {} survived",
+                                    ev.ended, ev.surviving
                                 )));
+                                Evicted {
+                                    ended: ev.ended,
+                                    surviving: ev.surviving,
+                                    error: None,
+                                }
                             }
                             Err(e) => {
                                 tracing::error!(secret = %spec.name, error = %e, "eviction failed");
                                 event =
                                     event.reason(Some(&format!("emergency: eviction failed: {e}")));
+                                Evicted {
+                                    ended: 0,
+                                    surviving: 0,
+                                    error: Some(e.to_string()),
+                                }
                             }
-                        }
+                        };
+                        *evicted = Some(result);
                     }
                     event = event.version(&prev_id);
                     ops.push(Op::ClearStage {
@@ -1088,6 +1128,7 @@ impl Engine {
                 let retired_something = !ops.is_empty();
                 self.commit(rot, lease, ops, event).await?;
                 if retired_something {
+                    failpoint::hit("after-retire");
                     self.deliver(&spec.name, StageChange::Retired).await;
                 }
             }
@@ -1392,6 +1433,7 @@ pub(crate) fn outcome_of(rot: &Rotation) -> Outcome {
             retired: (rot.status == RotationStatus::Completed)
                 .then(|| rot.previous_version.clone())
                 .flatten(),
+            evicted: None,
         },
     }
 }

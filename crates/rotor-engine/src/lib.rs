@@ -55,8 +55,8 @@ mod serial;
 pub use clock::{Clock, SystemClock};
 pub use declared::DECLARED;
 pub use engine::{
-    Deliver, Engine, EngineOptions, Outcome, Progress, ProgressFn, RetryPolicy, RotateOptions,
-    StageChange,
+    Deliver, Engine, EngineOptions, Evicted, Outcome, Progress, ProgressFn, RetryPolicy,
+    RotateOptions, StageChange,
 };
 pub use error::EngineError;
 pub use owner::Owner;

@@ -37,13 +37,14 @@
 mod conn;
 mod cred;
 mod setup;
+mod sessions;
 pub mod sql;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use rotor_core::config::{KindSettings, PgStrategy, PostgresSettings};
-use rotor_core::rotator::{Generated, PlannedStep, StepContext};
+use rotor_core::rotator::{Eviction, Generated, PlannedStep, StepContext};
 use rotor_core::store::Versioned;
 use rotor_core::{Kind, Rotator, RotatorError, SecretName, SecretSpec, Step};
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -645,40 +646,37 @@ impl Rotator for PostgresRotator {
         &self,
         ctx: &StepContext<'_>,
         previous: &Versioned,
-    ) -> Result<u64, RotatorError> {
+    ) -> Result<Eviction, RotatorError> {
         let call = Call::new(ctx.spec, "evict")?;
         let old = call.cred(previous, "previous")?;
         call.check_managed(&old, "previous")?;
-        if call.pg.strategy == PgStrategy::Alternating
-            && let Some(v) = ctx.current
-            && call.cred(v, "current")?.username == old.username
-        {
-            return Err(call.permanent(format!(
-                "the previous and current values both use login role {}; evicting would cut the current value's sessions",
-                old.username
-            )));
-        }
-        // Single strategy: the role is the same before and after, and a session cannot be
-        // told apart by the password it logged in with, so every session of the role but
-        // ours ends (the role's sessions may belong to whoever holds the leaked value;
-        // applications reconnect with the current value).
-        let actor = call.actor(ctx)?;
-        let user = Arc::new(old.username.clone());
-        let n = call
-            .admin(&self.pool, &actor, None, |c| {
-                let user = Arc::clone(&user);
-                async move {
-                    let row = c
-                        .query_one(
-                            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) \
-                             FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-                            &[&*user],
-                        )
-                        .await?;
-                    Ok(row.get::<_, i64>(0))
+        let users: Vec<String> = match call.pg.strategy {
+            PgStrategy::Alternating => {
+                if let Some(v) = ctx.current
+                    && call.cred(v, "current")?.username == old.username
+                {
+                    return Err(call.permanent(format!(
+                        "the previous and current values both use login role {}; evicting would cut the current value's sessions",
+                        old.username
+                    )));
                 }
-            })
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+                // Both login roles: the previous one, and the one that now holds the new
+                // password but until `set` held an older one (the in-grace previous of the
+                // rotation before, which may be the leaked value). A session cannot be told
+                // apart by the password it logged in with, so every session of the pair
+                // ends; applications reconnect with the current value.
+                login_roles(&call.pg.role).into()
+            }
+            // Single: the role is the same before and after; every session of it but ours
+            // ends.
+            PgStrategy::Single => vec![old.username.clone()],
+        };
+        let actor = call.actor(ctx)?;
+        let users = Arc::new(users);
+        call.admin(&self.pool, &actor, None, |c| {
+            let users = Arc::clone(&users);
+            async move { sessions::evict(&c, &users).await }
+        })
+        .await
     }
 }

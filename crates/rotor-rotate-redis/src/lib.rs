@@ -35,6 +35,7 @@
 //!   the admin password it was opened with is still the stored one.
 
 mod resp;
+mod sessions;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -44,7 +45,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rotor_core::config::{KindSettings, RedisSettings};
-use rotor_core::rotator::{Generated, PlannedStep, StepContext};
+use rotor_core::rotator::{Eviction, Generated, PlannedStep, StepContext};
 use rotor_core::store::Versioned;
 use rotor_core::{Kind, Rotator, RotatorError, SecretSpec, SecretValue, Step};
 use serde::{Deserialize, Serialize};
@@ -1154,10 +1155,22 @@ impl Rotator for RedisRotator {
         &self,
         ctx: &StepContext<'_>,
         _previous: &Versioned,
-    ) -> Result<u64, RotatorError> {
+    ) -> Result<Eviction, RotatorError> {
         let call = Call::new(ctx.spec, "evict")?;
         let admin = Self::admin_cred(&call, ctx)?;
         let mut session = self.session(&call, &admin).await?;
+        // The sessions there before the kill, to prove afterwards that none survived (client
+        // ids are never reused by a running server). Our own connection is spared.
+        let own = match Self::run(&call, &mut session, &[b"CLIENT", b"ID"]).await? {
+            Reply::Int(id) => u64::try_from(id).ok(),
+            _ => None,
+        };
+        let before: Vec<u64> = self
+            .client_list(&call, &mut session, &admin)
+            .await?
+            .into_iter()
+            .filter(|id| Some(*id) != own)
+            .collect();
         // SKIPME yes: rotor's own admin connection survives even when it is the same user.
         let reply = Self::run(
             &call,
@@ -1172,29 +1185,53 @@ impl Rotator for RedisRotator {
             ],
         )
         .await?;
-        match reply {
-            Reply::Int(n) => {
-                let n = u64::try_from(n).unwrap_or(0);
-                tracing::warn!(
-                    secret = call.secret,
-                    target = %call.target,
-                    user = call.user(),
-                    sessions = n,
-                    "redis: ended every session of the user; clients reconnect with the current password"
-                );
-                Ok(n)
+        let ended = match reply {
+            Reply::Int(n) => u64::try_from(n).unwrap_or(0),
+            Reply::Error(e) if e.starts_with("ERR No such user") => return Ok(Eviction::default()),
+            Reply::Error(e) => {
+                return Err(Self::reply_err(
+                    &call,
+                    &mut session,
+                    &admin,
+                    "CLIENT KILL",
+                    "client|kill",
+                    &e,
+                )
+                .await);
             }
-            Reply::Error(e) if e.starts_with("ERR No such user") => Ok(0),
-            Reply::Error(e) => Err(Self::reply_err(
-                &call,
-                &mut session,
-                &admin,
-                "CLIENT KILL",
-                "client|kill",
-                &e,
-            )
-            .await),
-            other => Err(call.permanent(format!("CLIENT KILL answered {other:?}"))),
+            other => return Err(call.permanent(format!("CLIENT KILL answered {other:?}"))),
+        };
+        let after = self.client_list(&call, &mut session, &admin).await?;
+        let surviving = sessions::surviving(&before, &after);
+        tracing::warn!(
+            secret = call.secret,
+            target = %call.target,
+            user = call.user(),
+            sessions = ended,
+            surviving,
+            "redis: ended every session of the user; clients reconnect with the current password"
+        );
+        Ok(Eviction { ended, surviving })
+    }
+}
+
+impl RedisRotator {
+    /// The ids of the sessions of the secret's user (`CLIENT LIST`).
+    async fn client_list(
+        &self,
+        call: &Call<'_>,
+        session: &mut Option<AdminSession>,
+        admin: &Cred,
+    ) -> Result<Vec<u64>, RotatorError> {
+        match Self::run(call, session, &[b"CLIENT", b"LIST"]).await? {
+            Reply::Bulk(Some(text)) => Ok(sessions::ids_of(
+                &String::from_utf8_lossy(&text),
+                call.user(),
+            )),
+            Reply::Error(e) => {
+                Err(Self::reply_err(call, session, admin, "CLIENT LIST", "client|list", &e).await)
+            }
+            other => Err(call.permanent(format!("CLIENT LIST answered {other:?}"))),
         }
     }
 }

@@ -252,15 +252,16 @@ async fn old_sessions_survive_retire_and_evict_ends_them() {
     previous.meta.stages = vec![Stage::Previous];
     let mut emergency = ctx(&spec, Some(&new), Some(&admin));
     emergency.emergency = true;
-    let ended = rot.evict(&emergency, &previous).await.unwrap();
-    assert!(ended >= 1, "ended {ended}");
+    let ev = rot.evict(&emergency, &previous).await.unwrap();
+    assert!(ev.ended >= 1 && ev.surviving == 0, "{ev:?}");
     assert!(
         old_session.cmd(&["PING"]).await.is_err(),
         "the old session is gone after evict"
     );
     // Clients reconnect with the current password; the admin session was not touched.
     assert_eq!(auth(&redis, "app", &password(&new)), "OK");
-    assert_eq!(rot.evict(&emergency, &previous).await.unwrap(), 0);
+    let again = rot.evict(&emergency, &previous).await.unwrap();
+    assert_eq!((again.ended, again.surviving), (0, 0));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use rotor_daemon::{EmergencyOptions, Notifier, Report, ServeOptions};
+use rotor_daemon::{EmergencyOptions, Report, ServeOptions};
 
 use crate::Exit;
 use crate::cli::{AlertsArgs, Command, DrillArgs, Format, RotateArgs, ServeArgs};
@@ -16,6 +16,8 @@ pub async fn serve(config_path: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     // The address goes to stderr whatever the log level: a person starting it wants to know
     // where to point the browser, a script can read the real port when it asked for 0.
     let ctx = Context::open(config_path).await?;
+    // Start-up: targets left behind by a crash are brought up to date before serving.
+    ctx.catch_up().await;
     let opts = ServeOptions {
         listen: args.listen,
         scheduler: if args.no_scheduler {
@@ -110,11 +112,8 @@ pub async fn emergency(
                 .into(),
         )
     })?;
-    let notifier = Notifier::new(
-        ctx.config().notify.clone(),
-        Some(ctx.store().clone()),
-        ctx.engine.actor(),
-    );
+    let notify = crate::notify::CliNotifier::new(&ctx);
+    let notifier = notify.inner();
     let opts = EmergencyOptions {
         confirm: args.confirm,
         evict: !args.no_evict,
@@ -132,15 +131,17 @@ pub async fn emergency(
     let mut ok = true;
     for target in targets {
         let report =
-            rotor_daemon::emergency(&ctx.engine, &notifier, &target, &reason, &opts).await?;
+            rotor_daemon::emergency(&ctx.engine, notifier, &target, &reason, &opts).await?;
         ok &= report.ok;
         // A failed checklist is reported at the end, after every target ran.
         if let Err(e) = print_report(format, &report)
             && e.downcast_ref::<Exit>().is_none()
         {
+            notify.finish().await;
             return Err(e);
         }
     }
+    notify.finish().await;
     if !ok {
         return Err(Exit(1).into());
     }

@@ -10,6 +10,7 @@ use rotor_engine::{EngineError, Outcome, Progress, RotateOptions};
 use crate::Exit;
 use crate::cli::{AbortArgs, Format, RotateArgs};
 use crate::context::Context;
+use crate::notify::CliNotifier;
 use crate::output::time;
 
 /// Progress on stderr: one line updated in place on a terminal, a line per step otherwise.
@@ -135,12 +136,15 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
         println!("nothing to rotate");
         return Ok(());
     }
+    let notify = CliNotifier::new(&ctx);
     let engine = ctx.engine.with_progress(progress());
     let mut failed = 0;
     let mut busy = false;
     let mut results = Vec::new();
     for name in &names {
-        match engine.rotate(name.as_str(), &opts).await {
+        let result = engine.rotate(name.as_str(), &opts).await;
+        notify.outcome(name, &result, "rotated");
+        match result {
             Ok(o) => {
                 eprint!(
                     "{}",
@@ -158,6 +162,7 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
             Err(e) => {
                 if names.len() == 1 {
                     // One secret: its error is the command's, said once by main.
+                    notify.finish().await;
                     return Err(e.into());
                 }
                 failed += 1;
@@ -170,6 +175,7 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
+    notify.finish().await;
     if failed > 0 {
         eprintln!("{failed} of {} rotation(s) failed", names.len());
         return Err(Exit(if busy { 4 } else { 1 }).into());
@@ -218,6 +224,8 @@ fn report(
 
 pub async fn resume(config_path: &Path, format: Format, name: Option<&str>) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
+    let catch_up = ctx.catch_up_later();
+    let notify = CliNotifier::new(&ctx);
     let engine = ctx.engine.with_progress(progress());
     // Rollbacks owed by rotations that failed while their target was unreachable first: a
     // target that is back must forget those values.
@@ -235,11 +243,19 @@ pub async fn resume(config_path: &Path, format: Format, name: Option<&str>) -> a
             }
         }
     }
-    let results = match engine.resume(name).await {
+    let results = engine.resume(name).await;
+    // Rendered files left behind by a crash between a commit and its render (resume may
+    // have nothing else to do).
+    catch_up.run().await;
+    let results = match results {
         // `rotor resume NAME` for a secret whose only work was an owed rollback.
         Err(EngineError::Nothing { .. }) if !settled.is_empty() => Vec::new(),
         r => r?,
     };
+    for (name, r) in &results {
+        notify.outcome(name, r, "resumed and finished");
+    }
+    notify.finish().await;
     if results.is_empty() && !settled.is_empty() {
         return if settle_failed {
             Err(Exit(1).into())
@@ -256,8 +272,19 @@ pub async fn resume(config_path: &Path, format: Format, name: Option<&str>) -> a
 
 pub async fn retire_due(config_path: &Path, format: Format) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
+    let catch_up = ctx.catch_up_later();
+    let notify = CliNotifier::new(&ctx);
     let engine = ctx.engine.with_progress(progress());
-    let results = engine.retire_due().await?;
+    let results = engine.retire_due().await;
+    catch_up.run().await;
+    let results = results?;
+    for (name, r) in &results {
+        // The daemon announces no retire; a failed one is a failure.
+        if r.is_err() {
+            notify.outcome(name, r, "retired");
+        }
+    }
+    notify.finish().await;
     report(format, results, "nothing to retire")
 }
 

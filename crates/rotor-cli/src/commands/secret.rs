@@ -61,6 +61,9 @@ pub async fn put(config_path: &Path, format: Format, args: &PutArgs) -> anyhow::
             );
         }
     }
+    let notify = crate::notify::CliNotifier::new(&ctx);
+    notify.put(&spec.name, &id);
+    notify.finish().await;
     Ok(())
 }
 
