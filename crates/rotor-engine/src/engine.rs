@@ -951,6 +951,15 @@ impl Engine {
                                 rot.id
                             ),
                         })?;
+                // The target learns first (idempotent, so a crash before the commit below
+                // only repeats it); a refusal fails the rotation before any stage moved.
+                let pending = self.pending(spec, rot).await?;
+                if let Err(e) = with_retry!(self, spec.name, step, rotator.finish(&ctx, &pending))
+                {
+                    return Err(self
+                        .fail(spec, rotator, rot, lease, step, e, Some(&pending))
+                        .await);
+                }
                 let now = self.clock.now();
                 // Nothing to keep valid when there was no previous value, or in an emergency.
                 let grace = if rot.emergency || rot.previous_version.is_none() {
