@@ -1,6 +1,8 @@
 //! Runs the real `rotor` binary against a config and store in a temporary directory.
 #![allow(dead_code)]
 
+pub mod plugin;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
