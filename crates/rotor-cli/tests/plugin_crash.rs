@@ -34,18 +34,29 @@ fn rotated_once(grace: &str, wrapper: &[String]) -> (Nginx, Env) {
 /// What must hold after the interrupted second rotation completed.
 fn check_completed(nginx: &Nginx, env: &Env, old: &(String, String), grace: bool) {
     let new = credential(env, "current");
-    assert_eq!(new.0, "app_b", "the rotation moved current to the other user");
+    assert_eq!(
+        new.0, "app_b",
+        "the rotation moved current to the other user"
+    );
     assert_ne!(new.1, old.1);
     assert_eq!(status(nginx, &new), 200, "the new value works on nginx");
     assert!(env.holders("web", "pending").is_empty(), "no pending left");
-    assert_eq!(env.holders("web", "current").len(), 1, "exactly one current");
+    assert_eq!(
+        env.holders("web", "current").len(),
+        1,
+        "exactly one current"
+    );
     if grace {
         assert_eq!(&credential(env, "previous"), old, "no value lost");
         assert_eq!(status(nginx, old), 200, "the old value works in grace");
         assert_eq!(htpasswd_users(nginx), ["app_a", "app_b"]);
     } else {
         assert!(env.holders("web", "previous").is_empty(), "retired");
-        assert_eq!(status(nginx, old), 401, "the old value is refused after retire");
+        assert_eq!(
+            status(nginx, old),
+            401,
+            "the old value is refused after retire"
+        );
         assert_eq!(htpasswd_users(nginx), ["app_b"]);
     }
     env.audit_verifies();
@@ -61,7 +72,11 @@ fn rotor_killed_at(point: &str, grace: bool) {
         assert_eq!(&credential(&env, "previous"), &old);
     } else {
         assert_eq!(&credential(&env, "current"), &old, "current untouched");
-        assert_eq!(status(&nginx, &old), 200, "the old value works while interrupted");
+        assert_eq!(
+            status(&nginx, &old),
+            200,
+            "the old value works while interrupted"
+        );
     }
     let r = env.rotor(&["resume", "web"]).ok();
     assert!(r.stdout.contains("web: rotated"), "{}", r.stdout);
@@ -135,7 +150,11 @@ fn plugin_killed_at(step: &str, mode: &str, grace: bool) {
         .expect("kill");
     assert!(kill.success(), "SIGKILL of the plugin");
     let out = common::run_of(child.wait_with_output().expect("wait rotor"));
-    assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
     assert!(
         out.stderr.contains("killed by a signal"),
         "the engine saw the kill and retried: {}",

@@ -26,7 +26,11 @@ fn nginx_basic_auth_rotates_with_grace_and_retire() {
     let second = env.rotor(&["-v", "rotate", "web"]).ok();
     let v2 = credential(&env, "current");
     assert_eq!(v2.0, "app_b");
-    assert_eq!(credential(&env, "previous"), v1, "the old value is previous");
+    assert_eq!(
+        credential(&env, "previous"),
+        v1,
+        "the old value is previous"
+    );
     assert_eq!(status(&nginx, &v2), 200, "the new value works");
     assert_eq!(status(&nginx, &v1), 200, "the old value works in grace");
     assert_eq!(htpasswd_users(&nginx), ["app_a", "app_b"]);
@@ -35,7 +39,11 @@ fn nginx_basic_auth_rotates_with_grace_and_retire() {
     // After grace, retire removes app_a and the plugin proves nginx refuses it.
     std::thread::sleep(std::time::Duration::from_millis(3200));
     let retired = env.rotor(&["-v", "retire", "--due"]).ok();
-    assert_eq!(status(&nginx, &v1), 401, "the old value is refused after retire");
+    assert_eq!(
+        status(&nginx, &v1),
+        401,
+        "the old value is refused after retire"
+    );
     assert_eq!(status(&nginx, &v2), 200, "the new value still works");
     assert_eq!(htpasswd_users(&nginx), ["app_b"]);
     assert_eq!(env.history("web")["rotations"][0]["status"], "completed");
@@ -46,11 +54,18 @@ fn nginx_basic_auth_rotates_with_grace_and_retire() {
     assert_eq!(v3.0, "app_a");
     assert_ne!(v3.1, v1.1);
     assert_eq!(status(&nginx, &v3), 200);
-    assert_eq!(status(&nginx, &v1), 401, "an old value of the same user is dead");
+    assert_eq!(
+        status(&nginx, &v1),
+        401,
+        "an old value of the same user is dead"
+    );
 
     // The plugin's stderr was logged (redacted); no value in any output, file or audit.
     let logged = format!("{}{}{}", first.stderr, second.stderr, retired.stderr);
-    assert!(logged.contains("nginx-htpasswd: app_b accepted by nginx"), "{logged}");
+    assert!(
+        logged.contains("nginx-htpasswd: app_b accepted by nginx"),
+        "{logged}"
+    );
     let audit = env
         .rotor(&["--format", "json", "audit", "tail", "-n", "100"])
         .ok()
@@ -59,7 +74,10 @@ fn nginx_basic_auth_rotates_with_grace_and_retire() {
     for v in [&v1.1, &v2.1, &v3.1] {
         assert!(!logged.contains(v.as_str()), "a value in rotor's log");
         assert!(!audit.contains(v.as_str()), "a value in the audit");
-        assert!(!htpasswd.contains(v.as_str()), "a plaintext value in htpasswd");
+        assert!(
+            !htpasswd.contains(v.as_str()),
+            "a plaintext value in htpasswd"
+        );
     }
     env.audit_verifies();
 }

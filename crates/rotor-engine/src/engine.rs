@@ -954,8 +954,7 @@ impl Engine {
                 // The target learns first (idempotent, so a crash before the commit below
                 // only repeats it); a refusal fails the rotation before any stage moved.
                 let pending = self.pending(spec, rot).await?;
-                if let Err(e) = with_retry!(self, spec.name, step, rotator.finish(&ctx, &pending))
-                {
+                if let Err(e) = with_retry!(self, spec.name, step, rotator.finish(&ctx, &pending)) {
                     return Err(self
                         .fail(spec, rotator, rot, lease, step, e, Some(&pending))
                         .await);

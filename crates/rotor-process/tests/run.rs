@@ -22,21 +22,35 @@ async fn timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pidfile = dir.path().join("grandchild");
     // The child starts a grandchild that would outlive it, then hangs itself.
-    let script = format!("sleep 300 & echo $! > {}; echo started >&2; wait", pidfile.display());
+    let script = format!(
+        "sleep 300 & echo $! > {}; echo started >&2; wait",
+        pidfile.display()
+    );
     let started = Instant::now();
     let err = run(sh(&script, Duration::from_millis(500)))
         .await
         .expect_err("must time out");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let ProcessError::TimedOut { stderr, .. } = &err else {
         panic!("not a timeout: {err}");
     };
     assert_eq!(String::from_utf8_lossy(stderr), "started\n");
-    assert!(err.to_string().contains("every process it started were killed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("every process it started were killed"),
+        "{err}"
+    );
     let pid = std::fs::read_to_string(&pidfile).expect("pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid.trim()) {
-        assert!(Instant::now() < deadline, "grandchild {pid} survived the timeout");
+        assert!(
+            Instant::now() < deadline,
+            "grandchild {pid} survived the timeout"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -47,10 +61,16 @@ async fn a_straggler_left_after_exit_is_killed_and_does_not_hold_the_pipes() {
     let pidfile = dir.path().join("straggler");
     let script = format!("sleep 300 & echo $! > {}; echo done", pidfile.display());
     let started = Instant::now();
-    let out = run(sh(&script, Duration::from_secs(30))).await.expect("run");
+    let out = run(sh(&script, Duration::from_secs(30)))
+        .await
+        .expect("run");
     assert!(out.status.success());
     assert_eq!(&out.stdout.bytes[..], b"done\n");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let pid = std::fs::read_to_string(&pidfile).expect("pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid.trim()) {
@@ -62,9 +82,13 @@ async fn a_straggler_left_after_exit_is_killed_and_does_not_hold_the_pipes() {
 #[tokio::test]
 async fn output_is_bounded_and_the_child_is_not_blocked() {
     // 4 MiB on stdout against a 64 KiB limit: the rest is drained, the child finishes.
-    let out = run(sh("head -c 4194304 /dev/zero; echo end >&2", Duration::from_secs(30)).output_limit(65536))
-        .await
-        .expect("run");
+    let out = run(sh(
+        "head -c 4194304 /dev/zero; echo end >&2",
+        Duration::from_secs(30),
+    )
+    .output_limit(65536))
+    .await
+    .expect("run");
     assert!(out.status.success());
     assert_eq!(out.stdout.bytes.len(), 65536);
     assert!(out.stdout.truncated);
@@ -82,7 +106,11 @@ async fn environment_is_cleared_but_for_the_allow_list_and_what_is_set() {
     assert!(keys.contains(&"ROTOR_STEP"), "{env}");
     for k in &keys {
         assert!(
-            rotor_process::INHERITED_ENV.contains(k) || *k == "ROTOR_STEP" || *k == "PWD" || *k == "SHLVL" || *k == "_",
+            rotor_process::INHERITED_ENV.contains(k)
+                || *k == "ROTOR_STEP"
+                || *k == "PWD"
+                || *k == "SHLVL"
+                || *k == "_",
             "{k} leaked into the child: {env}"
         );
     }
@@ -101,7 +129,9 @@ async fn stdin_reaches_the_child_and_exit_codes_are_reported() {
     assert_eq!(&out.stdout.bytes[..], b"hello on stdin\n");
     // A child that never reads its stdin does not break the run.
     let big = Zeroizing::new(vec![b'x'; 1 << 20]);
-    let out = run(sh("exit 0", Duration::from_secs(10)).stdin(big)).await.expect("run");
+    let out = run(sh("exit 0", Duration::from_secs(10)).stdin(big))
+        .await
+        .expect("run");
     assert!(out.status.success());
 }
 

@@ -117,7 +117,11 @@ async fn call(
         .command
         .split_first()
         .ok_or_else(|| RotatorError::permanent("the plugin command is empty"))?;
-    let who = format!("plugin {program} (secret {}, step {})", spec.name, step.as_str());
+    let who = format!(
+        "plugin {program} (secret {}, step {})",
+        spec.name,
+        step.as_str()
+    );
     let run = rotor_process::Spec::new(program, settings.timeout.to_std())
         .args(args)
         .env("ROTOR_PLUGIN_PROTOCOL", PROTOCOL.to_string())
@@ -223,13 +227,19 @@ impl Rotator for CommandRotator {
             .ok()
             .and_then(|s| s.command.first().cloned())
             .unwrap_or_default();
-        [Step::Create, Step::Set, Step::Test, Step::Finish, Step::Retire]
-            .into_iter()
-            .map(|step| PlannedStep {
-                step,
-                touches: format!("runs {program} for `{step}` (JSON on stdin)"),
-            })
-            .collect()
+        [
+            Step::Create,
+            Step::Set,
+            Step::Test,
+            Step::Finish,
+            Step::Retire,
+        ]
+        .into_iter()
+        .map(|step| PlannedStep {
+            step,
+            touches: format!("runs {program} for `{step}` (JSON on stdin)"),
+        })
+        .collect()
     }
 
     async fn create(&self, ctx: &StepContext<'_>) -> Result<Generated, RotatorError> {
@@ -295,7 +305,11 @@ impl Rotator for CommandRotator {
         call(ctx, PluginStep::Finish, carry).await.map(drop)
     }
 
-    async fn retire(&self, ctx: &StepContext<'_>, previous: &Versioned) -> Result<(), RotatorError> {
+    async fn retire(
+        &self,
+        ctx: &StepContext<'_>,
+        previous: &Versioned,
+    ) -> Result<(), RotatorError> {
         let carry = Carry {
             current: ctx.current.map(|c| (c, true)),
             pending: None,
@@ -317,7 +331,11 @@ impl Rotator for CommandRotator {
         call(ctx, PluginStep::Rollback, carry).await.map(drop)
     }
 
-    async fn evict(&self, ctx: &StepContext<'_>, previous: &Versioned) -> Result<u64, RotatorError> {
+    async fn evict(
+        &self,
+        ctx: &StepContext<'_>,
+        previous: &Versioned,
+    ) -> Result<u64, RotatorError> {
         let carry = Carry {
             current: ctx.current.map(|c| (c, false)),
             pending: None,

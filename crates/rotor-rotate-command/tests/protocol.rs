@@ -34,8 +34,8 @@ settings = {{ dir = {dir:?}, mode = "{mode}"{extra} }}
         plugin = plugin().display().to_string(),
         dir = dir.path().display().to_string(),
     );
-    let config = rotor_core::config::parse(&text, Path::new("rotor.toml"), &|_| None)
-        .expect("config");
+    let config =
+        rotor_core::config::parse(&text, Path::new("rotor.toml"), &|_| None).expect("config");
     Case { dir, config }
 }
 
@@ -91,7 +91,10 @@ async fn every_step_gets_one_request_with_only_the_values_it_needs() {
     assert_eq!(create["secret"], "vendor");
     assert_eq!(create["settings"]["mode"], "ok");
     assert_eq!(create["current"]["metadata"]["username"], "u0");
-    assert!(create["current"].get("value").is_none(), "create needs no value");
+    assert!(
+        create["current"].get("value").is_none(),
+        "create needs no value"
+    );
 
     r.set(&ctx, &pending).await.expect("set");
     r.test(&ctx, &pending).await.expect("test");
@@ -124,13 +127,21 @@ async fn every_step_gets_one_request_with_only_the_values_it_needs() {
     assert_eq!(checks, ["target reachable", "current <redacted> accepted"]);
 
     // Values travel on stdin only: never in argv or the environment of any step.
-    for step in ["create", "set", "test", "finish", "retire", "rollback", "evict", "probe"] {
+    for step in [
+        "create", "set", "test", "finish", "retire", "rollback", "evict", "probe",
+    ] {
         let argv = c.read(&format!("{step}.argv"));
         let env = c.read(&format!("{step}.env"));
         assert!(argv.contains("--flag"), "{argv}");
-        assert!(env.contains(&format!("\"ROTOR_STEP\": \"{step}\"")), "{env}");
+        assert!(
+            env.contains(&format!("\"ROTOR_STEP\": \"{step}\"")),
+            "{env}"
+        );
         for v in [CURRENT, PENDING, drawn] {
-            assert!(!argv.contains(v) && !env.contains(v), "{step}: a value in argv/env");
+            assert!(
+                !argv.contains(v) && !env.contains(v),
+                "{step}: a value in argv/env"
+            );
         }
     }
 }
@@ -173,7 +184,10 @@ async fn exit_75_is_transient_and_its_error_is_redacted() {
     assert!(e.transient, "{e}");
     let shown = e.to_string();
     assert!(shown.contains("exit 75"), "{shown}");
-    assert!(shown.contains("target busy while setting <redacted>"), "{shown}");
+    assert!(
+        shown.contains("target busy while setting <redacted>"),
+        "{shown}"
+    );
     assert_eq!(e.fix.as_deref(), Some("wait"));
     assert!(!shown.contains(PENDING), "{shown}");
 }
@@ -198,7 +212,11 @@ async fn non_json_stdout_is_a_permanent_error_that_does_not_quote_it() {
 async fn a_hung_plugin_is_killed_at_its_timeout_with_its_children() {
     let started = Instant::now();
     let e = set_error("hang", "1s").await;
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(e.transient, "a timeout is retried: {e}");
     assert!(e.to_string().contains("did not answer within 1s"), "{e}");
     // The plugin's `sleep 300` child died with it (SIGKILL is delivered at once; init may
@@ -209,7 +227,10 @@ async fn a_hung_plugin_is_killed_at_its_timeout_with_its_children() {
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "children of the plugin survived: {left:?}");
+        assert!(
+            Instant::now() < deadline,
+            "children of the plugin survived: {left:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -169,7 +169,16 @@ impl Nginx {
         let curl = crate::process::which("curl")
             .ok_or_else(|| Error::MissingTool("curl not found: run scripts/install-deps".into()))?;
         let mut cmd = Command::new(curl);
-        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-", &self.url()]);
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-K",
+            "-",
+            &self.url(),
+        ]);
         let config = format!("user = \"{user}:{password}\"\n");
         let out = run(cmd, Some(&config), Duration::from_secs(20), "curl")?.into_stdout("curl")?;
         out.trim().parse().map_err(|_| Error::Command {

@@ -4,9 +4,9 @@
 pub mod plugin;
 
 use std::io::{BufRead, BufReader, Write};
-use std::time::{Duration, Instant};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
