@@ -81,3 +81,83 @@ fn nginx_basic_auth_rotates_with_grace_and_retire() {
     }
     env.audit_verifies();
 }
+
+#[test]
+fn probe_reports_what_would_block_a_rotation() {
+    let nginx = Nginx::start().expect("nginx (run scripts/install-deps)");
+    let mut config = web_config(&nginx, "1h", &[]);
+    config.push_str(
+        r#"
+[secrets.missing_plugin]
+kind = "command"
+command = ["/nonexistent/rotor-plugin"]
+tier = "low"
+
+[secrets.session]
+kind = "random"
+tier = "low"
+"#,
+    );
+    let env = Env::new(&config);
+    env.rotor(&["rotate", "web"]).ok();
+
+    // All is well: the plugin's checks, including that nginx takes the current value.
+    let ok = env.rotor(&["probe", "web", "session"]).ok();
+    assert!(ok.stdout.contains("web: ok"), "{}", ok.stdout);
+    assert!(
+        ok.stdout
+            .contains("ok: the current value of app_a is accepted"),
+        "{}",
+        ok.stdout
+    );
+    assert!(ok.stdout.contains("session: ok"), "{}", ok.stdout);
+
+    // The plugin cannot be started.
+    let r = env.rotor(&["probe", "missing_plugin"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("missing_plugin: blocked"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("cannot start /nonexistent/rotor-plugin"),
+        "{}",
+        r.stdout
+    );
+
+    // Someone removed rotor's user from the file: the current value is refused.
+    let current = credential(&env, "current");
+    std::fs::write(nginx.htpasswd(), "").expect("empty htpasswd");
+    let r = env.rotor(&["--format", "json", "probe", "--all"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let reports = r.json();
+    let web = &reports[0];
+    assert_eq!(web["secret"], "web");
+    assert!(
+        web["blocked"]
+            .as_str()
+            .is_some_and(|b| b.contains("the current value of app_a is refused (401)")),
+        "{web}"
+    );
+    assert!(
+        reports[2]["blocked"].is_null(),
+        "session is fine: {reports}"
+    );
+
+    // `rotate --dry-run` probes too, and says the rotation would not get through.
+    let dry = env.rotor(&["rotate", "web", "--dry-run"]);
+    assert_eq!(dry.code, 1, "{}", dry.stderr);
+    assert!(dry.stdout.contains("probe    BLOCKED"), "{}", dry.stdout);
+
+    // nginx is down: unreachable.
+    drop(nginx);
+    let r = env.rotor(&["probe", "web"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("BLOCKED: plugin"), "{}", r.stdout);
+    assert!(r.stdout.contains("exit 75, transient"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("cannot reach http://127.0.0.1:"),
+        "{}",
+        r.stdout
+    );
+    for out in [&ok.stdout, &r.stdout, &dry.stdout] {
+        assert!(!out.contains(&current.1), "a value in probe output");
+    }
+}

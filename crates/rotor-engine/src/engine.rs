@@ -291,7 +291,7 @@ impl Engine {
             })
     }
 
-    fn rotator(&self, spec: &SecretSpec) -> Result<&Arc<dyn Rotator>, EngineError> {
+    pub(crate) fn rotator(&self, spec: &SecretSpec) -> Result<&Arc<dyn Rotator>, EngineError> {
         if spec.kind == Kind::Manual {
             return Err(EngineError::ManualKind {
                 secret: spec.name.to_string(),
@@ -1178,7 +1178,7 @@ impl Engine {
     }
 
     /// The admin credential named by the secret's settings, if any.
-    async fn admin(&self, spec: &SecretSpec) -> Result<Option<Versioned>, EngineError> {
+    pub(crate) async fn admin(&self, spec: &SecretSpec) -> Result<Option<Versioned>, EngineError> {
         let admin = match &spec.settings {
             KindSettings::Postgres(p) => p.admin.as_ref(),
             KindSettings::Redis(r) => r.admin.as_ref(),

@@ -23,6 +23,7 @@ mod engine;
 mod error;
 mod failpoint;
 mod owner;
+mod probe;
 mod queries;
 mod registry;
 
@@ -34,5 +35,6 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use owner::Owner;
+pub use probe::ProbeReport;
 pub use queries::{PlanAction, PlanEntry, StatusRow};
 pub use registry::Rotators;
