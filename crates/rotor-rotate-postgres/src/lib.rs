@@ -33,6 +33,7 @@
 
 mod conn;
 mod cred;
+mod probe;
 pub mod sql;
 
 use std::sync::Arc;
@@ -629,6 +630,10 @@ impl Rotator for PostgresRotator {
             async move { c.batch_execute(&stmt).await }
         })
         .await
+    }
+
+    async fn probe(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
+        self.probe_target(ctx).await
     }
 
     async fn setup(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
