@@ -171,6 +171,7 @@ pub struct Engine {
     opts: EngineOptions,
     progress: Option<ProgressFn>,
     delivery: Vec<Arc<dyn Deliver>>,
+    probes: crate::probe::ProbeMemory,
 }
 
 impl std::fmt::Debug for Engine {
@@ -223,7 +224,13 @@ impl Engine {
             opts,
             progress: None,
             delivery: Vec::new(),
+            probes: crate::probe::ProbeMemory::default(),
         }
+    }
+
+    /// The verdicts of this engine's probes (read by `status()` as the `blocked` fact).
+    pub(crate) fn probes(&self) -> &crate::probe::ProbeMemory {
+        &self.probes
     }
 
     /// Adds a delivery target, called after every finish, retire and put.
@@ -416,6 +423,7 @@ impl Engine {
             let facts = Facts {
                 current_created: Some(cur.meta.created_at),
                 last_rotation: None,
+                blocked: None,
             };
             if !schedule::evaluate(spec, facts, now).rotation_due {
                 return Err(EngineError::NotDue {

@@ -1,6 +1,9 @@
 //! The preflight probe (`rotor probe`, `rotate --dry-run`): asks a secret's rotator, as the
 //! credentials a rotation would use, whether the rotation could run now, changing nothing.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rotor_core::rotator::StepContext;
 use rotor_core::{Kind, SecretName, Stage};
 use serde::Serialize;
@@ -26,8 +29,33 @@ impl ProbeReport {
     }
 }
 
+/// The last verdict of each secret's probe, kept by the engine that ran it: for `rotor
+/// serve` that is its one engine, which probes every automatic secret on start, so the
+/// `blocked` fact is re-established after a restart rather than stored.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ProbeMemory(Arc<Mutex<HashMap<String, String>>>);
+
+impl ProbeMemory {
+    /// Why `secret` is blocked, if its last probe failed.
+    pub(crate) fn blocked(&self, secret: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(secret)
+            .cloned()
+    }
+
+    fn record(&self, report: &ProbeReport) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &report.blocked {
+            Some(cause) => map.insert(report.secret.to_string(), cause.clone()),
+            None => map.remove(report.secret.as_str()),
+        };
+    }
+}
+
 impl Engine {
-    /// Probes `name`. A failed check is a report with `blocked` set, not an error; an error
+    /// Probes `name` and remembers the verdict (the `blocked` fact of `status()`). A failed check is a report with `blocked` set, not an error; an error
     /// means the secret could not be probed at all (unknown name, store unreadable).
     pub async fn probe(&self, name: &str) -> Result<ProbeReport, EngineError> {
         let spec = self.spec(name)?;
@@ -73,6 +101,7 @@ impl Engine {
                 report.fix = e.fix;
             }
         }
+        self.probes().record(&report);
         Ok(report)
     }
 }
