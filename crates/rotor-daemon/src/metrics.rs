@@ -8,7 +8,7 @@
 //!   `secret_rotation_deadline_timestamp` (overdue after it);
 //! - gauges 0/1: `secret_overdue`, `secret_never_rotated` (age unknown, so overdue),
 //!   `secret_rotation_failed`, `secret_rotation_in_progress`, `secret_in_grace`,
-//!   `secret_retire_due`; and `secret_retire_after_timestamp` while a previous value waits;
+//!   `secret_retire_due`, `secret_rotation_blocked` (the daemon's last probe failed); and `secret_retire_after_timestamp` while a previous value waits;
 //! - `secret_rotation_failures_total`, `secret_rotation_duration_seconds` (histogram): what
 //!   this daemon saw since it started;
 //! - `rotor_up 1`.
@@ -129,7 +129,7 @@ impl Metrics {
                 get(&rows[i]).map(|t| format!("{name}{{{}}} {}\n", labels[i], t.as_second()))
             });
         }
-        let flags: [Family<bool>; 6] = [
+        let flags: [Family<bool>; 7] = [
             (
                 "secret_overdue",
                 "1 when the secret is past its rotation deadline, or its age is unknown.",
@@ -159,6 +159,11 @@ impl Metrics {
                 "secret_retire_due",
                 "1 when grace ended and the previous value was not retired yet (run `rotor retire --due`).",
                 &|r| r.standing.retire_due,
+            ),
+            (
+                "secret_rotation_blocked",
+                "1 while the last probe found that a rotation could not run (see `rotor probe NAME`).",
+                &|r| r.standing.blocked,
             ),
         ];
         for (name, help, get) in flags {
