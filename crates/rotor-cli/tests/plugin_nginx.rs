@@ -161,3 +161,103 @@ tier = "low"
         assert!(!out.contains(&current.1), "a value in probe output");
     }
 }
+
+/// A loopback webhook receiver: answers 200 to every POST and hands each body to the test.
+fn webhook() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers, then Content-Length bytes of body.
+            let body = loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if let Some(b) = body {
+                let _ = tx.send(b);
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn serve_probes_on_start_and_reports_a_blocked_secret() {
+    let nginx = Nginx::start().expect("nginx (run scripts/install-deps)");
+    let (hook_port, hooks) = webhook();
+    let config = format!(
+        "{}\n[[notify]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nformat = \"json\"\nevents = [\"blocked\"]\n",
+        web_config(&nginx, "1h", &[])
+    );
+    let env = Env::new(&config);
+    env.rotor(&["rotate", "web"]).ok();
+    drop(nginx); // the target goes away long before the secret is due
+    let port = rotor_test_support::free_port().expect("port");
+    let mut server = env
+        .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = loop {
+        let out = std::process::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("secret_rotation_blocked{secret=\"web\"") && text.contains("} 1\n") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never blocked: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("secret_rotation_blocked{secret=\"web\""))
+        .expect("gauge line");
+    assert!(line.ends_with(" 1"), "{line}");
+    let note = hooks
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a blocked notification");
+    let note: serde_json::Value = serde_json::from_str(&note).expect("JSON body");
+    assert_eq!(note["event"], "blocked");
+    assert_eq!(note["secret"], "web");
+    let message = note["message"].as_str().expect("message");
+    assert!(message.contains("would not get through"), "{message}");
+    assert!(
+        message.contains("cannot reach http://127.0.0.1:"),
+        "{message}"
+    );
+    assert!(message.contains("rotor probe web"), "{message}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

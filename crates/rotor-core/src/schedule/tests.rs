@@ -279,7 +279,11 @@ fn lead_is_a_tenth_capped_at_a_week() {
 fn blocked_ranks_below_failed_and_above_retire_due_and_overdue() {
     let s = spec("");
     let cause = "secret s: probe on 127.0.0.1:5432: cannot reach the server";
-    let failed = rotation(RotationStatus::Failed, Some("step set failed: refused"), None);
+    let failed = rotation(
+        RotationStatus::Failed,
+        Some("step set failed: refused"),
+        None,
+    );
     let running = rotation(RotationStatus::Running, None, None);
     let grace = rotation(RotationStatus::Grace, None, Some(1));
     let with = |current: Option<Timestamp>, rot, blocked| Facts {
