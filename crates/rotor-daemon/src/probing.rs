@@ -27,7 +27,7 @@ pub struct ProbeSchedule {
     pub ahead: std::time::Duration,
     /// Probe such a secret again after this long (default an hour).
     pub every: std::time::Duration,
-    /// How often the prober looks at the inventory (default a minute).
+    /// How often the prober looks at the inventory (default five minutes).
     pub tick: std::time::Duration,
 }
 
@@ -36,7 +36,7 @@ impl Default for ProbeSchedule {
         Self {
             ahead: std::time::Duration::from_secs(24 * 3600),
             every: std::time::Duration::from_secs(3600),
-            tick: std::time::Duration::from_secs(60),
+            tick: std::time::Duration::from_secs(300),
         }
     }
 }
