@@ -68,6 +68,10 @@ pub enum Command {
     Retire(RetireArgs),
     /// Prepare a target once (e.g. create PostgreSQL's alternating roles).
     Setup(Name),
+    /// Check, changing nothing, that a rotation could run now: the target is reachable, the
+    /// credentials rotor would use work and may do what the steps need; a plugin's `probe`.
+    /// Exit 1 when any secret is blocked.
+    Probe(ProbeArgs),
     /// Store a value you supply (stdin) as the new current version.
     Put(PutArgs),
     /// Show a version's metadata, or its value with --reveal.
@@ -153,7 +157,8 @@ pub struct RotateArgs {
     /// Why (recorded in the audit log); required with --emergency.
     #[arg(long)]
     pub reason: Option<String>,
-    /// Print what would happen, touching nothing.
+    /// Print what would happen and probe the target (`rotor probe`), touching nothing;
+    /// exit 1 when a probe finds the rotation blocked.
     #[arg(long)]
     pub dry_run: bool,
     /// Suspected compromise: NAMES may be secrets, kinds (jwt, postgres, redis, ...) or `all`;
@@ -167,6 +172,16 @@ pub struct RotateArgs {
     /// Confirm rotating secrets whose policy requires it.
     #[arg(long)]
     pub confirm: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Secrets to probe.
+    #[arg(required_unless_present = "all")]
+    pub names: Vec<String>,
+    /// Every secret of the inventory.
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

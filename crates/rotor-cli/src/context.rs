@@ -69,6 +69,7 @@ pub fn rotators() -> Rotators {
         .with(Arc::new(rotor_rotate::JwtRotator))
         .with(Arc::new(rotor_rotate_postgres::PostgresRotator::new()))
         .with(Arc::new(rotor_rotate_redis::RedisRotator::new()))
+        .with(Arc::new(rotor_rotate_command::CommandRotator::new()))
 }
 
 /// Config, store and engine together.

@@ -5,11 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::Env;
+use common::{Env, kill_at};
 
 const CONFIG: &str = r#"
 [secrets.session]
@@ -29,37 +25,6 @@ tier = "high"
 jwks_max_age = "0s"
 grace = "1h"
 "#;
-
-/// Starts `rotor rotate NAME` with the fail-point set, waits until the process reports it
-/// reached it, and kills it with SIGKILL.
-fn kill_at(env: &Env, name: &str, point: &str) {
-    let mut child = env
-        .command(&["rotate", name])
-        .env("ROTOR_FAILPOINT", point)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rotor");
-    let stderr = child.stderr.take().expect("stderr");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut reached = false;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.expect("read stderr");
-        if line.contains(&format!("rotor-failpoint: {point}")) {
-            reached = true;
-            break;
-        }
-        assert!(Instant::now() < deadline, "fail-point {point} not reached");
-    }
-    assert!(
-        reached,
-        "rotor exited before fail-point {point}: is the failpoints feature on?"
-    );
-    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
-    let status = child.wait().expect("wait");
-    assert!(!status.success(), "the process was killed");
-}
 
 fn check_after_resume(env: &Env, name: &str, old_current_id: &str, old_value: &str, grace: bool) {
     let r = env.rotor(&["resume", name]).ok();

@@ -62,6 +62,17 @@ pub trait Rotator: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Tells the target that `pending` is about to become current (e.g. make it the primary
+    /// of two accepted values). Runs before the stage move commits, so after a crash it runs
+    /// again: idempotent. Both values stay valid until `retire`.
+    async fn finish(
+        &self,
+        _ctx: &StepContext<'_>,
+        _pending: &Versioned,
+    ) -> Result<(), RotatorError> {
+        Ok(())
+    }
+
     /// Removes `previous` from the target after grace and proves it is now rejected.
     /// Idempotent: a value already gone is success.
     async fn retire(
@@ -87,6 +98,14 @@ pub trait Rotator: Send + Sync + fmt::Debug {
     /// returns a line per thing it did (or found already done).
     async fn setup(&self, _ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
         Ok(vec![format!("kind {} needs no setup", self.kind())])
+    }
+
+    /// Checks, without changing anything, that a rotation could run now: the target is
+    /// reachable, the credentials rotor would use are accepted and allowed to do what the
+    /// steps need. Returns a line per check that passed; an error is the first that failed
+    /// (the secret is then `blocked`).
+    async fn probe(&self, _ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
+        Ok(vec![format!("kind {} has nothing to check", self.kind())])
     }
 
     /// Emergency only: ends every live session that may have authenticated with `previous`

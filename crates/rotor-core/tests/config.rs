@@ -490,3 +490,69 @@ fn store_kinds() {
         &[("2:8 -", "unknown store kind `etcd`", "\"aws\"")],
     );
 }
+
+#[test]
+fn command_settings_reach_the_plugin_as_json() {
+    let text = r#"
+[secrets.web]
+kind = "command"
+command = ["/usr/local/bin/plugin", "--verbose"]
+timeout = "5s"
+tier = "low"
+
+[secrets.web.settings]
+url = "http://127.0.0.1:8080/"
+retries = 3
+ratio = 0.5
+reload = ["nginx", "-s", "reload"]
+nested = { deep = true }
+"#;
+    let cfg = parse(text).expect("valid");
+    let KindSettings::Command(c) = &cfg.secret("web").expect("web").settings else {
+        panic!("not a command secret");
+    };
+    assert_eq!(c.command, ["/usr/local/bin/plugin", "--verbose"]);
+    assert_eq!(c.timeout, Duration::from_secs(5));
+    assert_eq!(
+        c.settings,
+        serde_json::json!({
+            "url": "http://127.0.0.1:8080/",
+            "retries": 3,
+            "ratio": 0.5,
+            "reload": ["nginx", "-s", "reload"],
+            "nested": { "deep": true },
+        })
+    );
+    // Without a table the plugin gets an empty object, and the default timeout is 30s.
+    let cfg = parse("[secrets.x]\nkind = \"command\"\ncommand = [\"p\"]\ntier = \"low\"\n")
+        .expect("valid");
+    let KindSettings::Command(c) = &cfg.secret("x").expect("x").settings else {
+        panic!("not a command secret");
+    };
+    assert_eq!(c.settings, serde_json::json!({}));
+    assert_eq!(c.timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn bad_command_settings_name_the_fix() {
+    check(
+        r#"
+[secrets.a]
+kind = "command"
+command = ["p"]
+tier = "low"
+settings = "url=http://x"
+
+[secrets.b]
+kind = "command"
+command = ["p"]
+tier = "low"
+settings = { when = 2026-06-01, host = "${NOPE}" }
+"#,
+        &[
+            ("6:12 a", "`settings` must be a table", "settings = { key"),
+            ("12:21 b", "`settings.when` is a date", "quote it"),
+            ("12:40 b", "`NOPE` is not set", "export NOPE"),
+        ],
+    );
+}

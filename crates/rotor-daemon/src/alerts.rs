@@ -9,7 +9,9 @@
 //!   from the moment rotor learns of it, and has no last-rotated series for the seed's rule;
 //! - `SecretRotationFailed` (critical): `secret_rotation_failed == 1`, while the newest
 //!   rotation failed (not "a failure in the last hour", which cleared by itself);
-//! - `SecretRetireDue` (warning): grace ended 15 minutes ago and the previous value still works.
+//! - `SecretRetireDue` (warning): grace ended 15 minutes ago and the previous value still works;
+//! - `SecretRotationBlocked` (warning): the daemon's probe has failed for 10 minutes (so one
+//!   refused connection during a deploy does not page), ahead of the due date.
 //!
 //! `crates/rotor-daemon/tests/alerts/` holds `promtool test rules` unit tests proving each
 //! rule fires and resolves.
@@ -46,6 +48,9 @@ pub fn alert_rules(config: &Config) -> String {
     );
     y.push_str(
         "      - alert: SecretRetireDue\n        expr: secret_retire_due == 1\n        for: 15m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"The previous value of {{ $labels.secret }} outlived its grace\"\n          description: \"Grace of {{ $labels.secret }} ended but its previous value was not retired and still works. Run `rotor retire --due` (or keep `rotor serve` running).\"\n",
+    );
+    y.push_str(
+        "      - alert: SecretRotationBlocked\n        expr: secret_rotation_blocked == 1\n        for: 10m\n        labels:\n          severity: warning\n        annotations:\n          summary: \"Rotation of secret {{ $labels.secret }} would not get through\"\n          description: \"rotor's probe of {{ $labels.secret }} failed: its next rotation would fail (target unreachable, a missing privilege, a missing role, or the plugin's probe). Run `rotor probe {{ $labels.secret }}` for the cause and the fix, before the secret is due.\"\n",
     );
     y
 }

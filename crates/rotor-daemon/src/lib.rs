@@ -30,6 +30,7 @@ pub mod emergency;
 mod error;
 pub mod metrics;
 pub mod notify;
+pub mod probing;
 pub mod scheduler;
 pub mod watch;
 

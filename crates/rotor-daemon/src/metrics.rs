@@ -10,7 +10,8 @@
 //! - state flags, present with value 1 only while they hold (absent means 0):
 //!   `secret_overdue`, `secret_never_rotated` (age unknown, so overdue),
 //!   `secret_rotation_failed`, `secret_rotation_in_progress`, `secret_in_grace`,
-//!   `secret_retire_due`;
+//!   `secret_retire_due`, `secret_rotation_blocked` (the last probe found the rotation
+//!   could not run);
 //! - `secret_rotation_failures_total`: rotations seen by this process that ended `failed`
 //!   (`EngineError::rotation_failed`), never contention (busy, taken over, nothing to
 //!   resume); a series appears at its first failure, as labelled counters do.
@@ -143,7 +144,7 @@ impl Metrics {
                 }
             }
         }
-        let flags: [Family<bool>; 6] = [
+        let flags: [Family<bool>; 7] = [
             (
                 "secret_overdue",
                 "1 when the secret is past its rotation deadline, or its age is unknown (absent: 0).",
@@ -173,6 +174,11 @@ impl Metrics {
                 "secret_retire_due",
                 "1 when grace ended and the previous value was not retired yet; run `rotor retire --due` (absent: 0).",
                 &|r| r.standing.retire_due,
+            ),
+            (
+                "secret_rotation_blocked",
+                "1 while the last probe found that a rotation could not run (see `rotor probe NAME`).",
+                &|r| r.standing.blocked,
             ),
         ];
         for (name, help, get) in flags {

@@ -56,6 +56,7 @@ impl Notification {
                     NotifyEvent::Failed => "❌ Secret rotation failed: ",
                     NotifyEvent::Overdue => "⏰ Secret rotation overdue: ",
                     NotifyEvent::Rotated => "🔄 Secret rotated: ",
+                    NotifyEvent::Blocked => "🚧 Secret rotation blocked: ",
                 };
                 serde_json::json!({ "text": format!("{icon}{}", self.message) })
             }

@@ -77,6 +77,8 @@ pub struct SchedulerOptions {
     pub drain: std::time::Duration,
     /// Run `engine.resume(None)` before the first tick.
     pub resume_at_start: bool,
+    /// When the preflight probe runs (`None`: never, e.g. tests of the loop alone).
+    pub probe: Option<crate::probing::ProbeSchedule>,
 }
 
 impl Default for SchedulerOptions {
@@ -85,6 +87,7 @@ impl Default for SchedulerOptions {
             max_sleep: std::time::Duration::from_secs(60),
             drain: std::time::Duration::from_secs(30),
             resume_at_start: true,
+            probe: Some(crate::probing::ProbeSchedule::default()),
         }
     }
 }
@@ -213,6 +216,15 @@ impl Scheduler {
 
     /// Runs until `shutdown` is cancelled, then waits (at most `drain`) for running jobs.
     pub async fn run(self, shutdown: CancellationToken) {
+        if let Some(schedule) = self.opts.probe {
+            let prober = crate::probing::Prober {
+                engine: Arc::clone(&self.engine),
+                clock: Arc::clone(&self.clock),
+                notifier: self.notifier.clone(),
+                schedule,
+            };
+            tokio::spawn(prober.run(shutdown.clone()));
+        }
         if self.opts.resume_at_start {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -609,3 +609,79 @@ tier = "medium"
     assert!(overdue[0].message.contains("rotor put vendor-key"));
     r.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn probes_on_start_then_hourly_within_a_day_of_due_and_notifies_blocked_once() {
+    let toml = r#"
+[secrets.ext]
+kind = "command"
+command = ["/bin/true"]
+rotate_every = "10d"
+grace = "0s"
+automation = "automatic"
+"#;
+    let target = Arc::new(common::FakeTarget::default());
+    target.probe_fails.store(true, Ordering::SeqCst);
+    let mut r = run_with(toml, Some(target.clone()), async |e: &Engine| {
+        put(e, "ext").await
+    })
+    .await;
+    // On start: probed once, blocked, one notification; the state says so everywhere.
+    advance_to(&r.clock, at(base(), 600)).await;
+    assert_eq!(
+        target.probe_times.lock().unwrap().len(),
+        1,
+        "probed on start"
+    );
+    let row = r.engine.status().await.unwrap().remove(0);
+    assert_eq!(row.standing.state, rotor_core::SecretState::Blocked);
+    assert!(row.standing.blocked);
+    assert_eq!(row.standing.hint.as_deref(), Some("rotor probe ext"));
+    let notes = r.drain_notes();
+    let blocked: Vec<_> = notes
+        .iter()
+        .filter(|n| n.event == NotifyEvent::Blocked)
+        .collect();
+    assert_eq!(blocked.len(), 1, "{notes:?}");
+    assert!(
+        blocked[0]
+            .message
+            .contains("the fake target is unreachable (start the fake target)"),
+        "{}",
+        blocked[0].message
+    );
+    let metrics = Metrics::new().render(&r.engine.status().await.unwrap());
+    assert!(
+        metrics
+            .contains("secret_rotation_blocked{secret=\"ext\",tier=\"none\",kind=\"command\"} 1"),
+        "{metrics}"
+    );
+    // Far from due (due at day 9): no more probes.
+    advance_to(&r.clock, at(base(), 7 * 86_400)).await;
+    assert_eq!(
+        target.probe_times.lock().unwrap().len(),
+        1,
+        "none far from due"
+    );
+    // Within a day of due: hourly, and still only one notification for the same blocker.
+    let due = r.engine.status().await.unwrap()[0].standing.next_due;
+    advance_to(&r.clock, at(due, -(3 * 3600) - 30)).await;
+    let n = target.probe_times.lock().unwrap().len();
+    assert!(
+        (21..=23).contains(&n),
+        "hourly within the day before due: {n}"
+    );
+    assert!(
+        r.drain_notes()
+            .iter()
+            .all(|n| n.event != NotifyEvent::Blocked),
+        "no repeat while it stays blocked"
+    );
+    // Fixed: the next probe clears it.
+    target.probe_fails.store(false, Ordering::SeqCst);
+    advance_to(&r.clock, at(due, -(3600) - 30)).await;
+    let row = r.engine.status().await.unwrap().remove(0);
+    assert!(!row.standing.blocked, "cleared by a passing probe");
+    assert_ne!(row.standing.state, rotor_core::SecretState::Blocked);
+    r.stop().await;
+}

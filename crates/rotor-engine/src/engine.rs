@@ -189,6 +189,7 @@ pub struct Engine {
     delivery: Vec<Arc<dyn Deliver>>,
     /// One operation per secret at a time in this process (see `serial`).
     pub(crate) turns: Turns,
+    probes: crate::probe::ProbeMemory,
 }
 
 impl std::fmt::Debug for Engine {
@@ -218,7 +219,13 @@ impl Engine {
             progress: None,
             delivery: Vec::new(),
             turns: Turns::default(),
+            probes: crate::probe::ProbeMemory::default(),
         }
+    }
+
+    /// The verdicts of this engine's probes (read by `status()` as the `blocked` fact).
+    pub(crate) fn probes(&self) -> &crate::probe::ProbeMemory {
+        &self.probes
     }
 
     /// Adds a delivery target, called after every finish, retire and put.
@@ -420,6 +427,7 @@ impl Engine {
             let facts = Facts {
                 current_created: Some(cur.meta.created_at),
                 last_rotation: None,
+                blocked: None,
             };
             if !schedule::evaluate(spec, facts, now).rotation_due {
                 return Err(EngineError::NotDue {
@@ -1021,6 +1029,14 @@ impl Engine {
                                 rot.id
                             ),
                         })?;
+                // The target learns first (idempotent, so a crash before the commit below
+                // only repeats it); a refusal fails the rotation before any stage moved.
+                let pending = self.pending(spec, rot).await?;
+                if let Err(e) = with_retry!(self, spec.name, step, rotator.finish(&ctx, &pending)) {
+                    return Err(self
+                        .fail(spec, rotator, rot, lease, step, e, Some(&pending))
+                        .await);
+                }
                 let now = self.clock.now();
                 // Nothing to keep valid when there was no previous value, or in an emergency.
                 let grace = if rot.emergency || rot.previous_version.is_none() {

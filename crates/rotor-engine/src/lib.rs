@@ -47,6 +47,7 @@ mod engine;
 mod error;
 mod failpoint;
 mod owner;
+mod probe;
 mod queries;
 mod registry;
 mod rollback;
@@ -60,5 +61,6 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use owner::Owner;
+pub use probe::ProbeReport;
 pub use queries::{PlanAction, PlanEntry, StatusRow};
 pub use registry::Rotators;

@@ -106,7 +106,8 @@ impl Engine {
             .iter()
             .map(|spec| {
                 let summary = by_name.remove(spec.name.as_str()).unwrap_or_default();
-                row(spec, summary, now)
+                let blocked = self.probes().blocked(spec.name.as_str());
+                row(spec, summary, blocked.as_deref(), now)
             })
             .collect())
     }
@@ -164,9 +165,18 @@ impl Engine {
     }
 }
 
-/// The status row of `spec`, from its summary in the store.
-fn row(spec: &SecretSpec, summary: SecretSummary, now: Timestamp) -> StatusRow {
-    let standing = schedule::evaluate(spec, Facts::from(&summary), now);
+/// The status row of `spec`, from its summary in the store and this engine's last probe.
+fn row(
+    spec: &SecretSpec,
+    summary: SecretSummary,
+    blocked: Option<&str>,
+    now: Timestamp,
+) -> StatusRow {
+    let facts = Facts {
+        blocked,
+        ..Facts::from(&summary)
+    };
+    let standing = schedule::evaluate(spec, facts, now);
     StatusRow {
         name: spec.name.clone(),
         kind: spec.kind,

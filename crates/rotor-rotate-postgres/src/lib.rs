@@ -36,6 +36,7 @@
 
 mod conn;
 mod cred;
+mod probe;
 mod setup;
 mod sessions;
 pub mod sql;
@@ -634,6 +635,10 @@ impl Rotator for PostgresRotator {
             async move { c.batch_execute(&stmt).await }
         })
         .await
+    }
+
+    async fn probe(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
+        self.probe_target(ctx).await
     }
 
     async fn setup(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {

@@ -1056,6 +1056,89 @@ impl Rotator for RedisRotator {
             .await
     }
 
+    /// Reachable, the admin authenticates, it may read and change ACLs (`+acl`), the user
+    /// exists and is `on`, and the current value still logs in. Changes nothing.
+    async fn probe(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
+        let call = Call::new(ctx.spec, "probe")?;
+        let admin = Self::admin_cred(&call, ctx)?;
+        let mut checks = Vec::new();
+        let mut session = self.session(&call, &admin).await?;
+        checks.push(format!(
+            "{} reachable; admin `{}` authenticated",
+            call.target, admin.username
+        ));
+        let Some(info) = Self::get_user(&call, &mut session, &admin).await? else {
+            return Err(call.user_missing());
+        };
+        if !info.is_on() {
+            return Err(call
+                .permanent(format!("ACL user `{}` is off", call.user()))
+                .with_fix(format!("`ACL SETUSER {} on`", call.user())));
+        }
+        checks.push(format!("ACL user `{}` exists and is on", call.user()));
+        // ACL DRYRUN (Redis 7) asks the server whether the admin could run ACL SETUSER.
+        let dry = Self::run(
+            &call,
+            &mut session,
+            &[
+                b"ACL",
+                b"DRYRUN",
+                admin.username.as_bytes(),
+                b"ACL",
+                b"SETUSER",
+                call.user().as_bytes(),
+            ],
+        )
+        .await?;
+        match dry {
+            Reply::Status(ok) if ok == "OK" => {
+                checks.push(format!("admin `{}` may run ACL SETUSER", admin.username));
+            }
+            Reply::Bulk(Some(why)) => {
+                return Err(call
+                    .permanent(format!(
+                        "admin `{}` may not run ACL SETUSER ({})",
+                        admin.username,
+                        redact(&String::from_utf8_lossy(&why))
+                    ))
+                    .with_fix(format!("grant it: `ACL SETUSER {} +acl`", admin.username)));
+            }
+            Reply::Error(e) if e.starts_with("ERR unknown subcommand") => {
+                checks.push("ACL DRYRUN unavailable (Redis < 7): ACL SETUSER not checked".into());
+            }
+            Reply::Error(e) => {
+                return Err(
+                    Self::reply_err(&call, &mut session, &admin, "ACL DRYRUN", "acl", &e).await,
+                );
+            }
+            other => return Err(call.permanent(format!("ACL DRYRUN answered {other:?}"))),
+        }
+        drop(session);
+        if call.settings.admin.is_some()
+            && let Some(current) = ctx.current
+        {
+            let cred = self.value_cred(&call, current, "current")?;
+            match self.fresh_auth(&call, &cred).await? {
+                Auth::Ok(_) => {
+                    checks.push(format!("the current value of `{}` logs in", call.user()))
+                }
+                Auth::Refused(e) => {
+                    return Err(call
+                        .permanent(format!(
+                            "the current value of `{}` is refused ({e})",
+                            call.user()
+                        ))
+                        .with_fix(format!(
+                            "someone changed the password outside rotor: `rotor put {}` with the \
+                             present one, or rotate with --emergency",
+                            call.secret
+                        )));
+                }
+            }
+        }
+        Ok(checks)
+    }
+
     async fn setup(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
         let call = Call::new(ctx.spec, "setup")?;
         let admin = Self::admin_cred(&call, ctx)?;

@@ -8,6 +8,8 @@
 //! * [`Redis`]: a `redis-server` (7.x) whose admin is the **`default` user** with a random
 //!   password, optionally started with an ACL file so that `ACL SAVE` works.
 //! * [`Moto`]: moto's AWS emulator server (used for AWS Secrets Manager).
+//! * [`Nginx`]: nginx with one location behind HTTP basic auth (an htpasswd file), for
+//!   the reference command plugin.
 //! * [`TcpProxy`]: a small TCP proxy in front of any of them, to cut the network in the
 //!   middle of a rotation step.
 //!
@@ -52,6 +54,7 @@
 
 mod moto;
 mod net;
+mod nginx;
 mod postgres;
 mod process;
 mod proxy;
@@ -59,6 +62,7 @@ mod redis;
 
 pub use moto::{Moto, python};
 pub use net::{free_port, wait_for_port};
+pub use nginx::Nginx;
 pub use postgres::Postgres;
 pub use proxy::TcpProxy;
 pub use redis::Redis;

@@ -6,7 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use rotor_test_support::{Moto, Postgres, Redis, TcpProxy, free_port, python, wait_for_port};
+use rotor_test_support::{
+    Moto, Nginx, Postgres, Redis, TcpProxy, free_port, python, wait_for_port,
+};
 
 fn ok<T>(r: rotor_test_support::Result<T>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
@@ -166,6 +168,46 @@ fn redis_with_aclfile_saves_acls() {
     assert!(saved.contains("user default on"), "{saved}");
     let out = ok(redis.cli_session("AUTH svc svc-pw\n"), "session");
     assert_eq!(out.trim(), "OK");
+}
+
+#[test]
+fn nginx_basic_auth_reads_the_htpasswd_file_and_reloads_and_stops() {
+    let nginx = ok(Nginx::start(), "starting nginx");
+    assert_eq!(
+        ok(nginx.curl_status("u", "p"), "curl"),
+        401,
+        "empty file: nobody"
+    );
+    // A SHA-512 crypt hash made by openssl (the reference plugin's way), password on stdin.
+    let mut cmd = Command::new("openssl");
+    cmd.args(["passwd", "-6", "-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("openssl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"s3cret-pw\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("openssl");
+    let hash = String::from_utf8(out.stdout).expect("utf8");
+    std::fs::write(nginx.htpasswd(), format!("u:{}", hash.trim())).expect("htpasswd");
+    assert_eq!(ok(nginx.curl_status("u", "s3cret-pw"), "curl"), 200);
+    assert_eq!(ok(nginx.curl_status("u", "wrong"), "curl"), 401);
+    let reload = nginx.reload_command();
+    let status = Command::new(&reload[0])
+        .args(&reload[1..])
+        .status()
+        .expect("nginx -s reload");
+    assert!(status.success(), "nginx -s reload");
+    assert_eq!(ok(nginx.curl_status("u", "s3cret-pw"), "curl"), 200);
+    let port = nginx.port();
+    drop(nginx);
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nginx (master and workers) stopped"
+    );
 }
 
 #[test]

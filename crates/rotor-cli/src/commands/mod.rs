@@ -4,6 +4,7 @@ mod audit;
 mod daemon;
 mod inventory;
 mod jwt;
+mod probe;
 mod rotate;
 mod secret;
 mod shell;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Abort(a) => rotate::abort(config, &a).await,
         Command::Retire(_) => rotate::retire_due(config, format).await,
         Command::Setup(a) => rotate::setup(config, &a.name).await,
+        Command::Probe(a) => probe::probe(config, format, &a).await,
         Command::Put(a) => secret::put(config, format, &a).await,
         Command::Get(a) => secret::get(config, format, &a).await,
         Command::History(a) => secret::history(config, format, &a.name).await,

@@ -117,18 +117,27 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
     };
     if args.dry_run {
         let mut plans = Vec::new();
+        let mut blocked = false;
         for name in &names {
             let steps = ctx.engine.dry_run(name.as_str(), &opts)?;
+            let probe = ctx.engine.probe(name.as_str()).await?;
+            blocked |= probe.is_blocked();
             if format == Format::Table {
                 println!("{name} (dry run: nothing is touched)");
                 for s in &steps {
                     println!("  {:<8} {}", s.step.as_str(), s.touches);
                 }
+                for line in super::probe::lines(&probe) {
+                    println!("  {:<8} {line}", "probe");
+                }
             }
-            plans.push(serde_json::json!({ "secret": name, "steps": steps }));
+            plans.push(serde_json::json!({ "secret": name, "steps": steps, "probe": probe }));
         }
         if format == Format::Json {
             println!("{}", serde_json::to_string_pretty(&plans)?);
+        }
+        if blocked {
+            return Err(Exit(1).into());
         }
         return Ok(());
     }

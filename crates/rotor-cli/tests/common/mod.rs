@@ -1,9 +1,12 @@
 //! Runs the real `rotor` binary against a config and store in a temporary directory.
 #![allow(dead_code)]
 
-use std::io::Write;
+pub mod plugin;
+
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -111,6 +114,37 @@ impl Env {
         let r = self.rotor(&["audit", "verify"]);
         assert_eq!(r.code, 0, "audit verify: {} {}", r.stdout, r.stderr);
     }
+}
+
+/// Starts `rotor rotate NAME` with the fail-point set, waits until the process reports it
+/// reached it, and kills it with SIGKILL.
+pub fn kill_at(env: &Env, name: &str, point: &str) {
+    let mut child = env
+        .command(&["rotate", name])
+        .env("ROTOR_FAILPOINT", point)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rotor");
+    let stderr = child.stderr.take().expect("stderr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reached = false;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("read stderr");
+        if line.contains(&format!("rotor-failpoint: {point}")) {
+            reached = true;
+            break;
+        }
+        assert!(Instant::now() < deadline, "fail-point {point} not reached");
+    }
+    assert!(
+        reached,
+        "rotor exited before fail-point {point}: is the failpoints feature on?"
+    );
+    child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "the process was killed");
 }
 
 pub fn run_of(out: Output) -> Run {

@@ -325,5 +325,9 @@ pub struct ManualSettings {
 pub struct CommandSettings {
     /// The plugin executable and its arguments (never secret: values go on stdin).
     pub command: Vec<String>,
+    /// How long one step may run before its whole process group is killed.
     pub timeout: Duration,
+    /// The `settings` table, handed to the plugin in every request (never secret: it sits in
+    /// the config file in plain text).
+    pub settings: serde_json::Value,
 }

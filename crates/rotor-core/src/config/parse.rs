@@ -65,7 +65,7 @@ const JWT_KEYS: &[&str] = &[
 const POSTGRES_KEYS: &[&str] = &["url", "role", "strategy", "admin"];
 const REDIS_KEYS: &[&str] = &["url", "user", "admin"];
 const MANUAL_KEYS: &[&str] = &["check"];
-const COMMAND_KEYS: &[&str] = &["command", "timeout"];
+const COMMAND_KEYS: &[&str] = &["command", "timeout", "settings"];
 
 /// The least entropy a generated secret may have.
 const MIN_RANDOM_BITS: f64 = 128.0;
@@ -956,11 +956,26 @@ impl Walker<'_> {
                         }
                     },
                 };
+                let settings = match t.get("settings") {
+                    None => serde_json::Value::Object(serde_json::Map::new()),
+                    Some(item) => match item.as_table_like() {
+                        Some(table) => self.json_table(table, "settings")?,
+                        None => {
+                            self.error(
+                                item.span().unwrap_or(header.clone()),
+                                "`settings` must be a table".into(),
+                                Some("write settings = { key = \"value\" }, or a [secrets.NAME.settings] table".into()),
+                            );
+                            return None;
+                        }
+                    },
+                };
                 KindSettings::Command(CommandSettings {
                     command,
                     timeout: self
                         .duration(t, "timeout")
                         .unwrap_or(Duration::from_secs(30)),
+                    settings,
                 })
             }
         };
@@ -983,6 +998,56 @@ impl Walker<'_> {
             return None;
         }
         self.string(t, key).map(|(s, _)| s)
+    }
+
+    /// A plugin's `settings` table as JSON (strings get `${VAR}` expansion like every other
+    /// string). Dates have no JSON form: they are reported, not passed on as text.
+    fn json_table(&mut self, table: &dyn TableLike, path: &str) -> Option<serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        let mut ok = true;
+        for (key, item) in table.iter() {
+            let here = format!("{path}.{key}");
+            let value = if let Some(sub) = item.as_table_like() {
+                self.json_table(sub, &here)
+            } else if let Some(v) = item.as_value() {
+                self.json_value(v, &here)
+            } else {
+                None
+            };
+            match value {
+                Some(v) => {
+                    map.insert(key.to_owned(), v);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(serde_json::Value::Object(map))
+    }
+
+    fn json_value(&mut self, value: &Value, path: &str) -> Option<serde_json::Value> {
+        let span = value.span().unwrap_or(0..0);
+        Some(match value {
+            Value::String(s) => serde_json::Value::String(self.interpolate(s.value(), span)?),
+            Value::Integer(i) => serde_json::Value::from(*i.value()),
+            Value::Float(f) => serde_json::Value::from(*f.value()),
+            Value::Boolean(b) => serde_json::Value::Bool(*b.value()),
+            Value::Array(a) => {
+                let mut out = Vec::new();
+                for (i, v) in a.iter().enumerate() {
+                    out.push(self.json_value(v, &format!("{path}[{i}]"))?);
+                }
+                serde_json::Value::Array(out)
+            }
+            Value::InlineTable(t) => self.json_table(t, path)?,
+            Value::Datetime(_) => {
+                self.error(
+                    span,
+                    format!("`{path}` is a date, which a plugin's settings cannot carry"),
+                    Some("quote it: write the date as a string".into()),
+                );
+                return None;
+            }
+        })
     }
 
     /// Credentials come from managed secrets; a password in a URL would sit in the config in

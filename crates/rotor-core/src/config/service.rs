@@ -169,14 +169,17 @@ pub enum NotifyEvent {
     Failed,
     Overdue,
     Emergency,
+    /// The daemon's probe found that a secret's next rotation would not get through.
+    Blocked,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 4] = [
+    pub const ALL: [NotifyEvent; 5] = [
         NotifyEvent::Rotated,
         NotifyEvent::Failed,
         NotifyEvent::Overdue,
         NotifyEvent::Emergency,
+        NotifyEvent::Blocked,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -184,6 +187,7 @@ impl NotifyEvent {
             NotifyEvent::Failed => "failed",
             NotifyEvent::Overdue => "overdue",
             NotifyEvent::Emergency => "emergency",
+            NotifyEvent::Blocked => "blocked",
         }
     }
 }

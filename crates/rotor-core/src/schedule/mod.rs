@@ -56,12 +56,16 @@ pub enum SecretState {
     InGrace,
     /// Grace ended but the previous value was not retired yet: it still works.
     RetireDue,
+    /// The last probe found that a rotation could not run now (target unreachable, the
+    /// admin lacks a privilege, the role is gone, the plugin's probe failed).
+    Blocked,
 }
 
 impl SecretState {
     /// Every state, in the order pages list them.
-    pub const ALL: [SecretState; 7] = [
+    pub const ALL: [SecretState; 8] = [
         SecretState::Failed,
+        SecretState::Blocked,
         SecretState::InProgress,
         SecretState::RetireDue,
         SecretState::Overdue,
@@ -79,6 +83,7 @@ impl SecretState {
             SecretState::Failed => "failed",
             SecretState::InGrace => "in-grace",
             SecretState::RetireDue => "retire-due",
+            SecretState::Blocked => "blocked",
         }
     }
 
@@ -86,7 +91,10 @@ impl SecretState {
     pub fn needs_attention(self) -> bool {
         matches!(
             self,
-            SecretState::Overdue | SecretState::Failed | SecretState::RetireDue
+            SecretState::Overdue
+                | SecretState::Failed
+                | SecretState::RetireDue
+                | SecretState::Blocked
         )
     }
 }
@@ -104,6 +112,9 @@ pub struct Facts<'a> {
     pub current_created: Option<Timestamp>,
     /// The newest rotation record.
     pub last_rotation: Option<&'a RotationStamp>,
+    /// Why the last probe (`Rotator::probe`) says a rotation could not run now; `None`
+    /// when it passed or none ran.
+    pub blocked: Option<&'a str>,
 }
 
 impl<'a> From<&'a SecretSummary> for Facts<'a> {
@@ -111,6 +122,7 @@ impl<'a> From<&'a SecretSummary> for Facts<'a> {
         Facts {
             current_created: s.current.as_ref().map(|c| c.created_at),
             last_rotation: s.last_rotation.as_ref(),
+            blocked: None,
         }
     }
 }
@@ -130,6 +142,8 @@ pub struct Standing {
     pub in_progress: bool,
     pub in_grace: bool,
     pub retire_due: bool,
+    /// The last probe failed (`reason` says why, unless a rotation error comes first).
+    pub blocked: bool,
     /// The error recorded on the newest rotation (why it failed, or why a retire did).
     pub reason: Option<String>,
     pub last_rotated: Option<Timestamp>,
@@ -160,7 +174,7 @@ pub fn lead_time(rotate_every: Duration) -> Duration {
 }
 
 /// Evaluates `spec` against `facts` at `now`. Precedence of the state word: in-progress,
-/// failed, retire-due, overdue, in-grace, due, ok.
+/// failed, blocked, retire-due, overdue, in-grace, due, ok.
 pub fn evaluate(spec: &SecretSpec, facts: Facts<'_>, now: Timestamp) -> Standing {
     let policy = &spec.policy;
     let mut notes: Option<String> = None;
@@ -199,15 +213,19 @@ pub fn evaluate(spec: &SecretSpec, facts: Facts<'_>, now: Timestamp) -> Standing
     // A grace rotation without a retire time can be retired at once.
     let retire_due = open_grace && retire_after.is_none_or(|t| t <= now);
     let in_grace = open_grace && !retire_due;
+    let blocked = facts.blocked.is_some();
     let reason = rot
         .filter(|_| in_progress || failed || open_grace)
         .and_then(|r| r.error.clone())
+        .or_else(|| facts.blocked.map(str::to_owned))
         .or(notes);
 
     let state = if in_progress {
         SecretState::InProgress
     } else if failed {
         SecretState::Failed
+    } else if blocked {
+        SecretState::Blocked
     } else if retire_due {
         SecretState::RetireDue
     } else if overdue {
@@ -242,6 +260,7 @@ pub fn evaluate(spec: &SecretSpec, facts: Facts<'_>, now: Timestamp) -> Standing
             Some(d) => format!("{state} (by {})", short(d)),
             None => state.as_str().to_owned(),
         },
+        SecretState::Blocked => "blocked (probe failed)".to_owned(),
         SecretState::Ok => state.as_str().to_owned(),
     };
     let name = &spec.name;
@@ -252,6 +271,7 @@ pub fn evaluate(spec: &SecretSpec, facts: Facts<'_>, now: Timestamp) -> Standing
     };
     let hint = match state {
         SecretState::RetireDue => Some("rotor retire --due".to_owned()),
+        SecretState::Blocked => Some(format!("rotor probe {name}")),
         SecretState::Failed => Some(format!("fix the cause, then `{by_hand}`")),
         // Automatic secrets are rotated by the scheduler or `rotor rotate --due`.
         SecretState::Overdue | SecretState::Due if policy.automation == Automation::Manual => {
@@ -269,6 +289,7 @@ pub fn evaluate(spec: &SecretSpec, facts: Facts<'_>, now: Timestamp) -> Standing
         in_progress,
         in_grace,
         retire_due,
+        blocked,
         reason,
         last_rotated,
         last_rotated_declared: declared,

@@ -48,6 +48,7 @@ fn states_over_a_period() {
         Facts {
             current_created: Some(at(0)),
             last_rotation: rot,
+            blocked: None,
         }
     }
     let running = rotation(RotationStatus::Running, None, None);
@@ -141,6 +142,7 @@ fn flags_stand_beside_the_state_word() {
         Facts {
             current_created: None,
             last_rotation: Some(&failed),
+            blocked: None,
         },
         at(0),
     );
@@ -166,6 +168,7 @@ fn flags_stand_beside_the_state_word() {
         Facts {
             current_created: Some(at(0)),
             last_rotation: Some(&grace),
+            blocked: None,
         },
         at(2),
     );
@@ -181,6 +184,7 @@ fn flags_stand_beside_the_state_word() {
         Facts {
             current_created: Some(at(0)),
             last_rotation: Some(&aborted),
+            blocked: None,
         },
         at(1),
     );
@@ -221,6 +225,7 @@ fn never_rotated_is_overdue_unless_declared() {
         Facts {
             current_created: Some(at(9)),
             last_rotation: None,
+            blocked: None,
         },
         now,
     );
@@ -246,6 +251,7 @@ fn the_due_time_is_placed_in_the_window() {
     let facts = Facts {
         current_created: Some(at(0)),
         last_rotation: None,
+        blocked: None,
     };
     let got = evaluate(&s, facts, at(1));
     let wednesday = at(86).checked_add(hours(2)).expect("add");
@@ -267,4 +273,45 @@ fn the_due_time_is_placed_in_the_window() {
 fn lead_is_a_tenth_capped_at_a_week() {
     assert_eq!(lead_time(Duration::from_days(90)), Duration::from_days(7));
     assert_eq!(lead_time(Duration::from_hours(1)), Duration::from_mins(6));
+}
+
+#[test]
+fn blocked_ranks_below_failed_and_above_retire_due_and_overdue() {
+    let s = spec("");
+    let cause = "secret s: probe on 127.0.0.1:5432: cannot reach the server";
+    let failed = rotation(
+        RotationStatus::Failed,
+        Some("step set failed: refused"),
+        None,
+    );
+    let running = rotation(RotationStatus::Running, None, None);
+    let grace = rotation(RotationStatus::Grace, None, Some(1));
+    let with = |current: Option<Timestamp>, rot, blocked| Facts {
+        current_created: current,
+        last_rotation: rot,
+        blocked,
+    };
+    // Blocked and overdue (never rotated): blocked is the word, overdue stays a flag.
+    let got = evaluate(&s, with(None, None, Some(cause)), at(0));
+    assert_eq!(got.state, SecretState::Blocked);
+    assert_eq!(got.label, "blocked (probe failed)");
+    assert_eq!(got.hint.as_deref(), Some("rotor probe s"));
+    assert_eq!(got.reason.as_deref(), Some(cause));
+    assert!(got.blocked && got.overdue && got.never_rotated);
+    assert!(got.state.needs_attention());
+    // Blocked and retire-due: blocked.
+    let got = evaluate(&s, with(Some(at(0)), Some(&grace), Some(cause)), at(2));
+    assert_eq!(got.state, SecretState::Blocked);
+    assert!(got.retire_due && got.blocked);
+    // Failed and in-progress win over blocked; the flag and the failure's reason stay.
+    let got = evaluate(&s, with(Some(at(0)), Some(&failed), Some(cause)), at(1));
+    assert_eq!(got.state, SecretState::Failed);
+    assert!(got.blocked);
+    assert_eq!(got.reason.as_deref(), Some("step set failed: refused"));
+    let got = evaluate(&s, with(Some(at(0)), Some(&running), Some(cause)), at(1));
+    assert_eq!(got.state, SecretState::InProgress);
+    // Not blocked: the usual word.
+    let got = evaluate(&s, with(Some(at(0)), None, None), at(1));
+    assert_eq!(got.state, SecretState::Ok);
+    assert!(!got.blocked);
 }

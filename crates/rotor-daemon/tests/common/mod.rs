@@ -92,6 +92,9 @@ pub struct FakeTarget {
     /// `set` and `rollback` fail (transiently, as an unreachable target does) while set.
     pub unreachable: AtomicBool,
     pub rollback_times: Mutex<Vec<tokio::time::Instant>>,
+    /// When each `probe` ran; it fails while `probe_fails` is set.
+    pub probe_times: Mutex<Vec<tokio::time::Instant>>,
+    pub probe_fails: AtomicBool,
 }
 
 #[async_trait]
@@ -142,6 +145,17 @@ impl Rotator for FakeTarget {
             ));
         }
         Ok(())
+    }
+    async fn probe(&self, _ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
+        self.probe_times
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        if self.probe_fails.load(Ordering::SeqCst) {
+            return Err(RotatorError::transient("the fake target is unreachable")
+                .with_fix("start the fake target"));
+        }
+        Ok(vec!["the fake target answers".into()])
     }
     async fn test(&self, _ctx: &StepContext<'_>, _p: &Versioned) -> Result<(), RotatorError> {
         let left = self.fail_left.load(Ordering::SeqCst);

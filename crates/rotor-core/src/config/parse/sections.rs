@@ -237,7 +237,7 @@ impl Walker<'_> {
                             None => self.error(
                                 t.get("events").and_then(Item::span).unwrap_or(0..0),
                                 format!("unknown notify event {e:?}"),
-                                Some("use rotated, failed, overdue, emergency".into()),
+                                Some("use rotated, failed, overdue, emergency, blocked".into()),
                             ),
                         }
                     }

@@ -1,0 +1,194 @@
+//! Crash safety of `kind = "command"` with real processes, against the reference plugin on a
+//! real nginx:
+//! - rotor is SIGKILLed at each step boundary (fail-points), then `rotor resume` completes;
+//! - the plugin is SIGKILLed inside each step, before it did the work and after it did it
+//!   but before rotor heard; rotor retries the step (a signal death is transient) and the
+//!   same `rotor rotate` completes.
+//!
+//! After each: exactly one current, accepted by nginx (curl); the old value previous and
+//! accepted during grace, or retired and refused; no pending left; the htpasswd file holds
+//! exactly the users of the live values; the audit chain verifies.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::plugin::{credential, htpasswd_users, status, web_config};
+use common::{Env, kill_at};
+use rotor_test_support::Nginx;
+
+fn stall_once() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/stall-once")
+}
+
+/// A secret `web` already rotated once (app_a current), on its own nginx.
+fn rotated_once(grace: &str, wrapper: &[String]) -> (Nginx, Env) {
+    let nginx = Nginx::start().expect("nginx (run scripts/install-deps)");
+    let env = Env::new(&web_config(&nginx, grace, wrapper));
+    env.rotor(&["rotate", "web"]).ok();
+    (nginx, env)
+}
+
+/// What must hold after the interrupted second rotation completed.
+fn check_completed(nginx: &Nginx, env: &Env, old: &(String, String), grace: bool) {
+    let new = credential(env, "current");
+    assert_eq!(
+        new.0, "app_b",
+        "the rotation moved current to the other user"
+    );
+    assert_ne!(new.1, old.1);
+    assert_eq!(status(nginx, &new), 200, "the new value works on nginx");
+    assert!(env.holders("web", "pending").is_empty(), "no pending left");
+    assert_eq!(
+        env.holders("web", "current").len(),
+        1,
+        "exactly one current"
+    );
+    if grace {
+        assert_eq!(&credential(env, "previous"), old, "no value lost");
+        assert_eq!(status(nginx, old), 200, "the old value works in grace");
+        assert_eq!(htpasswd_users(nginx), ["app_a", "app_b"]);
+    } else {
+        assert!(env.holders("web", "previous").is_empty(), "retired");
+        assert_eq!(
+            status(nginx, old),
+            401,
+            "the old value is refused after retire"
+        );
+        assert_eq!(htpasswd_users(nginx), ["app_b"]);
+    }
+    env.audit_verifies();
+}
+
+fn rotor_killed_at(point: &str, grace: bool) {
+    let (nginx, env) = rotated_once(if grace { "1h" } else { "0s" }, &[]);
+    let old = credential(&env, "current");
+    kill_at(&env, "web", point);
+    if point == "during-retire" {
+        // Finished, and the target already dropped the old value; the store still has it.
+        assert_ne!(credential(&env, "current").1, old.1);
+        assert_eq!(&credential(&env, "previous"), &old);
+    } else {
+        assert_eq!(&credential(&env, "current"), &old, "current untouched");
+        assert_eq!(
+            status(&nginx, &old),
+            200,
+            "the old value works while interrupted"
+        );
+    }
+    let r = env.rotor(&["resume", "web"]).ok();
+    assert!(r.stdout.contains("web: rotated"), "{}", r.stdout);
+    check_completed(&nginx, &env, &old, grace);
+}
+
+#[test]
+fn rotor_killed_after_create() {
+    rotor_killed_at("after-create", true);
+}
+
+#[test]
+fn rotor_killed_after_set() {
+    rotor_killed_at("after-set", true);
+}
+
+#[test]
+fn rotor_killed_after_test() {
+    rotor_killed_at("after-test", true);
+}
+
+#[test]
+fn rotor_killed_during_retire() {
+    rotor_killed_at("during-retire", false);
+}
+
+#[test]
+fn rotor_killed_after_finish() {
+    let (nginx, env) = rotated_once("1h", &[]);
+    let old = credential(&env, "current");
+    kill_at(&env, "web", "after-finish");
+    // Finish committed before the kill: nothing is left to resume, both values work.
+    check_completed(&nginx, &env, &old, true);
+    assert_eq!(env.history("web")["rotations"][0]["status"], "grace");
+}
+
+/// Runs `rotor rotate web` with the wrapper stalling once at `step`, SIGKILLs the plugin
+/// there, and lets that same run complete.
+fn plugin_killed_at(step: &str, mode: &str, grace: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("stalled");
+    let wrapper = [
+        stall_once().display().to_string(),
+        step.to_owned(),
+        mode.to_owned(),
+        marker.display().to_string(),
+    ];
+    // An existing marker lets the first rotation through; the second one stalls.
+    std::fs::write(&marker, "not yet").expect("marker");
+    let (nginx, env) = rotated_once(if grace { "1h" } else { "0s" }, &wrapper);
+    let old = credential(&env, "current");
+    std::fs::remove_file(&marker).expect("remove marker");
+    let child = env
+        .command(&["rotate", "web"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rotor");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&marker) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the plugin never reached {step}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let kill = std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(kill.success(), "SIGKILL of the plugin");
+    let out = common::run_of(child.wait_with_output().expect("wait rotor"));
+    assert_eq!(
+        out.code, 0,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains("killed by a signal"),
+        "the engine saw the kill and retried: {}",
+        out.stderr
+    );
+    check_completed(&nginx, &env, &old, grace);
+}
+
+#[test]
+fn plugin_killed_in_create() {
+    plugin_killed_at("create", "after", true);
+}
+
+#[test]
+fn plugin_killed_before_set() {
+    plugin_killed_at("set", "before", true);
+}
+
+#[test]
+fn plugin_killed_after_set() {
+    plugin_killed_at("set", "after", true);
+}
+
+#[test]
+fn plugin_killed_in_test() {
+    plugin_killed_at("test", "after", true);
+}
+
+#[test]
+fn plugin_killed_in_finish() {
+    plugin_killed_at("finish", "after", true);
+}
+
+#[test]
+fn plugin_killed_in_retire() {
+    plugin_killed_at("retire", "after", false);
+}
