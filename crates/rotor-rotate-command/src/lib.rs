@@ -335,14 +335,17 @@ impl Rotator for CommandRotator {
         &self,
         ctx: &StepContext<'_>,
         previous: &Versioned,
-    ) -> Result<u64, RotatorError> {
+    ) -> Result<rotor_core::rotator::Eviction, RotatorError> {
         let carry = Carry {
             current: ctx.current.map(|c| (c, false)),
             pending: None,
             previous: Some(previous),
         };
         let (response, _) = call(ctx, PluginStep::Evict, carry).await?;
-        Ok(response.evicted.unwrap_or(0))
+        Ok(rotor_core::rotator::Eviction {
+            ended: response.evicted.unwrap_or(0),
+            surviving: response.surviving.unwrap_or(0),
+        })
     }
 
     async fn probe(&self, ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {

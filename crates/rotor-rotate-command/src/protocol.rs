@@ -76,6 +76,9 @@ pub struct Response {
     pub metadata: Option<serde_json::Value>,
     /// `evict` only: how many sessions were ended.
     pub evicted: Option<u64>,
+    /// `evict`: sessions of the old credential the plugin still saw after ending them.
+    #[serde(default)]
+    pub surviving: Option<u64>,
     /// `probe` only: a line per check that passed.
     pub checks: Option<Vec<String>>,
     /// On a non-zero exit: what went wrong (values are redacted before rotor shows it).

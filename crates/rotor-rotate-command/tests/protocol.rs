@@ -118,7 +118,7 @@ async fn every_step_gets_one_request_with_only_the_values_it_needs() {
         ..ctx
     };
     r.retire(&after, &previous).await.expect("retire");
-    assert_eq!(r.evict(&after, &previous).await.expect("evict"), 3);
+    assert_eq!(r.evict(&after, &previous).await.expect("evict").ended, 3);
     let retire = c.request("retire");
     assert_eq!(retire["previous"]["value"], CURRENT);
     assert_eq!(retire["current"]["value"], PENDING);

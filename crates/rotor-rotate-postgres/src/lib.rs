@@ -37,8 +37,8 @@
 mod conn;
 mod cred;
 mod probe;
-mod setup;
 mod sessions;
+mod setup;
 pub mod sql;
 
 use std::sync::Arc;
