@@ -8,6 +8,9 @@
 //! * [`Redis`]: a `redis-server` (7.x) whose admin is the **`default` user** with a random
 //!   password, optionally started with an ACL file so that `ACL SAVE` works.
 //! * [`Moto`]: moto's AWS emulator server (used for AWS Secrets Manager).
+//! * [`TestCa`]: a CA made at test time that issues server and client certificates, for
+//!   [`Postgres::start_tls`] (`ssl=on`, TLS-only `pg_hba.conf`) and [`Redis::start_tls`]
+//!   (`--tls-port` only).
 //! * [`TcpProxy`]: a small TCP proxy in front of any of them, to cut the network in the
 //!   middle of a rotation step.
 //!
@@ -56,12 +59,14 @@ mod postgres;
 mod process;
 mod proxy;
 mod redis;
+mod tls;
 
 pub use moto::{Moto, python};
 pub use net::{free_port, wait_for_port};
 pub use postgres::Postgres;
 pub use proxy::TcpProxy;
 pub use redis::Redis;
+pub use tls::{CertFiles, TestCa};
 
 /// What can go wrong while starting or talking to a test server.
 #[derive(Debug, thiserror::Error)]

@@ -94,7 +94,7 @@ impl ModeChoice {
         match self {
             ModeChoice::Explicit => format!("sslmode={mode} from the url"),
             ModeChoice::LoopbackDefault => {
-                format!("sslmode={mode}, libpq's default, used for loopback hosts")
+                format!("sslmode={mode}, the default for a loopback host (no identity check)")
             }
             ModeChoice::RemoteDefault => format!(
                 "sslmode={mode}, rotor's default for a host that is not loopback (a secret \
