@@ -464,10 +464,19 @@ impl<'a> Call<'a> {
 
     /// A network failure: transient; a refused TLS handshake: permanent, explained.
     fn conn_error(&self, what: &str, e: &ConnError) -> RotatorError {
-        if let (ConnError::Tls(io), Some(tls)) = (e, &self.target.tls)
+        // With TLS 1.3 a refused client certificate surfaces on the first read, so a lost
+        // connection is checked for a TLS cause too.
+        if let (ConnError::Tls(io) | ConnError::Io(io), Some(tls)) = (e, &self.target.tls)
             && let Some(why) = rotor_tls::explain_rustls(io, &tls.opts, &self.target.host)
         {
             return self.permanent(why.message).with_fix(why.fix);
+        }
+        if let ConnError::TlsTimeout(_) = e {
+            // Transient: an overloaded TLS server looks the same for a while.
+            return self.transient(format!("{what}: {e}")).with_fix(
+                "point the url at the server's TLS port (redis-server --tls-port), or use \
+                 redis:// on a trusted network; rotor retries",
+            );
         }
         self.transient(format!("{what}: {e}")).with_fix(format!(
             "check that redis-server is running and reachable at {}; rotor retries",

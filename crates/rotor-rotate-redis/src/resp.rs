@@ -59,6 +59,9 @@ pub(crate) enum ConnError {
     ConnectTimeout(Duration),
     /// The TLS handshake failed (a refused certificate, a server that does not speak TLS).
     Tls(std::io::Error),
+    /// The TCP connection was made but no TLS handshake completed within the connect
+    /// timeout: most likely a plaintext port.
+    TlsTimeout(Duration),
     /// Reading or writing failed, or the server closed the connection.
     Io(std::io::Error),
     /// No complete reply within the command timeout.
@@ -73,6 +76,11 @@ impl fmt::Display for ConnError {
             ConnError::Connect(e) => write!(f, "{e}"),
             ConnError::ConnectTimeout(d) => write!(f, "no connection within {d:?}"),
             ConnError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            ConnError::TlsTimeout(d) => write!(
+                f,
+                "no TLS handshake within {d:?}: the port answers TCP but not TLS (a plaintext \
+                 redis-server?)"
+            ),
             ConnError::Io(e) => write!(f, "connection lost: {e}"),
             ConnError::Timeout(d) => write!(f, "no reply within {d:?}"),
             ConnError::Protocol(e) => write!(f, "not a Redis reply: {e}"),
@@ -106,25 +114,28 @@ impl Conn {
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> Result<Conn, ConnError> {
-        let opening = async {
-            let tcp = TcpStream::connect((host, port))
-                .await
-                .map_err(ConnError::Connect)?;
-            let _ = tcp.set_nodelay(true);
-            let peer = tcp.peer_addr().ok();
-            let stream: Box<dyn Io> = match tls {
-                None => Box::new(tcp),
-                Some(config) => Box::new(
-                    rotor_tls::connect_stream(config, host, tcp)
-                        .await
-                        .map_err(ConnError::Tls)?,
-                ),
-            };
-            Ok((stream, peer))
-        };
-        let (stream, peer) = tokio::time::timeout(connect_timeout, opening)
+        let started = tokio::time::Instant::now();
+        let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((host, port)))
             .await
-            .map_err(|_| ConnError::ConnectTimeout(connect_timeout))??;
+            .map_err(|_| ConnError::ConnectTimeout(connect_timeout))?
+            .map_err(ConnError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let peer = tcp.peer_addr().ok();
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                // Redis has no TLS negotiation: a plaintext server just waits for more of
+                // what it takes for an inline command, so silence here has its own error.
+                let left = connect_timeout.saturating_sub(started.elapsed());
+                let handshake = rotor_tls::connect_stream(config, host, tcp);
+                Box::new(
+                    tokio::time::timeout(left, handshake)
+                        .await
+                        .map_err(|_| ConnError::TlsTimeout(connect_timeout))?
+                        .map_err(ConnError::Tls)?,
+                )
+            }
+        };
         Ok(Conn {
             stream,
             peer,

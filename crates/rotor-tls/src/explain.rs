@@ -75,6 +75,20 @@ pub fn explain_rustls(
             format!("the server's TLS certificate for {host} has expired ({why})"),
             "renew the server's certificate".to_owned(),
         ),
+        RustlsError::InvalidMessage(_) => (
+            format!(
+                "{host} answered the TLS handshake with something that is not TLS: a plaintext \
+                 port? ({why})"
+            ),
+            "point the url at the server's TLS port (redis-server --tls-port, PostgreSQL \
+             ssl = on), or, on a trusted network only, connect without TLS (redis://, \
+             sslmode=disable)"
+                .to_owned(),
+        ),
+        RustlsError::AlertReceived(rustls::AlertDescription::CertificateRequired) => (
+            format!("{host} requires a client certificate ({why})"),
+            "give the client certificate and its key: sslcert=PATH&sslkey=PATH".to_owned(),
+        ),
         other => (
             format!("TLS handshake with {host} failed: {other} ({why})"),
             "check the server's TLS setup and the url's sslmode/sslrootcert/sslcert/sslkey"
