@@ -232,9 +232,8 @@ mod aws {
         let mut formats = BTreeMap::new();
         for spec in secrets {
             if let KindSettings::Postgres(p) = &spec.settings {
-                let cfg: tokio_postgres::Config = p
-                    .url
-                    .parse()
+                // The same reading of the URL as the rotator's (TLS parameters included).
+                let (cfg, _) = rotor_tls::postgres::parse_url(&p.url)
                     .with_context(|| format!("secret {}: cannot parse url", spec.name))?;
                 let host = match cfg.get_hosts().first() {
                     Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
