@@ -92,6 +92,10 @@ pub enum StoreConfig {
         endpoint_url: Option<String>,
         /// Prepended to secret names to form AWS secret ids (the seed uses `divan/prod/`).
         prefix: String,
+        /// KMS key for the secrets rotor creates and syncs; None: AWS's `aws/secretsmanager`.
+        kms_key_id: Option<String>,
+        /// Per secret (by name), winning over `kms_key_id` (`[store.kms_key_ids]`).
+        kms_key_ids: std::collections::BTreeMap<String, String>,
         ledger: Box<StoreConfig>,
     },
 }
