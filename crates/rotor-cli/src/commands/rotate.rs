@@ -182,7 +182,9 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
 fn exit_for(e: &EngineError) -> u8 {
     match e {
         EngineError::Store(
-            rotor_core::StoreError::Busy { .. } | rotor_core::StoreError::Locked,
+            rotor_core::StoreError::Busy { .. }
+            | rotor_core::StoreError::Locked
+            | rotor_core::StoreError::Unavailable(_),
         ) => 4,
         EngineError::UnknownSecret { .. } | EngineError::NeedsConfirmation { .. } => 2,
         _ => 1,
