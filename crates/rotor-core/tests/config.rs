@@ -493,7 +493,11 @@ fn store_kinds() {
     }
     check(
         "[store]\nkind = \"aws\"\nledger = \"sqlite\"\npath = \"l.db\"\nkms_key_ids = \"x\"\n",
-        &[("5:15 -", "`kms_key_ids` must be a table", "[store.kms_key_ids]")],
+        &[(
+            "5:15 -",
+            "`kms_key_ids` must be a table",
+            "[store.kms_key_ids]",
+        )],
     );
     check(
         "[store]\nkind = \"aws\"\nregion = \"eu-west-1\"\n",

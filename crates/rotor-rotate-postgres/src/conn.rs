@@ -126,7 +126,10 @@ pub async fn connect(target: &Target, cred: &Credential) -> Result<Client, PgFai
     match result {
         Err(_) => Err(PgFailure::Timeout("connecting")),
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(target.tls.explain(&e).map_or(PgFailure::Pg(e), PgFailure::Tls)),
+        Ok(Err(e)) => Err(target
+            .tls
+            .explain(&e)
+            .map_or(PgFailure::Pg(e), PgFailure::Tls)),
     }
 }
 

@@ -83,13 +83,19 @@ async fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accept
         query(&ca)
     );
     let err = set_through(&pg, &full).await.unwrap_err();
-    assert!(!err.transient, "a wrong certificate is not an outage: {err}");
+    assert!(
+        !err.transient,
+        "a wrong certificate is not an outage: {err}"
+    );
     assert!(
         err.message
             .contains("certificate is not valid for the host name 127.0.0.1"),
         "{err}"
     );
-    assert!(err.message.contains("sslmode=verify-full from the url"), "{err}");
+    assert!(
+        err.message.contains("sslmode=verify-full from the url"),
+        "{err}"
+    );
     assert!(logs_in(&pg, "app", "app-pw-0"), "nothing changed");
 
     // verify-ca checks the chain only: the same certificate is accepted...
@@ -104,8 +110,17 @@ async fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accept
     );
     let err = set_through(&pg, &wrong_ca).await.unwrap_err();
     assert!(!err.transient, "{err}");
-    assert!(err.message.contains("not signed by a trusted root"), "{err}");
-    assert!(err.fix.as_deref().unwrap_or_default().contains("sslrootcert"), "{err}");
+    assert!(
+        err.message.contains("not signed by a trusted root"),
+        "{err}"
+    );
+    assert!(
+        err.fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sslrootcert"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,11 +128,17 @@ async fn require_and_the_remote_default_refuse_a_server_without_tls() {
     let pg = server();
     pg.psql("CREATE ROLE app LOGIN PASSWORD 'app-pw-0'")
         .unwrap();
-    let require = format!("postgres://127.0.0.1:{}/postgres?sslmode=require", pg.port());
+    let require = format!(
+        "postgres://127.0.0.1:{}/postgres?sslmode=require",
+        pg.port()
+    );
     let err = set_through(&pg, &require).await.unwrap_err();
     assert!(!err.transient, "{err}");
     assert!(err.message.contains("does not offer TLS"), "{err}");
-    assert!(err.message.contains("sslmode=require from the url"), "{err}");
+    assert!(
+        err.message.contains("sslmode=require from the url"),
+        "{err}"
+    );
 
     // A host name that is not loopback (reached at 127.0.0.1 through libpq's hostaddr)
     // and no sslmode: verify-full, explained.
@@ -132,7 +153,13 @@ async fn require_and_the_remote_default_refuse_a_server_without_tls() {
             .contains("rotor's default for a host that is not loopback"),
         "{err}"
     );
-    assert!(err.fix.as_deref().unwrap_or_default().contains("sslmode=disable"), "{err}");
+    assert!(
+        err.fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sslmode=disable"),
+        "{err}"
+    );
     assert!(logs_in(&pg, "app", "app-pw-0"), "nothing changed");
 
     // Said explicitly, plaintext is allowed; on loopback the default (prefer) falls back.
@@ -161,7 +188,10 @@ async fn remote_default_verifies_with_the_providers_ca_and_client_certificates_w
         .await
         .unwrap_err();
     assert!(!err.transient, "{err}");
-    assert!(err.message.contains("not signed by a trusted root"), "{err}");
+    assert!(
+        err.message.contains("not signed by a trusted root"),
+        "{err}"
+    );
     assert!(err.message.contains("not loopback"), "{err}");
 
     // The server requires a client certificate: without one the login is refused.

@@ -182,7 +182,13 @@ fn parse_url(url: &str) -> Result<Target, String> {
     let lower = url.to_ascii_lowercase();
     let tls = lower.starts_with("rediss://");
     let Some(rest) = url
-        .get(if tls { "rediss://".len() } else { "redis://".len() }..)
+        .get(
+            if tls {
+                "rediss://".len()
+            } else {
+                "redis://".len()
+            }..,
+        )
         .filter(|_| tls || lower.starts_with("redis://"))
     else {
         return Err("the url must look like redis://host:port or rediss://host:port".to_owned());
@@ -243,7 +249,10 @@ fn target_tls(query: &str, host: &str) -> Result<TargetTls, String> {
         ));
     }
     match (opts.mode, opts.choice) {
-        (rotor_tls::SslMode::Disable | rotor_tls::SslMode::Prefer, rotor_tls::ModeChoice::Explicit) => {
+        (
+            rotor_tls::SslMode::Disable | rotor_tls::SslMode::Prefer,
+            rotor_tls::ModeChoice::Explicit,
+        ) => {
             return Err(format!(
                 "sslmode={} does not apply to rediss://, which always uses TLS (use redis:// \
                  for a plaintext connection on a trusted network)",
@@ -1302,9 +1311,21 @@ mod tests {
                 .unwrap_err()
                 .contains("always uses TLS")
         );
-        assert!(t("rediss://cache?sslcert=/c.pem").unwrap_err().contains("sslkey"));
-        assert!(t("rediss://cache?db=1").unwrap_err().contains("unknown url parameter"));
-        assert!(t("redis://cache?sslmode=require").unwrap_err().contains("rediss://"));
+        assert!(
+            t("rediss://cache?sslcert=/c.pem")
+                .unwrap_err()
+                .contains("sslkey")
+        );
+        assert!(
+            t("rediss://cache?db=1")
+                .unwrap_err()
+                .contains("unknown url parameter")
+        );
+        assert!(
+            t("redis://cache?sslmode=require")
+                .unwrap_err()
+                .contains("rediss://")
+        );
         let remote = parse_url("rediss://cache.example.com").unwrap();
         let opts = &remote.tls.unwrap().opts;
         assert_eq!(opts.mode, rotor_tls::SslMode::VerifyFull);

@@ -50,8 +50,15 @@ async fn full_rotation_over_verify_full_tls_with_a_client_certificate() {
     let rot = RedisRotator::new();
     let new = rotate(&rot, &spec, &current, Some(&admin)).await;
     let new_pw = password(&new);
-    assert_eq!(auth(&redis, "app", &new_pw), "OK", "new works (redis-cli --tls)");
-    assert!(auth(&redis, "app", &old).starts_with("WRONGPASS"), "old retired");
+    assert_eq!(
+        auth(&redis, "app", &new_pw),
+        "OK",
+        "new works (redis-cli --tls)"
+    );
+    assert!(
+        auth(&redis, "app", &old).starts_with("WRONGPASS"),
+        "old retired"
+    );
 
     // Without the client certificate the server refuses the session: permanent, explained.
     let bare = format!(
@@ -61,7 +68,10 @@ async fn full_rotation_over_verify_full_tls_with_a_client_certificate() {
     );
     let err = set_through(&redis, &bare, &new_pw).await.unwrap_err();
     assert!(!err.transient, "{err}");
-    assert!(err.message.contains("requires a client certificate"), "{err}");
+    assert!(
+        err.message.contains("requires a client certificate"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -99,6 +109,12 @@ async fn rediss_refuses_a_server_without_tls() {
     // A plaintext redis-server never answers a ClientHello; an overloaded TLS one may be
     // slow, so this stays transient, with the likely cause named.
     assert!(err.message.contains("answers TCP but not TLS"), "{err}");
-    assert!(err.fix.as_deref().unwrap_or_default().contains("--tls-port"), "{err}");
+    assert!(
+        err.fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("--tls-port"),
+        "{err}"
+    );
     assert_eq!(password_hashes(&redis, "app").len(), 1, "nothing changed");
 }

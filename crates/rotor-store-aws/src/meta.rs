@@ -77,7 +77,9 @@ impl Wanted {
 /// Whether AWS's `KmsKeyId` is the key configured. AWS may answer with the key's ARN where
 /// the config names an id or alias, so an ARN ending in the configured name matches.
 fn same_key(actual: Option<&str>, wanted: &str) -> bool {
-    actual.is_some_and(|a| a == wanted || a.ends_with(&format!(":{wanted}")) || a.ends_with(&format!("/{wanted}")))
+    actual.is_some_and(|a| {
+        a == wanted || a.ends_with(&format!(":{wanted}")) || a.ends_with(&format!("/{wanted}"))
+    })
 }
 
 impl AwsStore {
@@ -126,12 +128,16 @@ impl AwsStore {
             if key_differs {
                 req = req.set_kms_key_id(wanted.kms_key_id.clone());
             }
-            req.send().await.map_err(|e| {
-                self.aws_error(secret, "UpdateSecret", &AwsFailure::from_sdk(&e))
-            })?;
+            req.send()
+                .await
+                .map_err(|e| self.aws_error(secret, "UpdateSecret", &AwsFailure::from_sdk(&e)))?;
             calls.push(format!(
                 "UpdateSecret {id}{}{}",
-                if description_differs { " description" } else { "" },
+                if description_differs {
+                    " description"
+                } else {
+                    ""
+                },
                 if key_differs { " kms_key_id" } else { "" }
             ));
         }
@@ -147,7 +153,10 @@ impl AwsStore {
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
         if !missing.is_empty() {
-            let keys: Vec<String> = missing.iter().filter_map(|t| t.key().map(str::to_owned)).collect();
+            let keys: Vec<String> = missing
+                .iter()
+                .filter_map(|t| t.key().map(str::to_owned))
+                .collect();
             self.client
                 .tag_resource()
                 .secret_id(&id)
@@ -183,7 +192,10 @@ mod tests {
     #[test]
     fn key_names_match_their_arns() {
         assert!(same_key(Some("alias/rotor"), "alias/rotor"));
-        assert!(same_key(Some("arn:aws:kms:eu-west-1:1:alias/rotor"), "alias/rotor"));
+        assert!(same_key(
+            Some("arn:aws:kms:eu-west-1:1:alias/rotor"),
+            "alias/rotor"
+        ));
         assert!(same_key(Some("arn:aws:kms:eu-west-1:1:key/abc"), "abc"));
         assert!(!same_key(None, "alias/rotor"));
         assert!(!same_key(Some("alias/other"), "alias/rotor"));

@@ -89,7 +89,11 @@ async fn created_secrets_carry_kms_key_description_and_inventory_tags() {
     put(&rig.store, &name("other"), b"v1").await;
 
     let d = describe(&moto, "prod/webhook-key");
-    assert_eq!(d.kms.as_deref(), Some(own_key.as_str()), "the secret's own key wins");
+    assert_eq!(
+        d.kms.as_deref(),
+        Some(own_key.as_str()),
+        "the secret's own key wins"
+    );
     assert_eq!(d.description.as_deref(), Some("signs payment webhooks"));
     let want: BTreeMap<String, String> = [
         ("rotor:rotated-by", "rotor"),
@@ -103,9 +107,16 @@ async fn created_secrets_carry_kms_key_description_and_inventory_tags() {
     assert_eq!(d.tags, want);
 
     let d = describe(&moto, "prod/other");
-    assert_eq!(d.kms.as_deref(), Some(store_key.as_str()), "the store's key");
+    assert_eq!(
+        d.kms.as_deref(),
+        Some(store_key.as_str()),
+        "the store's key"
+    );
     assert_eq!(d.description.as_deref(), Some(DEFAULT_DESCRIPTION));
-    assert_eq!(d.tags.get("rotor:rotated-by").map(String::as_str), Some("rotor"));
+    assert_eq!(
+        d.tags.get("rotor:rotated-by").map(String::as_str),
+        Some("rotor")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,18 +144,39 @@ async fn store_sync_brings_an_existing_secret_in_line_and_keeps_foreign_tags() {
     );
     let reports = store.sync_all_with_metadata().await.expect("sync");
     let calls = &reports[&s].calls;
-    assert!(calls.iter().any(|c| c.starts_with("UpdateSecret")), "{calls:?}");
-    assert!(calls.iter().any(|c| c.starts_with("TagResource")), "{calls:?}");
-    assert!(calls.iter().any(|c| c.starts_with("UntagResource")), "{calls:?}");
+    assert!(
+        calls.iter().any(|c| c.starts_with("UpdateSecret")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("TagResource")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.starts_with("UntagResource")),
+        "{calls:?}"
+    );
     let d = describe(&moto, sid);
     assert_eq!(d.kms.as_deref(), Some(key.as_str()));
     assert_eq!(d.description.as_deref(), Some("signs payment webhooks"));
     assert_eq!(d.tags.get("rotor:tier").map(String::as_str), Some("high"));
-    assert_eq!(d.tags.get("rotor:owner").map(String::as_str), Some("team-payments"));
-    assert_eq!(d.tags.get("team").map(String::as_str), Some("payments-oncall"), "not ours: kept");
-    assert!(!d.tags.contains_key("rotor:gone"), "ours and no longer wanted: removed");
+    assert_eq!(
+        d.tags.get("rotor:owner").map(String::as_str),
+        Some("team-payments")
+    );
+    assert_eq!(
+        d.tags.get("team").map(String::as_str),
+        Some("payments-oncall"),
+        "not ours: kept"
+    );
+    assert!(
+        !d.tags.contains_key("rotor:gone"),
+        "ours and no longer wanted: removed"
+    );
     // The values were not touched.
-    view(&moto, sid).expect("secret").expect("AWSCURRENT", Some((&latest(&rig, &s).await, "v1")));
+    view(&moto, sid)
+        .expect("secret")
+        .expect("AWSCURRENT", Some((&latest(&rig, &s).await, "v1")));
 
     // In line now: a second sync changes nothing.
     let again = store.sync_all_with_metadata().await.expect("sync");
@@ -165,7 +197,11 @@ async fn latest(rig: &Rig, s: &rotor_core::SecretName) -> rotor_core::VersionId 
 async fn an_unreachable_aws_is_a_transient_unavailable_error() {
     let moto = start_moto();
     let proxy = TcpProxy::start(moto.addr()).expect("proxy");
-    let rig = rig(&format!("http://{}", proxy.addr()), moto.region(), settings("p/"));
+    let rig = rig(
+        &format!("http://{}", proxy.addr()),
+        moto.region(),
+        settings("p/"),
+    );
     let s = name("api-token");
     put(&rig.store, &s, b"v").await;
     proxy.set_refusing(true);

@@ -208,7 +208,9 @@ pub(crate) fn pg_error(target: &str, e: &tokio_postgres::Error) -> StoreError {
 pub(crate) fn connect_error(target: &str, e: &ConnectError) -> StoreError {
     match e {
         ConnectError::Pg(e) => pg_error(target, e),
-        ConnectError::Tls(t) => StoreError::Backend(format!("store {target}: {}; {}", t.message, t.fix)),
+        ConnectError::Tls(t) => {
+            StoreError::Backend(format!("store {target}: {}; {}", t.message, t.fix))
+        }
     }
 }
 

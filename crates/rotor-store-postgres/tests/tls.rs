@@ -61,7 +61,8 @@ async fn two_replicas_over_verify_full_tls_form_one_chain() {
                     let change = if i % 2 == 0 {
                         put_change(&s, b"v").1
                     } else {
-                        Change::new().audit(AuditEvent::new(format!("r{r}"), "test.note").secret(&s))
+                        Change::new()
+                            .audit(AuditEvent::new(format!("r{r}"), "test.note").secret(&s))
                     };
                     store.apply(change).await.expect("apply over TLS");
                 }
@@ -95,13 +96,24 @@ async fn the_store_refuses_another_hosts_certificate_and_a_server_without_tls() 
         ca.cert_path().display()
     );
     let key = || rotor_seal::MasterKey::generate().expect("key");
-    let msg = backend(PgStore::init(&url, key(), "init").await.expect_err("refused"));
-    assert!(msg.contains("not valid for the host name 127.0.0.1"), "{msg}");
+    let msg = backend(
+        PgStore::init(&url, key(), "init")
+            .await
+            .expect_err("refused"),
+    );
+    assert!(
+        msg.contains("not valid for the host name 127.0.0.1"),
+        "{msg}"
+    );
     assert!(!msg.contains(pg.admin_password()), "{msg}");
 
     let plain = db();
     let url = format!("{}?sslmode=require", plain.url);
-    let msg = backend(PgStore::init(&url, key(), "init").await.expect_err("refused"));
+    let msg = backend(
+        PgStore::init(&url, key(), "init")
+            .await
+            .expect_err("refused"),
+    );
     assert!(msg.contains("does not offer TLS"), "{msg}");
     assert_eq!(
         plain.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),

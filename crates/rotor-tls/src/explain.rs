@@ -71,7 +71,9 @@ pub fn explain_rustls(
                  bundle){weaker}"
             ),
         ),
-        RustlsError::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => (
+        RustlsError::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => (
             format!("the server's TLS certificate for {host} has expired ({why})"),
             "renew the server's certificate".to_owned(),
         ),

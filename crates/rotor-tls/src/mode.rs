@@ -137,10 +137,25 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "/tmp"] {
+        for h in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "/tmp",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["db.example.com", "10.0.0.1", "192.168.1.1", "::2", "localhost.evil", ""] {
+        for h in [
+            "db.example.com",
+            "10.0.0.1",
+            "192.168.1.1",
+            "::2",
+            "localhost.evil",
+            "",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }
@@ -148,7 +163,10 @@ mod tests {
     #[test]
     fn defaults_by_host() {
         assert_eq!(choose(None, &["127.0.0.1"]).0, SslMode::Prefer);
-        assert_eq!(choose(None, &["127.0.0.1", "db.internal"]).0, SslMode::VerifyFull);
+        assert_eq!(
+            choose(None, &["127.0.0.1", "db.internal"]).0,
+            SslMode::VerifyFull
+        );
         assert_eq!(choose(None, &[]).0, SslMode::VerifyFull);
         assert_eq!(
             choose(Some(SslMode::Disable), &["db.internal"]),

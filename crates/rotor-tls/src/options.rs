@@ -180,15 +180,28 @@ mod tests {
     fn system_roots_imply_verify_full_and_refuse_weaker() {
         let (raw, _) = Raw::split_query("sslrootcert=system").unwrap();
         let o = raw.resolve(&["127.0.0.1"]).unwrap();
-        assert_eq!((o.mode, o.choice), (SslMode::VerifyFull, ModeChoice::SystemRoots));
+        assert_eq!(
+            (o.mode, o.choice),
+            (SslMode::VerifyFull, ModeChoice::SystemRoots)
+        );
         let (raw, _) = Raw::split_query("sslrootcert=system&sslmode=require").unwrap();
-        assert!(raw.resolve(&["h"]).unwrap_err().to_string().contains("weak"));
+        assert!(
+            raw.resolve(&["h"])
+                .unwrap_err()
+                .to_string()
+                .contains("weak")
+        );
     }
 
     #[test]
     fn refuses_half_a_client_cert_unsupported_params_and_bad_sni() {
         let (raw, _) = Raw::split_query("sslcert=/c.pem").unwrap();
-        assert!(raw.resolve(&["h"]).unwrap_err().to_string().contains("sslkey"));
+        assert!(
+            raw.resolve(&["h"])
+                .unwrap_err()
+                .to_string()
+                .contains("sslkey")
+        );
         let e = Raw::split_query("sslpassword=x").unwrap_err().to_string();
         assert!(e.contains("sslpassword") && !e.contains("=x"), "{e}");
         assert!(Raw::split_query("sslsni=yes").is_err());

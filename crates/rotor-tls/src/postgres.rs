@@ -129,8 +129,9 @@ impl PgTls {
                     source.unwrap_or_default(),
                     self.opts.choice.describe(self.opts.mode)
                 ),
-                fix: "check the server's TLS setup and the url's sslmode/sslrootcert/sslcert/sslkey"
-                    .to_owned(),
+                fix:
+                    "check the server's TLS setup and the url's sslmode/sslrootcert/sslcert/sslkey"
+                        .to_owned(),
             }),
         )
     }
@@ -148,7 +149,10 @@ mod tests {
             "postgres://app@db.example.com:6432/app?sslmode=require&connect_timeout=7&sslsni=0",
         )
         .unwrap();
-        assert_eq!(config.get_connect_timeout(), Some(&std::time::Duration::from_secs(7)));
+        assert_eq!(
+            config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(7))
+        );
         assert_eq!(config.get_ssl_mode(), DriverMode::Require);
         assert_eq!(tls.options().mode, SslMode::Require);
         assert!(!tls.options().sni);
@@ -157,14 +161,20 @@ mod tests {
     #[test]
     fn defaults_loopback_prefer_remote_verify_full() {
         let (c, t) = parse_url("postgres://127.0.0.1:5432/app").unwrap();
-        assert_eq!((c.get_ssl_mode(), t.options().mode), (DriverMode::Prefer, SslMode::Prefer));
+        assert_eq!(
+            (c.get_ssl_mode(), t.options().mode),
+            (DriverMode::Prefer, SslMode::Prefer)
+        );
         let (_, t) = parse_url("postgresql://db.internal/app").unwrap();
         assert_eq!(
             (t.options().mode, t.options().choice),
             (SslMode::VerifyFull, ModeChoice::RemoteDefault)
         );
         let (c, t) = parse_url("postgres://db.internal/app?sslmode=disable").unwrap();
-        assert_eq!((c.get_ssl_mode(), t.options().mode), (DriverMode::Disable, SslMode::Disable));
+        assert_eq!(
+            (c.get_ssl_mode(), t.options().mode),
+            (DriverMode::Disable, SslMode::Disable)
+        );
     }
 
     #[test]
@@ -172,7 +182,10 @@ mod tests {
         let e = parse_url("postgres://u:hunter2@h/db?sslrootcert=/nonexistent/ca.pem")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("sslrootcert") && e.contains("/nonexistent/ca.pem"), "{e}");
+        assert!(
+            e.contains("sslrootcert") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
         assert!(!e.contains("hunter2"), "{e}");
         let e = parse_url("mysql://u:hunter2@h/db").unwrap_err().to_string();
         assert!(!e.contains("hunter2") && e.contains("postgres://"), "{e}");

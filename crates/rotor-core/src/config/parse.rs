@@ -452,7 +452,10 @@ impl Walker<'_> {
             self.error(
                 item.span().unwrap_or(0..0),
                 "`kms_key_ids` must be a table of secret name = KMS key".into(),
-                Some("write [store.kms_key_ids] with lines like jwt-signing = \"alias/rotor\"".into()),
+                Some(
+                    "write [store.kms_key_ids] with lines like jwt-signing = \"alias/rotor\""
+                        .into(),
+                ),
             );
             return out;
         };
