@@ -319,15 +319,25 @@ fn store_sync_brings_aws_secrets_in_line_with_the_inventory() {
             c.env(k, v);
         }
         let out = c.output().expect("python");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
     };
     let key = python(key_py);
     let inventory = SECRETS.replace(
         "[secrets.api]\nkind = \"manual\"\n",
         "[secrets.api]\nkind = \"manual\"\nowner = \"team-api\"\ndescription = \"the partner API key\"\n",
     );
-    let store = store.replace("path = \"ledger.db\"\n", &format!("path = \"ledger.db\"\nkms_key_id = \"{key}\"\n"));
+    let store = store.replace(
+        "path = \"ledger.db\"\n",
+        &format!("path = \"ledger.db\"\nkms_key_id = \"{key}\"\n"),
+    );
     std::fs::write(env.path("rotor.toml"), format!("{store}{inventory}")).expect("write config");
     let sync = run(&["store", "sync"], None);
     assert_eq!(sync.code, 0, "{}\n{}", sync.stdout, sync.stderr);

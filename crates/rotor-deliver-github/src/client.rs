@@ -156,7 +156,10 @@ impl GithubClient {
         let mut url = self.api.clone();
         {
             let mut segs = url.path_segments_mut().map_err(|_| {
-                GithubError::permanent("the GitHub API URL cannot have a path", "use an https:// URL")
+                GithubError::permanent(
+                    "the GitHub API URL cannot have a path",
+                    "use an https:// URL",
+                )
             })?;
             segs.pop_if_empty();
             segs.extend(self.scope.segments());
@@ -168,7 +171,10 @@ impl GithubClient {
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token.expose_secret()))
+            .header(
+                AUTHORIZATION,
+                format!("Bearer {}", self.token.expose_secret()),
+            )
             .header(ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
             .header(USER_AGENT, concat!("rotor/", env!("CARGO_PKG_VERSION")))
@@ -187,7 +193,10 @@ impl GithubClient {
         }
         let key: KeyAnswer = resp.json().await.map_err(|e| {
             GithubError::permanent(
-                format!("GitHub's public key answer for {} is not the documented JSON ({e})", self.scope),
+                format!(
+                    "GitHub's public key answer for {} is not the documented JSON ({e})",
+                    self.scope
+                ),
                 "check the API URL points at GitHub's REST API",
             )
         })?;
@@ -294,7 +303,8 @@ pub(crate) fn classify(
         let mut e = GithubError::transient(
             format!(
                 "{what} for {scope}: GitHub's rate limit for this token is used up ({said}){}",
-                wait.map(|w| format!("; it resets in {w} s")).unwrap_or_default()
+                wait.map(|w| format!("; it resets in {w} s"))
+                    .unwrap_or_default()
             ),
             "rotor retries after the reset; a GitHub App token has a higher limit",
         );
@@ -305,7 +315,9 @@ pub(crate) fn classify(
         && (status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS)
     {
         let mut e = GithubError::transient(
-            format!("{what} for {scope}: GitHub's secondary rate limit ({said}); retry in {after} s"),
+            format!(
+                "{what} for {scope}: GitHub's secondary rate limit ({said}); retry in {after} s"
+            ),
             "rotor retries after the wait; avoid many writes at once",
         );
         e.retry_after = Some(Duration::from_secs(after));
@@ -332,7 +344,10 @@ pub(crate) fn classify(
             format!("{what} for {scope}: GitHub failed ({said})"),
             "rotor retries; see https://www.githubstatus.com",
         ),
-        _ => GithubError::permanent(format!("{what} for {scope}: unexpected answer ({said})"), "report this"),
+        _ => GithubError::permanent(
+            format!("{what} for {scope}: unexpected answer ({said})"),
+            "report this",
+        ),
     }
 }
 

@@ -23,7 +23,10 @@ impl RepoKey {
     /// Parses the `key` field of GitHub's public-key answer (base64 of 32 bytes).
     pub fn new(key_id: impl Into<String>, key_base64: &str) -> Result<RepoKey, GithubError> {
         let bytes = STANDARD.decode(key_base64.trim()).map_err(|_| {
-            GithubError::permanent("GitHub's public key is not base64", "report this: the API answered something unexpected")
+            GithubError::permanent(
+                "GitHub's public key is not base64",
+                "report this: the API answered something unexpected",
+            )
         })?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
             GithubError::permanent(

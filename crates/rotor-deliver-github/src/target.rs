@@ -62,7 +62,10 @@ impl GithubTarget {
             Ok(bytes) => {
                 let state: State = serde_json::from_slice(&bytes).map_err(|e| {
                     GithubError::permanent(
-                        format!("the GitHub state file {} does not parse ({e})", self.state.display()),
+                        format!(
+                            "the GitHub state file {} does not parse ({e})",
+                            self.state.display()
+                        ),
                         "delete it: rotor then writes every secret once",
                     )
                 })?;
@@ -70,7 +73,10 @@ impl GithubTarget {
                 Ok(if state.scope == scope {
                     state
                 } else {
-                    State { scope, ..State::default() }
+                    State {
+                        scope,
+                        ..State::default()
+                    }
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
@@ -78,7 +84,10 @@ impl GithubTarget {
                 ..State::default()
             }),
             Err(e) => Err(GithubError::permanent(
-                format!("cannot read the GitHub state file {}: {e}", self.state.display()),
+                format!(
+                    "cannot read the GitHub state file {}: {e}",
+                    self.state.display()
+                ),
                 "check its permissions",
             )),
         }
@@ -87,11 +96,18 @@ impl GithubTarget {
     fn save(&self, state: &State) -> Result<(), GithubError> {
         let fail = |e: std::io::Error| {
             GithubError::permanent(
-                format!("cannot write the GitHub state file {}: {e}", self.state.display()),
+                format!(
+                    "cannot write the GitHub state file {}: {e}",
+                    self.state.display()
+                ),
                 "check the directory is writable; the secrets were written, the next run may write them again",
             )
         };
-        let dir = self.state.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = self
+            .state
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
         let json = serde_json::to_vec_pretty(state).map_err(|e| fail(std::io::Error::other(e)))?;
         tmp.write_all(&json).map_err(fail)?;
@@ -126,7 +142,9 @@ impl GithubTarget {
             match self.client.put(&item.name, &key, item.value).await {
                 Ok(outcome) => {
                     tracing::info!(scope = %self.client.scope(), secret = %item.name, ?outcome, "github secret written");
-                    state.secrets.insert(item.name.clone(), item.fingerprint.clone());
+                    state
+                        .secrets
+                        .insert(item.name.clone(), item.fingerprint.clone());
                     report.written.push(item.name.clone());
                 }
                 Err(e) => {

@@ -258,7 +258,8 @@ pub enum PgStrategy {
 /// `kind = "postgres"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PostgresSettings {
-    /// `postgres://host:port/dbname` (no password: credentials come from managed secrets).
+    /// `postgres://host:port/dbname[?sslmode=...&sslrootcert=...]` (no password: credentials
+    /// come from managed secrets; libpq TLS parameters, see `rotor_tls`).
     pub url: String,
     /// The role (single) or the group role whose `_a`/`_b` login roles alternate.
     pub role: String,
@@ -270,7 +271,8 @@ pub struct PostgresSettings {
 /// `kind = "redis"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RedisSettings {
-    /// `redis://host:port` (no password).
+    /// `redis://host:port` or `rediss://host:port?sslrootcert=...` (no password; TLS
+    /// parameters as for PostgreSQL, see `rotor_tls`).
     pub url: String,
     /// The ACL user whose password rotates (`default` is allowed).
     pub user: String,
