@@ -261,7 +261,10 @@ async fn errors_say_what_to_do_and_whether_to_retry() {
 
     // Nothing listening: transient.
     let dead = GithubClient::new(
-        "http://127.0.0.1:9",
+        &format!(
+            "http://127.0.0.1:{}",
+            rotor_test_support::free_port().unwrap()
+        ),
         SecretString::from(TOKEN.to_owned()),
         repo("a", "b"),
     )
