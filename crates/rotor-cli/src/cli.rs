@@ -1,4 +1,8 @@
 //! Command-line arguments, as clap parses them (validated further by each command).
+//!
+//! The `///` comments here are clap's help text, where `[store]` or `[[render]]` name TOML
+//! tables of rotor.toml, not Rust items: rustdoc must not read them as links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 
@@ -97,15 +101,28 @@ pub enum Command {
     /// Sign or verify a token with a JWT secret's keyring.
     #[command(subcommand)]
     Jwt(JwtCommand),
+    /// Print a shell completion script (e.g. `rotor completions bash > /etc/bash_completion.d/rotor`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `rotor man > /usr/local/share/man/man1/rotor.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
 pub struct Name {
+    /// The secret, as named in the config.
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct NameOpt {
+    /// The secret, as named in the config (default: every secret).
     pub name: Option<String>,
 }
 
@@ -133,7 +150,7 @@ pub struct RotateArgs {
     /// Every secret rotor can rotate (manual-kind secrets are skipped).
     #[arg(long, conflicts_with = "names")]
     pub all: bool,
-    /// Why (recorded in the audit log).
+    /// Why (recorded in the audit log); required with --emergency.
     #[arg(long)]
     pub reason: Option<String>,
     /// Print what would happen, touching nothing.
@@ -142,7 +159,7 @@ pub struct RotateArgs {
     /// Suspected compromise: NAMES may be secrets, kinds (jwt, postgres, redis, ...) or `all`;
     /// notifies first, rotates with grace 0 (admins first), evicts sessions, runs
     /// on_emergency hooks, and writes the post-rotation checklist report.
-    #[arg(long)]
+    #[arg(long, requires = "reason")]
     pub emergency: bool,
     /// With --emergency: do not end live sessions of the old credentials.
     #[arg(long, requires = "emergency")]
@@ -154,7 +171,9 @@ pub struct RotateArgs {
 
 #[derive(Debug, Args)]
 pub struct AbortArgs {
+    /// The secret whose rotation to roll back.
     pub name: String,
+    /// Why (recorded in the audit log).
     #[arg(long)]
     pub reason: Option<String>,
 }
@@ -168,6 +187,7 @@ pub struct RetireArgs {
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
+    /// The secret to store a value for.
     pub name: String,
     /// Generate the value (random secrets only) instead of reading stdin.
     #[arg(long)]
@@ -179,7 +199,9 @@ pub struct PutArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
+    /// The secret to read.
     pub name: String,
+    /// Which version: current, previous or pending.
     #[arg(long, value_parser = parse_stage, default_value = "current")]
     pub stage: rotor_core::Stage,
     /// Print the value itself (alone, on stdout).
@@ -197,6 +219,7 @@ pub enum AuditCommand {
     Verify,
     /// The newest records.
     Tail {
+        /// How many records, newest last.
         #[arg(short = 'n', long, default_value_t = 20)]
         n: usize,
     },
@@ -204,6 +227,7 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct KeyringArgs {
+    /// The JWT secret.
     pub name: String,
     /// Required: the document holds private keys.
     #[arg(long)]
@@ -214,7 +238,9 @@ pub struct KeyringArgs {
 pub enum JwtCommand {
     /// Sign claims (JSON) with the current key; prints the token.
     Sign {
+        /// The JWT secret whose current key signs.
         name: String,
+        /// The claims, a JSON object, e.g. '{"sub":"42"}'.
         #[arg(long)]
         claims: String,
         /// Token lifetime (sets `exp` unless the claims have one).
@@ -222,7 +248,10 @@ pub enum JwtCommand {
         ttl: String,
     },
     /// Verify a token read from stdin; prints its claims, exit 1 when rejected.
-    Verify { name: String },
+    Verify {
+        /// The JWT secret whose keys may have signed it (current, previous, pending).
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +296,7 @@ pub struct AlertsArgs {
 pub enum TokenCommand {
     /// Make a token: prints it once, and the [[tokens]] lines (with its hash) to paste.
     New {
+        /// The token's name (in the audit log and the config).
         name: String,
         /// `read:GLOB`, `rotate:GLOB`, `write:GLOB` or `admin` (repeatable).
         #[arg(long = "scope", required = true)]
@@ -276,9 +306,44 @@ pub enum TokenCommand {
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
+    /// Why (recorded in the audit log and the report).
     #[arg(long, default_value = "quarterly rotation drill")]
     pub reason: String,
     /// Include secrets whose policy requires confirmation.
     #[arg(long)]
     pub confirm: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every command says what it does and every argument what it means, in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let mut missing = Vec::new();
+        visit(&super::Cli::command(), "rotor", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    fn visit(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(sub_path.clone());
+            }
+            visit(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

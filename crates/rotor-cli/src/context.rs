@@ -11,10 +11,10 @@ use rotor_engine::{Engine, EngineOptions, Rotators, SystemClock};
 /// Reads and validates the config file.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
+        crate::Usage(format!(
             "cannot read config {}: pass --config FILE or set ROTOR_CONFIG",
             path.display()
-        )
+        ))
     })?;
     let path = absolute(path);
     Ok(rotor_core::config::parse(&text, &path, &|k| {

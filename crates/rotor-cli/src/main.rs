@@ -3,17 +3,12 @@
 //! This is the only crate with clap, anyhow and `process::exit`. Each command lives in
 //! `commands/`; they share [`context::Context`] (config, store, engine).
 //!
-//! Exit codes (stable, for scripts and cron):
-//! - 0: success
-//! - 1: the operation failed (a rotation step, a rejected token, a broken audit chain)
-//! - 2: bad usage or an invalid config (`rotor check` finds errors)
-//! - 3: something is overdue (`rotor status --fail-on-overdue`)
-//! - 4: busy: another rotation or process holds the secret or the store
-//! - 5: the store cannot be opened (missing, corrupt, newer schema, wrong or missing master key)
+//! Exit codes are listed in [`exit`].
 
 mod cli;
 mod commands;
 mod context;
+mod exit;
 mod output;
 mod stores;
 
@@ -21,20 +16,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// A failure whose exit code is decided by the command, not by the error's type.
-#[derive(Debug)]
-pub struct Exit(pub u8);
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}", self.0)
-    }
-}
-
-impl std::error::Error for Exit {}
+pub use exit::{Exit, Usage};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    let format = args.format;
     init_tracing(args.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -48,47 +34,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
-                return ExitCode::from(*code);
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit_code(&e))
-        }
+        Err(e) => ExitCode::from(exit::report(&e, format)),
     }
-}
-
-fn exit_code(e: &anyhow::Error) -> u8 {
-    use rotor_core::StoreError as S;
-    use rotor_engine::EngineError as E;
-    for cause in e.chain() {
-        if cause.downcast_ref::<rotor_core::ConfigError>().is_some() {
-            return 2;
-        }
-        let store = cause
-            .downcast_ref::<S>()
-            .or_else(|| match cause.downcast_ref::<E>() {
-                Some(E::Store(s)) => Some(s),
-                _ => None,
-            });
-        match store {
-            Some(S::Busy { .. } | S::Stale { .. } | S::Locked | S::LeaseLost { .. }) => return 4,
-            Some(
-                S::WrongMasterKey { .. }
-                | S::MissingMasterKey { .. }
-                | S::Corrupt { .. }
-                | S::TooNew { .. }
-                | S::NotInitialized { .. },
-            ) => return 5,
-            _ => {}
-        }
-        if let Some(E::UnknownSecret { .. } | E::NeedsConfirmation { .. }) =
-            cause.downcast_ref::<E>()
-        {
-            return 2;
-        }
-    }
-    1
 }
 
 fn init_tracing(verbose: u8) {
@@ -103,5 +50,15 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour())
         .try_init();
+}
+
+/// Colour only for a person at a terminal: not into files or CI logs, not with `TERM=dumb`,
+/// not when `NO_COLOR` is set (<https://no-color.org>).
+fn colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }

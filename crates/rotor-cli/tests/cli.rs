@@ -140,7 +140,7 @@ fn put_get_history_and_stage_moves() {
 fn rotate_rules_and_exit_codes() {
     let env = Env::new(CONFIG);
     let manual = env.rotor(&["rotate", "sendgrid"]);
-    assert_eq!(manual.code, 1);
+    assert_eq!(manual.code, 2, "a usage error");
     assert!(
         manual.stderr.contains("rotor put sendgrid"),
         "{}",

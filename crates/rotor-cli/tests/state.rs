@@ -523,7 +523,8 @@ role = "postgres"
         );
         assert_eq!(
             sample(&metrics, "secret_rotation_in_progress", "database").as_deref(),
-            Some("0")
+            None,
+            "flags are present only while they hold"
         );
     }
 
@@ -539,6 +540,7 @@ role = "postgres"
     serve.stop();
     assert_eq!(
         sample(&metrics, "secret_rotation_failed", "database").as_deref(),
-        Some("0")
+        None,
+        "the failed flag is gone once a person acted"
     );
 }

@@ -10,7 +10,7 @@
 //! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
 //! - [`metrics`]: the Prometheus text exposition; [`alerts`]: the Prometheus rules file;
 //! - [`notify`]: webhooks (Slack or JSON), retried, audited on failure;
-//! - [`emergency`]: emergency rotation and drills with the post-rotation checklist report;
+//! - [`emergency`](mod@emergency): emergency rotation and drills with the post-rotation checklist report;
 //! - [`client`]: the CLI's `--server URL` mode.
 //!
 //! Invariants:

@@ -1,44 +1,61 @@
 //! The Prometheus text exposition behind `GET /metrics`.
 //!
-//! Names are fixed (dashboards and the generated alert rules depend on them), each labelled
-//! `secret`, `tier`, `kind` (secrets without a tier get `tier="none"`):
+//! Names are fixed (dashboards and the generated alert rules depend on them). Per secret,
+//! labelled `secret`, `tier`, `kind` (secrets without a tier get `tier="none"`):
 //! - `secret_last_rotated_timestamp` (the seed's name, seconds since the epoch; a declared
 //!   `last_rotated` counts; absent while the age is unknown);
 //! - `secret_next_due_timestamp` (the next scheduled rotation, placed in its window),
-//!   `secret_rotation_deadline_timestamp` (overdue after it);
-//! - gauges 0/1: `secret_overdue`, `secret_never_rotated` (age unknown, so overdue),
+//!   `secret_rotation_deadline_timestamp` (overdue after it), and
+//!   `secret_retire_after_timestamp` while a previous value waits;
+//! - state flags, present with value 1 only while they hold (absent means 0):
+//!   `secret_overdue`, `secret_never_rotated` (age unknown, so overdue),
 //!   `secret_rotation_failed`, `secret_rotation_in_progress`, `secret_in_grace`,
-//!   `secret_retire_due`; and `secret_retire_after_timestamp` while a previous value waits;
-//! - `secret_rotation_failures_total`, `secret_rotation_duration_seconds` (histogram): what
-//!   this daemon saw since it started;
-//! - `rotor_up 1`.
+//!   `secret_retire_due`;
+//! - `secret_rotation_failures_total`: failed rotations seen by this process
+//!   (a series appears at its first failure, as labelled counters do).
+//!
+//! Per kind: `secret_rotation_duration_seconds{kind}` (histogram, this process). Fleet-wide:
+//! `rotor_secrets{state}` (how many secrets are in each state, every state listed) and
+//! `rotor_up 1`.
+//!
+//! Why sparse flags and per-kind histograms: at 10,000 secrets a series per flag and a
+//! histogram per secret made a 16 MB, 190,000-line scrape; the alerts need only the flags
+//! that are set (`== 1` fires, an absent series resolves).
 //!
 //! Invariants: only names, kinds, tiers, times and counts, never a value; every state gauge is
 //! read from the row's `Standing` (the store's truth), so it survives a restart and says what
 //! `rotor status` says; only the counter and the histogram live in this process.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
+use rotor_core::{Kind, SecretState};
 use rotor_engine::StatusRow;
 
 /// Histogram bucket bounds of `secret_rotation_duration_seconds`.
 pub const DURATION_BUCKETS: [f64; 10] = [0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 
 #[derive(Debug, Default, Clone)]
-struct PerSecret {
-    failures: u64,
+struct Histogram {
     buckets: [u64; DURATION_BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
+#[derive(Debug, Default)]
+struct Counters {
+    /// Failures by secret name.
+    failures: HashMap<String, u64>,
+    /// Durations by kind (`Kind::as_str`).
+    durations: BTreeMap<&'static str, Histogram>,
+}
+
 /// Counters the store does not hold: failures and durations seen by this process.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    inner: Mutex<HashMap<String, PerSecret>>,
+    inner: Mutex<Counters>,
 }
 
 impl Metrics {
@@ -46,41 +63,40 @@ impl Metrics {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, PerSecret>) -> R) -> R {
-        let mut map = self
+    fn with<R>(&self, f: impl FnOnce(&mut Counters) -> R) -> R {
+        let mut c = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut map)
+        f(&mut c)
     }
 
     pub fn count_failure(&self, secret: &str) {
-        self.with(|m| m.entry(secret.to_owned()).or_default().failures += 1);
+        self.with(|c| *c.failures.entry(secret.to_owned()).or_default() += 1);
     }
 
-    pub fn observe_duration(&self, secret: &str, secs: f64) {
-        self.with(|m| {
-            let e = m.entry(secret.to_owned()).or_default();
+    pub fn observe_duration(&self, kind: Kind, secs: f64) {
+        self.with(|c| {
+            let h = c.durations.entry(kind.as_str()).or_default();
             for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
                 if secs <= *bound {
-                    e.buckets[i] += 1;
+                    h.buckets[i] += 1;
                 }
             }
-            e.count += 1;
-            e.sum += secs;
+            h.count += 1;
+            h.sum += secs;
         });
     }
 
     /// Failures counted for `secret` since start.
     pub fn failures(&self, secret: &str) -> u64 {
-        self.with(|m| m.get(secret).map_or(0, |e| e.failures))
+        self.with(|c| c.failures.get(secret).copied().unwrap_or(0))
     }
 
     /// The exposition for `rows` (from `engine.status()`).
     pub fn render(&self, rows: &[StatusRow]) -> String {
-        let counters = self.with(|m| m.clone());
-        let empty = PerSecret::default();
-        let mut out = String::with_capacity(256 + rows.len() * 1400);
+        let (failures, durations) = self.with(|c| (c.failures.clone(), c.durations.clone()));
+        let mut out = String::with_capacity(1024 + rows.len() * 320);
         let labels: Vec<String> = rows
             .iter()
             .map(|r| {
@@ -92,16 +108,10 @@ impl Metrics {
                 )
             })
             .collect();
-        let mut family =
-            |name: &str, kind: &str, help: &str, f: &dyn Fn(usize) -> Option<String>| {
-                let _ = writeln!(out, "# HELP {name} {help}");
-                let _ = writeln!(out, "# TYPE {name} {kind}");
-                for i in 0..rows.len() {
-                    if let Some(sample) = f(i) {
-                        out.push_str(&sample);
-                    }
-                }
-            };
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        };
         let times: [Family<Option<Timestamp>>; 4] = [
             (
                 "secret_last_rotated_timestamp",
@@ -125,100 +135,109 @@ impl Metrics {
             ),
         ];
         for (name, help, get) in times {
-            family(name, "gauge", help, &|i| {
-                get(&rows[i]).map(|t| format!("{name}{{{}}} {}\n", labels[i], t.as_second()))
-            });
+            header(&mut out, name, "gauge", help);
+            for (row, labels) in rows.iter().zip(&labels) {
+                if let Some(t) = get(row) {
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", t.as_second());
+                }
+            }
         }
         let flags: [Family<bool>; 6] = [
             (
                 "secret_overdue",
-                "1 when the secret is past its rotation deadline, or its age is unknown.",
+                "1 when the secret is past its rotation deadline, or its age is unknown (absent: 0).",
                 &|r| r.standing.overdue,
             ),
             (
                 "secret_never_rotated",
-                "1 when rotor has no record of the secret being rotated (no current value, no declared last_rotated).",
+                "1 when rotor has no record of the secret being rotated: no current value, no declared last_rotated (absent: 0).",
                 &|r| r.standing.never_rotated,
             ),
             (
                 "secret_rotation_failed",
-                "1 while the newest rotation failed (until a later one succeeds or a person acts).",
+                "1 while the newest rotation failed, until a later one succeeds or a person acts (absent: 0).",
                 &|r| r.standing.failed,
             ),
             (
                 "secret_rotation_in_progress",
-                "1 while a rotation of the secret is running.",
+                "1 while a rotation of the secret is running (absent: 0).",
                 &|r| r.standing.in_progress,
             ),
             (
                 "secret_in_grace",
-                "1 while the previous value stays valid until its retire time.",
+                "1 while the previous value stays valid until its retire time (absent: 0).",
                 &|r| r.standing.in_grace,
             ),
             (
                 "secret_retire_due",
-                "1 when grace ended and the previous value was not retired yet (run `rotor retire --due`).",
+                "1 when grace ended and the previous value was not retired yet; run `rotor retire --due` (absent: 0).",
                 &|r| r.standing.retire_due,
             ),
         ];
         for (name, help, get) in flags {
-            family(name, "gauge", help, &|i| {
-                Some(format!(
-                    "{name}{{{}}} {}\n",
-                    labels[i],
-                    u8::from(get(&rows[i]))
-                ))
-            });
+            header(&mut out, name, "gauge", help);
+            for (row, labels) in rows.iter().zip(&labels) {
+                if get(row) {
+                    let _ = writeln!(out, "{name}{{{labels}}} 1");
+                }
+            }
         }
-        family(
+        header(
+            &mut out,
             "secret_rotation_failures_total",
             "counter",
-            "Failed rotation attempts since the daemon started.",
-            &|i| {
-                let c = counters.get(rows[i].name.as_str()).unwrap_or(&empty);
-                Some(format!(
-                    "secret_rotation_failures_total{{{}}} {}\n",
-                    labels[i], c.failures
-                ))
-            },
+            "Failed rotations seen by this daemon since it started.",
         );
-        family(
+        for (row, labels) in rows.iter().zip(&labels) {
+            if let Some(n) = failures.get(row.name.as_str()) {
+                let _ = writeln!(out, "secret_rotation_failures_total{{{labels}}} {n}");
+            }
+        }
+        header(
+            &mut out,
             "secret_rotation_duration_seconds",
             "histogram",
-            "How long scheduled and API rotations took, create to finish.",
-            &|i| {
-                let c = counters.get(rows[i].name.as_str()).unwrap_or(&empty);
-                let mut s = String::new();
-                for (b, bound) in DURATION_BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        s,
-                        "secret_rotation_duration_seconds_bucket{{{},le=\"{bound}\"}} {}",
-                        labels[i], c.buckets[b]
-                    );
-                }
-                let _ = writeln!(
-                    s,
-                    "secret_rotation_duration_seconds_bucket{{{},le=\"+Inf\"}} {}",
-                    labels[i], c.count
-                );
-                let _ = writeln!(
-                    s,
-                    "secret_rotation_duration_seconds_sum{{{}}} {}",
-                    labels[i], c.sum
-                );
-                let _ = writeln!(
-                    s,
-                    "secret_rotation_duration_seconds_count{{{}}} {}",
-                    labels[i], c.count
-                );
-                Some(s)
-            },
+            "How long scheduled and API rotations took, create to finish, by kind.",
         );
-        family(
+        for (kind, h) in &durations {
+            for (b, bound) in DURATION_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "secret_rotation_duration_seconds_bucket{{kind=\"{kind}\",le=\"{bound}\"}} {}",
+                    h.buckets[b]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "secret_rotation_duration_seconds_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "secret_rotation_duration_seconds_sum{{kind=\"{kind}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "secret_rotation_duration_seconds_count{{kind=\"{kind}\"}} {}",
+                h.count
+            );
+        }
+        header(
+            &mut out,
+            "rotor_secrets",
+            "gauge",
+            "How many secrets of the inventory are in each state.",
+        );
+        for state in SecretState::ALL {
+            let n = rows.iter().filter(|r| r.standing.state == state).count();
+            let _ = writeln!(out, "rotor_secrets{{state=\"{state}\"}} {n}");
+        }
+        header(
+            &mut out,
             "rotor_up",
             "gauge",
             "1 while the rotor daemon runs.",
-            &|_| None,
         );
         out.push_str("rotor_up 1\n");
         out

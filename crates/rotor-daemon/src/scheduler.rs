@@ -499,9 +499,11 @@ impl Scheduler {
                     e.retry_at = None;
                     e.failed = None;
                 }
-                if done.kind == JobKind::Rotate {
+                if done.kind == JobKind::Rotate
+                    && let Ok(spec) = self.engine.spec(name.as_str())
+                {
                     self.metrics
-                        .observe_duration(name.as_str(), done.elapsed.as_secs_f64());
+                        .observe_duration(spec.kind, done.elapsed.as_secs_f64());
                 }
                 let finished_now = match (&outcome, done.kind) {
                     (Outcome::Waiting { .. }, _) => None,

@@ -464,14 +464,25 @@ async fn metrics_names_and_promtool() {
     for name in [
         "secret_last_rotated_timestamp{secret=\"app-key\",tier=\"high\",kind=\"random\"}",
         "secret_next_due_timestamp{",
-        "secret_overdue{",
-        "secret_rotation_failures_total{",
-        "secret_rotation_duration_seconds_bucket{",
-        "secret_rotation_duration_seconds_count{secret=\"app-key\"",
-        "secret_rotation_in_progress{",
+        "secret_rotation_deadline_timestamp{",
+        "# TYPE secret_overdue gauge",
+        "# TYPE secret_rotation_failures_total counter",
+        "secret_rotation_duration_seconds_bucket{kind=\"random\",le=\"+Inf\"} 1",
+        "secret_rotation_duration_seconds_count{kind=\"random\"} 1",
+        "rotor_secrets{state=\"ok\"}",
+        "rotor_secrets{state=\"failed\"} 0",
         "rotor_up 1",
     ] {
         assert!(body.contains(name), "missing {name} in\n{body}");
+    }
+    // Flags are present only while they hold, and no histogram is kept per secret.
+    for absent in [
+        "secret_rotation_in_progress{secret=\"app-key\"",
+        "secret_rotation_failed{secret=\"app-key\"",
+        "secret_rotation_duration_seconds_count{secret=",
+        " 0\nsecret_overdue",
+    ] {
+        assert!(!body.contains(absent), "unexpected {absent} in\n{body}");
     }
     let mut child = std::process::Command::new(common::promtool())
         .args(["check", "metrics"])

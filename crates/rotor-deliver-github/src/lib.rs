@@ -1,7 +1,7 @@
 //! GitHub Actions secrets as a delivery target (the seed's staging store).
 //!
 //! For a repository or one of its environments: read GitHub's public key, seal each value
-//! for it (libsodium sealed box via the `crypto_box` crate; [`seal`]), `PUT` it with the
+//! for it (libsodium sealed box via the `crypto_box` crate; [`RepoKey::seal`]), `PUT` it with the
 //! key id. The token comes from an environment variable ([`GithubClient::from_env`]) and is
 //! never shown. Only values whose fingerprint changed are written ([`GithubTarget`]).
 //! Rate limits, permissions, unknown repositories and outages become errors that say what

@@ -1,4 +1,4 @@
-//! The rotation engine: the only place that talks to both a [`Store`] and a [`Rotator`].
+//! The rotation engine: the only place that talks to both a [`Store`](rotor_core::Store) and a [`Rotator`](rotor_core::Rotator).
 //!
 //! It drives one rotation at a time per secret through `create → set → test → [activate] →
 //! finish`, and `retire` after grace, persisting each step before its side effect:

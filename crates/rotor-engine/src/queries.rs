@@ -61,6 +61,32 @@ pub struct PlanEntry {
     pub label: String,
     /// When it happens: the placed due time, or the end of grace.
     pub due: Timestamp,
+    /// Who or what does it, as a person would run it (`rotor put NAME` for a manual kind,
+    /// which `rotor rotate` refuses).
+    pub who: String,
+}
+
+/// The one wording of who acts on a plan entry, for the CLI table and the JSON alike.
+fn who(
+    action: PlanAction,
+    kind: Kind,
+    automation: Automation,
+    confirm: bool,
+    name: &str,
+) -> String {
+    match (action, kind, automation) {
+        (PlanAction::Retire, ..) => "rotor serve, or `rotor retire --due`".into(),
+        (PlanAction::Rotate, Kind::Manual, _) => {
+            format!("a person supplies the new value: `rotor put {name}`")
+        }
+        (PlanAction::Rotate, _, Automation::Automatic) => "rotor rotates it".into(),
+        (PlanAction::Rotate, _, Automation::Manual) if confirm => {
+            format!("a person runs `rotor rotate {name} --confirm`")
+        }
+        (PlanAction::Rotate, _, Automation::Manual) => {
+            format!("a person runs `rotor rotate {name}`")
+        }
+    }
 }
 
 impl Engine {
@@ -93,6 +119,10 @@ impl Engine {
         let mut out = Vec::new();
         for row in self.status().await? {
             let s = &row.standing;
+            let confirm = self
+                .config()
+                .secret(row.name.as_str())
+                .is_some_and(|spec| spec.policy.requires_confirmation);
             let entry = |action, due| PlanEntry {
                 name: row.name.clone(),
                 kind: row.kind,
@@ -101,6 +131,7 @@ impl Engine {
                 state: s.state,
                 label: s.label.clone(),
                 due,
+                who: who(action, row.kind, row.automation, confirm, row.name.as_str()),
             };
             if let Some(t) = s.retire_after.filter(|t| *t <= until) {
                 out.push(entry(PlanAction::Retire, t));

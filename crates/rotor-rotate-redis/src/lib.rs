@@ -23,7 +23,7 @@
 //!
 //! Invariants:
 //! - no password (and no password hash) ever appears in an error, a log line or a plan; error
-//!   replies from Redis are passed through [`redact`] because some of them echo arguments;
+//!   replies from Redis are passed through `redact` because some of them echo arguments;
 //! - every step is idempotent: adding a hash already present and removing a hash already
 //!   absent are skipped after reading `ACL GETUSER` (Redis itself refuses to remove a missing
 //!   password);

@@ -49,7 +49,7 @@
 //! - A secret's first version: AWS labels it AWSCURRENT whatever the request says. So the
 //!   pending value of a secret's very first rotation is uploaded when it becomes current
 //!   (the ledger holds it meanwhile); from then on pending values go up as AWSPENDING.
-//! - No value in an error or a log line: values exist only inside [`SecretValue`] and the
+//! - No value in an error or a log line: values exist only inside [`SecretValue`](rotor_core::value::SecretValue) and the
 //!   SDK request (whose `Debug` redacts them).
 //!
 //! Concurrency: syncs of one secret are serialized within a process. Across processes the

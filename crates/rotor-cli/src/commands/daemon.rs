@@ -13,6 +13,8 @@ use crate::context::Context;
 use crate::output;
 
 pub async fn serve(config_path: &Path, args: &ServeArgs) -> anyhow::Result<()> {
+    // The address goes to stderr whatever the log level: a person starting it wants to know
+    // where to point the browser, a script can read the real port when it asked for 0.
     let ctx = Context::open(config_path).await?;
     let opts = ServeOptions {
         listen: args.listen,
@@ -23,13 +25,23 @@ pub async fn serve(config_path: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         },
         ..ServeOptions::default()
     };
-    rotor_daemon::serve(ctx.engine, Arc::new(rotor_engine::SystemClock), opts).await?;
+    let running = rotor_daemon::Daemon::new(ctx.engine, Arc::new(rotor_engine::SystemClock))
+        .start(opts)
+        .await?;
+    eprintln!("rotor serve: listening on {}", running.url());
+    running.until_signal().await;
     Ok(())
 }
 
-pub fn alerts(config_path: &Path, args: &AlertsArgs) -> anyhow::Result<()> {
+pub fn alerts(config_path: &Path, args: &AlertsArgs, format: Format) -> anyhow::Result<()> {
     let config = crate::context::load_config(config_path)?;
-    let rules = rotor_daemon::alert_rules(&config);
+    let mut rules = rotor_daemon::alert_rules(&config);
+    if format == Format::Json {
+        // The same rules as JSON (which Prometheus and promtool read as YAML too).
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&rules)
+            .context("the generated alert rules are not valid YAML")?;
+        rules = serde_json::to_string_pretty(&doc)? + "\n";
+    }
     match &args.output {
         Some(path) => {
             std::fs::write(path, rules)
@@ -41,8 +53,15 @@ pub fn alerts(config_path: &Path, args: &AlertsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn token_new(name: &str, scopes: &[String]) -> anyhow::Result<()> {
-    let (token, toml) = rotor_daemon::new_token(name, scopes)?;
+pub fn token_new(name: &str, scopes: &[String], format: Format) -> anyhow::Result<()> {
+    // Everything new_token refuses is about the arguments (name, scopes).
+    let (token, toml) =
+        rotor_daemon::new_token(name, scopes).map_err(|e| crate::Usage(e.to_string()))?;
+    if format == Format::Json {
+        let body = serde_json::json!({ "name": name, "token": token, "config": toml });
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
     eprintln!("the token (shown once; rotor stores only its hash):");
     println!("{token}");
     eprintln!("\nadd to the config:\n{toml}");
@@ -85,9 +104,12 @@ pub async fn emergency(
     args: &RotateArgs,
 ) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
-    let reason = args.reason.clone().context(
-        "an emergency rotation needs --reason (it goes into the audit log and the report)",
-    )?;
+    let reason = args.reason.clone().ok_or_else(|| {
+        crate::Usage(
+            "an emergency rotation needs --reason (it goes into the audit log and the report)"
+                .into(),
+        )
+    })?;
     let notifier = Notifier::new(
         ctx.config().notify.clone(),
         Some(ctx.store().clone()),

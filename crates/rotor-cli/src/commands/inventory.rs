@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use rotor_core::schedule::Standing;
-use rotor_engine::PlanAction;
 
 use crate::Exit;
 use crate::cli::{Format, PlanArgs, StatusArgs};
@@ -132,13 +131,6 @@ pub async fn plan(config_path: &Path, format: Format, args: &PlanArgs) -> anyhow
     let rows = entries
         .iter()
         .map(|e| {
-            let who = match (e.action, e.automation) {
-                (PlanAction::Retire, _) => "rotor serve, or `rotor retire --due`",
-                (PlanAction::Rotate, rotor_core::Automation::Automatic) => "rotor rotates it",
-                (PlanAction::Rotate, rotor_core::Automation::Manual) => {
-                    "a person rotates it (rotor put / rotor rotate)"
-                }
-            };
             vec![
                 time(Some(e.due)),
                 e.action.as_str().to_owned(),
@@ -146,7 +138,7 @@ pub async fn plan(config_path: &Path, format: Format, args: &PlanArgs) -> anyhow
                 e.kind.to_string(),
                 e.automation.as_str().to_owned(),
                 e.label.clone(),
-                who.to_owned(),
+                e.who.clone(),
             ]
         })
         .collect();

@@ -6,6 +6,7 @@ mod inventory;
 mod jwt;
 mod rotate;
 mod secret;
+mod shell;
 mod store;
 
 use crate::cli::{Cli, Command};
@@ -13,7 +14,11 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.format;
     let config = cli.config.as_path();
-    if let Some(server) = cli.server.as_deref() {
+    // Completions and the man page come from the argument definitions alone, never a server.
+    let local_only = matches!(cli.command, Command::Completions(_) | Command::Man);
+    if let Some(server) = cli.server.as_deref()
+        && !local_only
+    {
         return daemon::remote(server, format, cli.command).await;
     }
     match cli.command {
@@ -26,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Abort(a) => rotate::abort(config, &a).await,
         Command::Retire(_) => rotate::retire_due(config, format).await,
         Command::Setup(a) => rotate::setup(config, &a.name).await,
-        Command::Put(a) => secret::put(config, &a).await,
+        Command::Put(a) => secret::put(config, format, &a).await,
         Command::Get(a) => secret::get(config, format, &a).await,
         Command::History(a) => secret::history(config, format, &a.name).await,
         Command::Store(crate::cli::StoreCommand::Migrate { to }) => {
@@ -37,9 +42,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store::rotate_master_key(config).await
         }
         Command::Serve(a) => daemon::serve(config, &a).await,
-        Command::Alerts(a) => daemon::alerts(config, &a),
+        Command::Alerts(a) => daemon::alerts(config, &a, format),
         Command::Token(crate::cli::TokenCommand::New { name, scopes }) => {
-            daemon::token_new(&name, &scopes)
+            daemon::token_new(&name, &scopes, format)
         }
         Command::Drill(a) => daemon::drill(config, format, &a).await,
         Command::Render => secret::render(config, format).await,
@@ -47,5 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jwks(a) => jwt::jwks(config, &a.name).await,
         Command::Keyring(a) => jwt::keyring(config, &a).await,
         Command::Jwt(a) => jwt::run(config, a).await,
+        Command::Completions(a) => shell::completions(a.shell),
+        Command::Man => shell::man(),
     }
 }

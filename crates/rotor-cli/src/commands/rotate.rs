@@ -156,16 +156,14 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
                 results.push(serde_json::json!({ "secret": name, "result": o }));
             }
             Err(e) => {
+                if names.len() == 1 {
+                    // One secret: its error is the command's, said once by main.
+                    return Err(e.into());
+                }
                 failed += 1;
-                busy |= exit_for(&e) == 4;
+                busy |= crate::exit::code_of(&e) == 4;
                 eprintln!("error: {e}");
                 results.push(serde_json::json!({ "secret": name, "error": e.to_string() }));
-                if names.len() == 1 {
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&results)?);
-                    }
-                    return Err(Exit(exit_for(&e)).into());
-                }
             }
         }
     }
@@ -177,18 +175,6 @@ pub async fn rotate(config_path: &Path, format: Format, args: &RotateArgs) -> an
         return Err(Exit(if busy { 4 } else { 1 }).into());
     }
     Ok(())
-}
-
-fn exit_for(e: &EngineError) -> u8 {
-    match e {
-        EngineError::Store(
-            rotor_core::StoreError::Busy { .. }
-            | rotor_core::StoreError::Locked
-            | rotor_core::StoreError::Unavailable(_),
-        ) => 4,
-        EngineError::UnknownSecret { .. } | EngineError::NeedsConfirmation { .. } => 2,
-        _ => 1,
-    }
 }
 
 fn report(

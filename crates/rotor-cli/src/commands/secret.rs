@@ -24,7 +24,7 @@ fn read_stdin_value() -> anyhow::Result<SecretValue> {
     Ok(SecretValue::new(buf))
 }
 
-pub async fn put(config_path: &Path, args: &PutArgs) -> anyhow::Result<()> {
+pub async fn put(config_path: &Path, format: Format, args: &PutArgs) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     let spec = ctx.engine.spec(&args.name)?;
     let value = if args.generate {
@@ -44,7 +44,12 @@ pub async fn put(config_path: &Path, args: &PutArgs) -> anyhow::Result<()> {
         .engine
         .put(&args.name, value, metadata, args.reason.as_deref())
         .await?;
-    println!("{}: stored version {} as current", args.name, id.short());
+    if format == Format::Json {
+        let body = serde_json::json!({ "secret": args.name, "version": id, "stage": "current" });
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        println!("{}: stored version {} as current", args.name, id.short());
+    }
     Ok(())
 }
 
@@ -176,7 +181,11 @@ pub async fn history(config_path: &Path, format: Format, name: &str) -> anyhow::
 pub async fn render(config_path: &Path, format: Format) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     if ctx.config().render.is_empty() {
-        println!("no [[render]] targets in the config");
+        if format == Format::Json {
+            println!("[]");
+        } else {
+            println!("no [[render]] targets in the config");
+        }
         return Ok(());
     }
     let renderer = rotor_deliver::Renderer::new(

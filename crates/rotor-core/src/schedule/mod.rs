@@ -59,6 +59,17 @@ pub enum SecretState {
 }
 
 impl SecretState {
+    /// Every state, in the order pages list them.
+    pub const ALL: [SecretState; 7] = [
+        SecretState::Failed,
+        SecretState::InProgress,
+        SecretState::RetireDue,
+        SecretState::Overdue,
+        SecretState::Due,
+        SecretState::InGrace,
+        SecretState::Ok,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SecretState::Ok => "ok",

@@ -558,8 +558,10 @@ async fn rotate(
     s.scheduler.wake();
     match result {
         Ok(outcome) => {
-            s.metrics
-                .observe_duration(name.as_str(), started.elapsed().as_secs_f64());
+            if let Ok(spec) = s.engine.spec(name.as_str()) {
+                s.metrics
+                    .observe_duration(spec.kind, started.elapsed().as_secs_f64());
+            }
             let rotation = match &outcome {
                 rotor_engine::Outcome::Completed { rotation, .. }
                 | rotor_engine::Outcome::InGrace { rotation, .. }
