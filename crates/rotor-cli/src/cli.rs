@@ -87,7 +87,7 @@ pub enum Command {
     Token(TokenCommand),
     /// Rotate every automatic secret as a rehearsal and write the post-rotation checklist.
     Drill(DrillArgs),
-    /// Store maintenance: copy a whole store to another.
+    /// Store maintenance: copy a whole store to another; sync an AWS store.
     #[command(subcommand)]
     Store(StoreCommand),
     /// Master key maintenance.
@@ -279,6 +279,9 @@ pub enum StoreCommand {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// AWS stores: make AWS match the ledger for every secret, and bring each secret's
+    /// description, KMS key and rotor tags (owner, tier, kind, rotated-by) in line.
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]

@@ -124,7 +124,13 @@ pub fn code_of(e: &(dyn std::error::Error + 'static)) -> u8 {
                 _ => None,
             });
         match store {
-            Some(S::Busy { .. } | S::Stale { .. } | S::Locked | S::LeaseLost { .. }) => return 4,
+            Some(
+                S::Busy { .. }
+                | S::Stale { .. }
+                | S::Locked
+                | S::Unavailable(_)
+                | S::LeaseLost { .. },
+            ) => return 4,
             Some(
                 S::WrongMasterKey { .. }
                 | S::MissingMasterKey { .. }

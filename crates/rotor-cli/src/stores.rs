@@ -136,7 +136,7 @@ pub async fn open(
             ),
             None => Arc::new(PgStore::connect(url, master_key(master_key_file)?).await?),
         },
-        StoreConfig::Aws { .. } => aws::open(config, secrets).await?,
+        StoreConfig::Aws { .. } => Arc::new(aws::open(config, secrets).await?),
     })
 }
 
@@ -226,24 +226,28 @@ fn key_for_init(key_file: &Path, lines: &mut Vec<String>) -> anyhow::Result<Mast
     Ok(key)
 }
 
-mod aws {
+pub mod aws {
     use std::collections::BTreeMap;
 
     use rotor_core::config::KindSettings;
-    use rotor_store_aws::{AwsSettings, AwsStore, AwsValueFormat};
+    use rotor_store_aws::{AwsSecretMeta, AwsSettings, AwsStore, AwsValueFormat};
 
     use super::*;
 
     /// An AWS store over its ledger. PostgreSQL credentials are written in AWS's documented
     /// JSON (engine, host, port, dbname, username, password) so AWS's own tooling reads them.
+    /// Each secret carries its inventory description, KMS key and tags (owner, tier, kind,
+    /// `rotor:rotated-by`).
     pub async fn open(
         config: &StoreConfig,
         secrets: &[rotor_core::SecretSpec],
-    ) -> anyhow::Result<Arc<dyn Store>> {
+    ) -> anyhow::Result<AwsStore> {
         let StoreConfig::Aws {
             region,
             endpoint_url,
             prefix,
+            kms_key_id,
+            kms_key_ids,
             ledger,
         } = config
         else {
@@ -253,9 +257,8 @@ mod aws {
         let mut formats = BTreeMap::new();
         for spec in secrets {
             if let KindSettings::Postgres(p) = &spec.settings {
-                let cfg: tokio_postgres::Config = p
-                    .url
-                    .parse()
+                // The same reading of the URL as the rotator's (TLS parameters included).
+                let (cfg, _) = rotor_tls::postgres::parse_url(&p.url)
                     .with_context(|| format!("secret {}: cannot parse url", spec.name))?;
                 let host = match cfg.get_hosts().first() {
                     Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -269,13 +272,30 @@ mod aws {
                 );
             }
         }
+        if let Some(unknown) = kms_key_ids
+            .keys()
+            .find(|n| !secrets.iter().any(|s| s.name.as_str() == n.as_str()))
+        {
+            anyhow::bail!(
+                "[store.kms_key_ids] names `{unknown}`, which is not a secret of this inventory; remove the line or fix the name"
+            );
+        }
+        let metas = secrets
+            .iter()
+            .map(|spec| {
+                let kms = kms_key_ids.get(spec.name.as_str()).cloned();
+                (spec.name.to_string(), AwsSecretMeta::from_spec(spec, kms))
+            })
+            .collect();
         let settings = AwsSettings {
             region: region.clone(),
             endpoint_url: endpoint_url.clone(),
             prefix: prefix.clone(),
             formats,
+            kms_key_id: kms_key_id.clone(),
+            secrets: metas,
             ..AwsSettings::default()
         };
-        Ok(Arc::new(AwsStore::connect(ledger, settings).await?))
+        Ok(AwsStore::connect(ledger, settings).await?)
     }
 }

@@ -275,3 +275,92 @@ print(json.dumps([cur, prev]))
     let got: Vec<String> = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(got, vec!["aws-migrated-two", "aws-migrated-one"]);
 }
+
+/// `rotor store sync` brings secrets created before the inventory said anything about
+/// them in line: description, KMS key, rotor tags (boto3's describe_secret is the judge).
+#[test]
+fn store_sync_brings_aws_secrets_in_line_with_the_inventory() {
+    let moto = Moto::start().expect("start moto");
+    let aws_env = moto.aws_env();
+    let store = format!(
+        "[store]\nkind = \"aws\"\nregion = \"{}\"\nendpoint_url = \"{}\"\nprefix = \"divan/sync/\"\nledger = \"sqlite\"\npath = \"ledger.db\"\n",
+        moto.region(),
+        moto.endpoint_url()
+    );
+    let env = Env::uninit(&format!("{store}{SECRETS}"));
+    let run = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut c = env.command(args);
+        for (k, v) in &aws_env {
+            c.env(k, v);
+        }
+        c.stdin(std::process::Stdio::piped());
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin");
+            if let Some(d) = stdin {
+                pipe.write_all(d).expect("stdin");
+            }
+        }
+        common::run_of(child.wait_with_output().expect("wait"))
+    };
+    assert_eq!(run(&["init"], None).code, 0);
+    assert_eq!(run(&["put", "api"], Some(b"api-value")).code, 0);
+
+    let key_py = "import boto3; print(boto3.client('kms').create_key()['KeyMetadata']['KeyId'])";
+    let python = |script: &str| {
+        let mut c = std::process::Command::new(rotor_test_support::python().expect("python"));
+        c.arg("-c").arg(script);
+        for (k, v) in &aws_env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    };
+    let key = python(key_py);
+    let inventory = SECRETS.replace(
+        "[secrets.api]\nkind = \"manual\"\n",
+        "[secrets.api]\nkind = \"manual\"\nowner = \"team-api\"\ndescription = \"the partner API key\"\n",
+    );
+    let store = store.replace(
+        "path = \"ledger.db\"\n",
+        &format!("path = \"ledger.db\"\nkms_key_id = \"{key}\"\n"),
+    );
+    std::fs::write(env.path("rotor.toml"), format!("{store}{inventory}")).expect("write config");
+    let sync = run(&["store", "sync"], None);
+    assert_eq!(sync.code, 0, "{}\n{}", sync.stdout, sync.stderr);
+    assert!(sync.stdout.contains("api: UpdateSecret"), "{}", sync.stdout);
+    assert!(sync.stdout.contains("api: TagResource"), "{}", sync.stdout);
+    let d: serde_json::Value = serde_json::from_str(&python(
+        "import boto3, json; d = boto3.client('secretsmanager').describe_secret(SecretId='divan/sync/api'); \
+         print(json.dumps({'kms': d.get('KmsKeyId'), 'description': d.get('Description'), \
+         'tags': {t['Key']: t['Value'] for t in d.get('Tags', [])}}))",
+    ))
+    .expect("json");
+    assert_eq!(d["kms"], key.as_str());
+    assert_eq!(d["description"], "the partner API key");
+    assert_eq!(d["tags"]["rotor:owner"], "team-api");
+    assert_eq!(d["tags"]["rotor:tier"], "medium");
+    assert_eq!(d["tags"]["rotor:kind"], "manual");
+    assert_eq!(d["tags"]["rotor:rotated-by"], "rotor");
+    // In line: a second sync changes nothing.
+    let again = run(&["store", "sync"], None);
+    assert!(again.stdout.contains("(0 AWS changes)"), "{}", again.stdout);
+    // Not an aws store: a clear refusal.
+    let sqlite = Env::new(SECRETS);
+    let r = sqlite.rotor(&["store", "sync"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("kind = \"aws\""), "{}", r.stderr);
+}

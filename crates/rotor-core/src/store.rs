@@ -401,6 +401,10 @@ pub enum StoreError {
     NotEmpty { detail: String },
     #[error("the store is locked by another process; try again")]
     Locked,
+    /// The backend is unreachable, throttling or failing server-side (AWS 5xx, a throttle
+    /// past the SDK's retries): nothing is wrong with the request, so it is worth retrying.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("store error: {0}")]
     Backend(String),
 }
@@ -422,9 +426,9 @@ impl StoreError {
         }
     }
 
-    /// Worth retrying as is (lock contention, a dropped connection).
+    /// Worth retrying as is (lock contention, a dropped connection, an outage).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Locked)
+        matches!(self, StoreError::Locked | StoreError::Unavailable(_))
     }
 }
 

@@ -477,6 +477,33 @@ fn store_kinds() {
         }
         other => panic!("{other:?}"),
     }
+    let cfg = parse(
+        "[store]\nkind = \"aws\"\nledger = \"sqlite\"\npath = \"l.db\"\nkms_key_id = \"alias/prod\"\n\
+         [store.kms_key_ids]\njwt = \"arn:aws:kms:eu-west-1:1:key/k\"\n",
+    )
+    .expect("aws with kms keys");
+    match &cfg.store {
+        rotor_core::config::StoreConfig::Aws {
+            kms_key_id,
+            kms_key_ids,
+            ..
+        } => {
+            assert_eq!(kms_key_id.as_deref(), Some("alias/prod"));
+            assert_eq!(
+                kms_key_ids.get("jwt").map(String::as_str),
+                Some("arn:aws:kms:eu-west-1:1:key/k")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    check(
+        "[store]\nkind = \"aws\"\nledger = \"sqlite\"\npath = \"l.db\"\nkms_key_ids = \"x\"\n",
+        &[(
+            "5:15 -",
+            "`kms_key_ids` must be a table",
+            "[store.kms_key_ids]",
+        )],
+    );
     check(
         "[store]\nkind = \"aws\"\nregion = \"eu-west-1\"\n",
         &[("1:1 -", "needs a `ledger`", "ledger = \"sqlite\"")],

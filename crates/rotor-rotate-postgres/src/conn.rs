@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use rotor_tls::postgres::PgTls;
+use rotor_tls::{TlsError, TlsFailure};
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::cred::Credential;
 use rotor_core::SecretValue;
@@ -18,11 +19,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one statement on an admin connection may take.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The server a secret lives on: its URL without credentials.
+/// The server a secret lives on: its URL without credentials, and how to secure it.
 #[derive(Clone)]
 pub struct Target {
     url: String,
     config: Config,
+    tls: PgTls,
     /// `host:port`, for messages.
     pub display: String,
 }
@@ -31,16 +33,22 @@ impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Target")
             .field("display", &self.display)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
 
 impl Target {
-    /// Parses `postgres://host:port/dbname`. The error text never repeats the URL (an
-    /// operator may have pasted a password into it).
+    /// Parses `postgres://host:port/dbname[?sslmode=...&sslrootcert=...]` as libpq would
+    /// (see `rotor_tls`). The error text never repeats the URL (an operator may have
+    /// pasted a password into it).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let config = Config::from_str(url)
-            .map_err(|e| format!("the url is not a PostgreSQL connection URL ({e})"))?;
+        let (config, tls) = rotor_tls::postgres::parse_url(url).map_err(|e| match e {
+            TlsError::Url(detail) => {
+                format!("the url is not a PostgreSQL connection URL ({detail})")
+            }
+            other => format!("the url's TLS settings are unusable: {other}"),
+        })?;
         if config.get_password().is_some() {
             return Err(
                 "the url holds a password; rotor takes credentials from managed secrets only"
@@ -57,6 +65,7 @@ impl Target {
             url: url.to_owned(),
             display: format!("{host}:{port}"),
             config,
+            tls,
         })
     }
 }
@@ -67,6 +76,10 @@ pub enum PgFailure {
     Pg(tokio_postgres::Error),
     /// Our own deadline passed (`what` says which).
     Timeout(&'static str),
+    /// TLS refused: a certificate that does not verify under the url's sslmode, or a
+    /// server without TLS where the mode requires it. A configuration problem, never
+    /// retried.
+    Tls(TlsFailure),
 }
 
 impl From<tokio_postgres::Error> for PgFailure {
@@ -80,7 +93,7 @@ impl PgFailure {
     pub fn code(&self) -> Option<&str> {
         match self {
             PgFailure::Pg(e) => e.code().map(tokio_postgres::error::SqlState::code),
-            PgFailure::Timeout(_) => None,
+            PgFailure::Timeout(_) | PgFailure::Tls(_) => None,
         }
     }
 
@@ -94,6 +107,7 @@ impl PgFailure {
         match self {
             PgFailure::Pg(e) => e.as_db_error().is_none(),
             PgFailure::Timeout(_) => true,
+            PgFailure::Tls(_) => false,
         }
     }
 }
@@ -107,17 +121,16 @@ pub async fn connect(target: &Target, cred: &Credential) -> Result<Client, PgFai
         .password(cred.password().expose())
         .connect_timeout(CONNECT_TIMEOUT)
         .application_name("rotor");
-    // TODO(tls): NoTls only; loopback and private networks. Add a rustls connector for
-    // `sslmode=require`/`verify-full` URLs.
-    let connecting = config.connect(NoTls);
-    let result = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
+    let result = tokio::time::timeout(CONNECT_TIMEOUT, target.tls.connect(&config)).await;
     drop(config);
-    let (client, connection) = result.map_err(|_| PgFailure::Timeout("connecting"))??;
-    tokio::spawn(async move {
-        // The error, if any, reaches the client as a closed connection.
-        let _ = connection.await;
-    });
-    Ok(client)
+    match result {
+        Err(_) => Err(PgFailure::Timeout("connecting")),
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(target
+            .tls
+            .explain(&e)
+            .map_or(PgFailure::Pg(e), PgFailure::Tls)),
+    }
 }
 
 /// Runs `f` within [`STATEMENT_TIMEOUT`].

@@ -229,6 +229,7 @@ impl<'a> Call<'a> {
                     ))
                     .with_fix("check the server is up and reachable; rotor retries");
             }
+            PgFailure::Tls(t) => return self.permanent(t.message).with_fix(t.fix),
             PgFailure::Pg(e) => e,
         };
         let Some(db) = e.as_db_error() else {

@@ -137,35 +137,64 @@ enum AclFile {
     NoFile,
 }
 
-/// Where a server is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a server is, and how to secure the connection.
+#[derive(Debug, Clone)]
 struct Target {
     host: String,
     port: u16,
+    tls: Option<TargetTls>,
+}
+
+/// `rediss://`: the TLS options from the url and the rustls configuration they make.
+#[derive(Clone)]
+struct TargetTls {
+    opts: rotor_tls::TlsOptions,
+    config: Arc<rotor_tls::ClientConfig>,
+}
+
+impl fmt::Debug for TargetTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetTls")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
+            write!(f, "[{}]:{}", self.host, self.port)?;
         } else {
-            write!(f, "{}:{}", self.host, self.port)
+            write!(f, "{}:{}", self.host, self.port)?;
         }
+        if self.tls.is_some() {
+            f.write_str(" (TLS)")?;
+        }
+        Ok(())
     }
 }
 
-/// Parses `redis://host[:port][/db]` (no credentials, no TLS).
+/// Parses `redis://host[:port][/db]` or `rediss://host[:port][/db][?sslmode=..&sslrootcert=..
+/// &sslcert=..&sslkey=..&sslsni=0]` (no credentials). The TLS parameters have libpq's names
+/// and meanings (see `rotor_tls`); `rediss://` always uses TLS, so only `require`,
+/// `verify-ca` and `verify-full` apply, and `verify-full` is the default for a host that is
+/// not loopback.
 fn parse_url(url: &str) -> Result<Target, String> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("rediss://") {
-        return Err("TLS (rediss://) is not supported by the redis rotator yet".to_owned());
-    }
+    let tls = lower.starts_with("rediss://");
     let Some(rest) = url
-        .get("redis://".len()..)
-        .filter(|_| lower.starts_with("redis://"))
+        .get(
+            if tls {
+                "rediss://".len()
+            } else {
+                "redis://".len()
+            }..,
+        )
+        .filter(|_| tls || lower.starts_with("redis://"))
     else {
-        return Err("the url must look like redis://host:port".to_owned());
+        return Err("the url must look like redis://host:port or rediss://host:port".to_owned());
     };
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err(
@@ -194,10 +223,52 @@ fn parse_url(url: &str) -> Result<Target, String> {
             .filter(|p| *p != 0)
             .ok_or_else(|| format!("bad port {p:?} in the url"))?,
     };
+    let tls = if tls {
+        Some(target_tls(query, host)?)
+    } else {
+        if query.split('&').any(|p| p.starts_with("ssl")) {
+            return Err("TLS parameters (ssl...) need a rediss:// url".to_owned());
+        }
+        None
+    };
     Ok(Target {
         host: host.to_owned(),
         port,
+        tls,
     })
+}
+
+/// The TLS settings of a `rediss://` url's query for `host`.
+fn target_tls(query: &str, host: &str) -> Result<TargetTls, String> {
+    let (mut opts, rest) =
+        rotor_tls::options_from_query(query, &[host]).map_err(|e| e.to_string())?;
+    if let Some(other) = rest.first() {
+        let name = other.split('=').next().unwrap_or_default();
+        return Err(format!(
+            "unknown url parameter {name:?} (a rediss:// url takes sslmode, sslrootcert, sslcert, \
+             sslkey, sslsni)"
+        ));
+    }
+    match (opts.mode, opts.choice) {
+        (
+            rotor_tls::SslMode::Disable | rotor_tls::SslMode::Prefer,
+            rotor_tls::ModeChoice::Explicit,
+        ) => {
+            return Err(format!(
+                "sslmode={} does not apply to rediss://, which always uses TLS (use redis:// \
+                 for a plaintext connection on a trusted network)",
+                opts.mode
+            ));
+        }
+        // Redis has no TLS negotiation: on loopback the default is TLS without an
+        // identity check, libpq's `prefer` as far as a rediss:// url can go.
+        (rotor_tls::SslMode::Prefer, _) => opts.mode = rotor_tls::SslMode::Require,
+        _ => {}
+    }
+    let config = rotor_tls::client_config(&opts)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "rediss:// needs TLS".to_owned())?;
+    Ok(TargetTls { opts, config })
 }
 
 /// A credential read from a value.
@@ -401,8 +472,22 @@ impl<'a> Call<'a> {
             .map_or(self.secret, |a| a.as_str())
     }
 
-    /// A network failure: transient.
+    /// A network failure: transient; a refused TLS handshake: permanent, explained.
     fn conn_error(&self, what: &str, e: &ConnError) -> RotatorError {
+        // With TLS 1.3 a refused client certificate surfaces on the first read, so a lost
+        // connection is checked for a TLS cause too.
+        if let (ConnError::Tls(io) | ConnError::Io(io), Some(tls)) = (e, &self.target.tls)
+            && let Some(why) = rotor_tls::explain_rustls(io, &tls.opts, &self.target.host)
+        {
+            return self.permanent(why.message).with_fix(why.fix);
+        }
+        if let ConnError::TlsTimeout(_) = e {
+            // Transient: an overloaded TLS server looks the same for a while.
+            return self.transient(format!("{what}: {e}")).with_fix(
+                "point the url at the server's TLS port (redis-server --tls-port), or use \
+                 redis:// on a trusted network; rotor retries",
+            );
+        }
         self.transient(format!("{what}: {e}")).with_fix(format!(
             "check that redis-server is running and reachable at {}; rotor retries",
             self.target
@@ -489,6 +574,7 @@ impl RedisRotator {
         let mut conn = Conn::connect(
             &call.target.host,
             call.target.port,
+            call.target.tls.as_ref().map(|t| Arc::clone(&t.config)),
             self.connect_timeout,
             self.command_timeout,
         )
@@ -1336,7 +1422,35 @@ mod tests {
                 .unwrap_err()
                 .contains("credentials")
         );
-        assert!(t("rediss://cache:6379").unwrap_err().contains("TLS"));
+        assert_eq!(
+            t("rediss://127.0.0.1:6380?sslmode=require").unwrap(),
+            "127.0.0.1:6380 (TLS)"
+        );
+        assert!(
+            t("rediss://cache:6379?sslmode=disable")
+                .unwrap_err()
+                .contains("always uses TLS")
+        );
+        assert!(
+            t("rediss://cache?sslcert=/c.pem")
+                .unwrap_err()
+                .contains("sslkey")
+        );
+        assert!(
+            t("rediss://cache?db=1")
+                .unwrap_err()
+                .contains("unknown url parameter")
+        );
+        assert!(
+            t("redis://cache?sslmode=require")
+                .unwrap_err()
+                .contains("rediss://")
+        );
+        let remote = parse_url("rediss://cache.example.com").unwrap();
+        let opts = &remote.tls.unwrap().opts;
+        assert_eq!(opts.mode, rotor_tls::SslMode::VerifyFull);
+        let local = parse_url("rediss://127.0.0.1:6380").unwrap();
+        assert_eq!(local.tls.unwrap().opts.mode, rotor_tls::SslMode::Require);
         assert!(t("http://cache").is_err());
         assert!(t("redis://cache:0").is_err());
         assert!(t("redis://:6379").is_err());

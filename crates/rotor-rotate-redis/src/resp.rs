@@ -1,4 +1,5 @@
-//! A minimal RESP2 client over a tokio `TcpStream`: just what the rotator needs.
+//! A minimal RESP2 client over a tokio `TcpStream`, or TLS on one (`rediss://`, through
+//! `rotor_tls`): just what the rotator needs.
 //!
 //! Why not the `redis` crate: the rotator needs exact control over three things the crate
 //! hides — a failed `AUTH` does **not** close a Redis connection (so the caller must decide
@@ -12,11 +13,18 @@
 //! - after any [`ConnError`] the connection is in an unknown state: callers drop it.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rotor_tls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
+
+/// A byte stream to a server: plain TCP or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Largest bulk string or array accepted from a server (replies here are small).
 const MAX_LEN: i64 = 64 * 1024 * 1024;
@@ -49,6 +57,11 @@ pub(crate) enum ConnError {
     Connect(std::io::Error),
     /// Connecting took longer than the connect timeout.
     ConnectTimeout(Duration),
+    /// The TLS handshake failed (a refused certificate, a server that does not speak TLS).
+    Tls(std::io::Error),
+    /// The TCP connection was made but no TLS handshake completed within the connect
+    /// timeout: most likely a plaintext port.
+    TlsTimeout(Duration),
     /// Reading or writing failed, or the server closed the connection.
     Io(std::io::Error),
     /// No complete reply within the command timeout.
@@ -62,6 +75,12 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Connect(e) => write!(f, "{e}"),
             ConnError::ConnectTimeout(d) => write!(f, "no connection within {d:?}"),
+            ConnError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            ConnError::TlsTimeout(d) => write!(
+                f,
+                "no TLS handshake within {d:?}: the port answers TCP but not TLS (a plaintext \
+                 redis-server?)"
+            ),
             ConnError::Io(e) => write!(f, "connection lost: {e}"),
             ConnError::Timeout(d) => write!(f, "no reply within {d:?}"),
             ConnError::Protocol(e) => write!(f, "not a Redis reply: {e}"),
@@ -71,7 +90,8 @@ impl fmt::Display for ConnError {
 
 /// One connection to a Redis server.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
+    peer: Option<SocketAddr>,
     buf: Vec<u8>,
     command_timeout: Duration,
 }
@@ -79,26 +99,46 @@ pub(crate) struct Conn {
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("peer", &self.peer)
             .finish_non_exhaustive()
     }
 }
 
 impl Conn {
-    /// Opens a TCP connection to `host:port` within `connect_timeout`.
+    /// Opens a TCP connection to `host:port`, with TLS when `tls` is given, all within
+    /// `connect_timeout`.
     pub(crate) async fn connect(
         host: &str,
         port: u16,
+        tls: Option<Arc<ClientConfig>>,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> Result<Conn, ConnError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect((host, port)))
+        let started = tokio::time::Instant::now();
+        let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((host, port)))
             .await
             .map_err(|_| ConnError::ConnectTimeout(connect_timeout))?
             .map_err(ConnError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let peer = tcp.peer_addr().ok();
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                // Redis has no TLS negotiation: a plaintext server just waits for more of
+                // what it takes for an inline command, so silence here has its own error.
+                let left = connect_timeout.saturating_sub(started.elapsed());
+                let handshake = rotor_tls::connect_stream(config, host, tcp);
+                Box::new(
+                    tokio::time::timeout(left, handshake)
+                        .await
+                        .map_err(|_| ConnError::TlsTimeout(connect_timeout))?
+                        .map_err(ConnError::Tls)?,
+                )
+            }
+        };
         Ok(Conn {
             stream,
+            peer,
             buf: Vec::with_capacity(512),
             command_timeout,
         })

@@ -73,9 +73,11 @@ use rotor_core::{
 };
 
 mod format;
+mod meta;
 mod plan;
 
 pub use format::AwsValueFormat;
+pub use meta::{AwsSecretMeta, DEFAULT_DESCRIPTION, ROTATED_BY_TAG, TAG_PREFIX};
 pub use plan::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, aws_label};
 
 use format::Payload;
@@ -115,6 +117,10 @@ pub struct AwsSettings {
     /// Per-secret value format (by rotor secret name); absent: [`AwsValueFormat::Plain`].
     pub formats: BTreeMap<String, AwsValueFormat>,
     pub reads: ReadPolicy,
+    /// KMS key (id, ARN or alias) for every secret; `None`: AWS's `aws/secretsmanager`.
+    pub kms_key_id: Option<String>,
+    /// Per secret (by rotor secret name): description, KMS key and tags from the inventory.
+    pub secrets: BTreeMap<String, AwsSecretMeta>,
 }
 
 /// What one [`AwsStore::sync`] did: the AWS calls it made (ids and labels, never values).
@@ -136,6 +142,8 @@ pub struct AwsStore {
     client: Client,
     settings: AwsSettings,
     locks: Mutex<HashMap<SecretName, Arc<tokio::sync::Mutex<()>>>>,
+    /// Secrets whose metadata this process has already brought in line.
+    aligned: Mutex<BTreeSet<SecretName>>,
 }
 
 impl fmt::Debug for AwsStore {
@@ -201,6 +209,7 @@ impl AwsStore {
             client,
             settings,
             locks: Mutex::new(HashMap::new()),
+            aligned: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -271,12 +280,17 @@ impl AwsStore {
         Arc::clone(map.entry(secret.clone()).or_default())
     }
 
+    /// An AWS failure as a store error: an outage or throttling is
+    /// [`StoreError::Unavailable`] (transient: retried), a refusal [`StoreError::Backend`].
     fn aws_error(&self, secret: &SecretName, call: &str, f: &AwsFailure) -> StoreError {
-        let what = match f {
-            AwsFailure::Unavailable(_) => "AWS Secrets Manager is unreachable or throttling",
-            _ => "AWS Secrets Manager refused",
+        let (what, make): (&str, fn(String) -> StoreError) = match f {
+            AwsFailure::Unavailable(_) => (
+                "AWS Secrets Manager is unreachable or throttling",
+                StoreError::Unavailable,
+            ),
+            _ => ("AWS Secrets Manager refused", StoreError::Backend),
         };
-        StoreError::Backend(format!(
+        make(format!(
             "secret {secret}: {what} ({call} on {}: {}); the ledger has the change and remains the source of truth: run `rotor resume {secret}` (or `AwsStore::sync`) once AWS answers, to bring AWS up to date",
             self.aws_secret_id(secret),
             f.detail()
@@ -293,6 +307,18 @@ impl AwsStore {
             let desired = self.desired(secret).await?;
             let actual = self.actual(secret).await?;
             let Some(action) = plan::next(&desired, actual.as_ref()) else {
+                let done = self
+                    .aligned
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .contains(secret);
+                if !done && actual.is_some() {
+                    report.calls.extend(self.align(secret).await?);
+                    self.aligned
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(secret.clone());
+                }
                 return Ok(report);
             };
             if report.calls.len() >= MAX_SYNC_CALLS {
@@ -305,6 +331,18 @@ impl AwsStore {
             tracing::info!(secret = %secret, aws_secret = %self.aws_secret_id(secret), call = %call, "aws mirror");
             report.calls.push(call);
         }
+    }
+
+    /// `rotor store sync`: [`sync_all`](Self::sync_all) with every secret's description,
+    /// KMS key and tags checked again (not only once per process).
+    pub async fn sync_all_with_metadata(
+        &self,
+    ) -> Result<BTreeMap<SecretName, SyncReport>, StoreError> {
+        self.aligned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.sync_all().await
     }
 
     /// Syncs every secret the ledger knows; returns the first error after trying them all.
@@ -427,14 +465,15 @@ impl AwsStore {
         match action {
             Action::Create { version } => {
                 let payload = self.payload(secret, version).await?;
+                let wanted = self.wanted(secret);
                 let req = self
                     .client
                     .create_secret()
                     .name(&id)
                     .client_request_token(version)
-                    .description(
-                        "managed by rotor; rotation state and audit log are in rotor's ledger",
-                    );
+                    .description(&wanted.description)
+                    .set_kms_key_id(wanted.kms_key_id.clone())
+                    .set_tags(Some(wanted.aws_tags()));
                 let req = match &payload {
                     Payload::String(v) => req.secret_string(utf8(secret, v)?),
                     Payload::Binary(v) => req.secret_binary(Blob::new(v.expose())),

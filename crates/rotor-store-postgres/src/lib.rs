@@ -41,8 +41,9 @@
 //! retried inside the store a bounded number of times, then reported as
 //! [`StoreError::Locked`]; so is a lock wait longer than [`Settings::lock_timeout`].
 //!
-//! Connections: a small pool per handle ([`Settings::pool_size`]), plain TCP without TLS
-//! (loopback or a trusted network only; TODO: TLS). A connection whose work was cut off
+//! Connections: a small pool per handle ([`Settings::pool_size`]), with TLS as the URL's
+//! libpq parameters say (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`; `verify-full` by
+//! default for a host that is not loopback; see `rotor_tls`). A connection whose work was cut off
 //! (its future dropped, e.g. an aborted task) is closed rather than reused, so the server
 //! rolls its transaction back at once. Requires a tokio runtime.
 //!
@@ -73,6 +74,7 @@ use rotor_core::{
     AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId, VersionMeta,
 };
 use rotor_seal::{Aad, KeyCheck, MasterKey, Sealed};
+use rotor_tls::postgres::PgTls;
 use sha2::{Digest, Sha256};
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
@@ -82,7 +84,7 @@ mod db;
 mod pool;
 
 use db::Fail;
-use pool::{PgConn, Pool};
+use pool::{ConnectError, PgConn, Pool};
 
 /// The `rotor_meta.format` value of a rotor store.
 const FORMAT: &str = "rotor-store";
@@ -213,6 +215,17 @@ pub(crate) fn pg_error(target: &str, e: &tokio_postgres::Error) -> StoreError {
     StoreError::Backend(format!("store {target}: {e}"))
 }
 
+/// Maps a failure to connect: a TLS refusal is explained (never retried), the rest as
+/// [`pg_error`].
+pub(crate) fn connect_error(target: &str, e: &ConnectError) -> StoreError {
+    match e {
+        ConnectError::Pg(e) => pg_error(target, e),
+        ConnectError::Tls(t) => {
+            StoreError::Backend(format!("store {target}: {}; {}", t.message, t.fix))
+        }
+    }
+}
+
 fn fail(e: Fail) -> StoreError {
     match e {
         Fail::Store(e) => e,
@@ -220,13 +233,14 @@ fn fail(e: Fail) -> StoreError {
     }
 }
 
-/// Parses `url` and names it without its password.
-fn parse_url(url: &str) -> Result<(Config, String), StoreError> {
-    let config: Config = url.parse().map_err(|_| {
-        StoreError::Backend(
+/// Parses `url` (libpq's TLS parameters included) and names it without its password.
+fn parse_url(url: &str) -> Result<(Config, PgTls, String), StoreError> {
+    let (config, tls) = rotor_tls::postgres::parse_url(url).map_err(|e| match e {
+        rotor_tls::TlsError::Url(_) => StoreError::Backend(
             "the PostgreSQL store URL does not parse (expected postgres://USER:PASSWORD@HOST:PORT/DB)"
                 .to_owned(),
-        )
+        ),
+        other => StoreError::Backend(format!("the PostgreSQL store URL's TLS settings: {other}")),
     })?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
@@ -239,7 +253,7 @@ fn parse_url(url: &str) -> Result<(Config, String), StoreError> {
         config.get_user().unwrap_or(""),
         config.get_dbname().unwrap_or("")
     );
-    Ok((config, target))
+    Ok((config, tls, target))
 }
 
 fn checksum(sql: &str) -> String {
@@ -420,7 +434,7 @@ macro_rules! pooled {
             .pool
             .get()
             .await
-            .map_err(|e| pg_error(&inner.ctx.target, &e))?;
+            .map_err(|e| connect_error(&inner.ctx.target, &e))?;
         let $ctx = &inner.ctx;
         let $conn: &mut PgConn = lease.conn();
         let r = $body.await;
@@ -453,7 +467,11 @@ impl PgStore {
         let PgConn {
             mut client,
             mut stmts,
-        } = inner.pool.connect().await.map_err(pg)?;
+        } = inner
+            .pool
+            .connect()
+            .await
+            .map_err(|e| connect_error(&ctx.target, &e))?;
         let tx = migrate(&mut client, &ctx.target, true).await?;
         let created_at = Timestamp::now();
         for (key, value) in [
@@ -519,7 +537,7 @@ impl PgStore {
         old: Option<MasterKey>,
         settings: &Settings,
     ) -> Result<Self, StoreError> {
-        let (mut config, target) = parse_url(url)?;
+        let (mut config, tls, target) = parse_url(url)?;
         config.application_name(&settings.application_name);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -531,7 +549,7 @@ impl PgStore {
                     master,
                     old,
                 },
-                pool: Pool::new(config, setup_sql(settings), settings.pool_size),
+                pool: Pool::new(config, tls, setup_sql(settings), settings.pool_size),
                 retries: settings.retries,
             }),
         })
@@ -550,7 +568,7 @@ impl PgStore {
             .pool
             .connect()
             .await
-            .map_err(|e| pg_error(&ctx.target, &e))?;
+            .map_err(|e| connect_error(&ctx.target, &e))?;
         let found = validate(&client, &ctx.target, &ctx.master, ctx.old.as_ref()).await?;
         // Validated: from here on writing is allowed.
         if found < SCHEMA_VERSION {

@@ -11,8 +11,23 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use rotor_tls::TlsFailure;
+use rotor_tls::postgres::PgTls;
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
+use tokio_postgres::{Client, Config, GenericClient, Statement};
+
+/// Why a connection could not be had.
+pub(crate) enum ConnectError {
+    Pg(tokio_postgres::Error),
+    /// TLS refused under the URL's sslmode: a configuration problem, explained.
+    Tls(TlsFailure),
+}
+
+impl From<tokio_postgres::Error> for ConnectError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ConnectError::Pg(e)
+    }
+}
 
 /// A connected client plus the statements prepared on it.
 pub(crate) struct PgConn {
@@ -43,6 +58,7 @@ impl Stmts {
 
 pub(crate) struct Pool {
     config: Config,
+    tls: PgTls,
     /// SQL run once on every new connection (session settings).
     setup: String,
     idle: Mutex<Vec<PgConn>>,
@@ -58,9 +74,10 @@ pub(crate) struct Lease<'a> {
 }
 
 impl Pool {
-    pub(crate) fn new(config: Config, setup: String, size: usize) -> Self {
+    pub(crate) fn new(config: Config, tls: PgTls, setup: String, size: usize) -> Self {
         Self {
             config,
+            tls,
             setup,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size.max(1)),
@@ -68,13 +85,18 @@ impl Pool {
     }
 
     /// Opens a new connection (its driver task runs on the current tokio runtime).
-    pub(crate) async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            // Errors surface on the client's next call; nothing to log here (and nothing
-            // that could carry a value).
-            let _ = connection.await;
-        });
+    /// Errors surface on the client's next call; nothing is logged (nothing that could
+    /// carry a value).
+    pub(crate) async fn connect(&self) -> Result<PgConn, ConnectError> {
+        let client = match self.tls.connect(&self.config).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(self
+                    .tls
+                    .explain(&e)
+                    .map_or(ConnectError::Pg(e), ConnectError::Tls));
+            }
+        };
         client.batch_execute(&self.setup).await?;
         Ok(PgConn {
             client,
@@ -83,7 +105,7 @@ impl Pool {
     }
 
     /// Waits for a free slot, then reuses an idle client or connects a new one.
-    pub(crate) async fn get(&self) -> Result<Lease<'_>, tokio_postgres::Error> {
+    pub(crate) async fn get(&self) -> Result<Lease<'_>, ConnectError> {
         let permit = match self.permits.acquire().await {
             Ok(p) => p,
             // The semaphore is never closed.

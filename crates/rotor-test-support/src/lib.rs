@@ -10,6 +10,9 @@
 //! * [`Moto`]: moto's AWS emulator server (used for AWS Secrets Manager).
 //! * [`Nginx`]: nginx with one location behind HTTP basic auth (an htpasswd file), for
 //!   the reference command plugin.
+//! * [`TestCa`]: a CA made at test time that issues server and client certificates, for
+//!   [`Postgres::start_tls`] (`ssl=on`, TLS-only `pg_hba.conf`) and [`Redis::start_tls`]
+//!   (`--tls-port` only).
 //! * [`TcpProxy`]: a small TCP proxy in front of any of them, to cut the network in the
 //!   middle of a rotation step.
 //!
@@ -59,6 +62,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod redis;
+mod tls;
 
 pub use moto::{Moto, python};
 pub use net::{free_port, wait_for_port};
@@ -66,6 +70,7 @@ pub use nginx::Nginx;
 pub use postgres::Postgres;
 pub use proxy::TcpProxy;
 pub use redis::Redis;
+pub use tls::{CertFiles, TestCa};
 
 /// What can go wrong while starting or talking to a test server.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ use tempfile::TempDir;
 
 use crate::net::{free_port, loopback, says_address_in_use};
 use crate::process::{is_executable, log_tail, run, running_as_root, user_ids, which};
+use crate::tls::{CertFiles, TestCa, write};
 use crate::{Error, Result, random_password};
 
 const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -37,6 +38,16 @@ pub struct Postgres {
     run_as_postgres: bool,
     port: u16,
     password: String,
+    tls: Option<ServerTls>,
+}
+
+/// TLS of a server from [`Postgres::start_tls`].
+#[derive(Debug, Clone)]
+struct ServerTls {
+    ca: PathBuf,
+    server: CertFiles,
+    /// `clientcert=verify-ca` in pg_hba.conf, and psql's own client certificate.
+    client: Option<CertFiles>,
 }
 
 impl fmt::Debug for Postgres {
@@ -44,6 +55,7 @@ impl fmt::Debug for Postgres {
         f.debug_struct("Postgres")
             .field("port", &self.port)
             .field("data", &self.data)
+            .field("tls", &self.tls.is_some())
             .field("admin_password", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -62,6 +74,28 @@ impl Postgres {
     /// Fails (never skips) when the binaries are missing, with a message that says to run
     /// `scripts/install-deps`; when the server does not start, the error holds its log tail.
     pub fn start() -> Result<Postgres> {
+        Self::launch(None)
+    }
+
+    /// Like [`start`](Self::start), with `ssl = on` using `server` (issued by `ca`), and a
+    /// `pg_hba.conf` that accepts **only TLS** connections over TCP (`hostssl`; a plaintext
+    /// login is refused). With `client_cert`, every TCP login must also present a client
+    /// certificate signed by `ca` (`clientcert=verify-ca`). [`psql_as`](Self::psql_as)
+    /// then connects with `sslmode=require` (and a client certificate of its own).
+    pub fn start_tls(ca: &TestCa, server: &CertFiles, client_cert: bool) -> Result<Postgres> {
+        let client = if client_cert {
+            Some(ca.issue_client("psql")?)
+        } else {
+            None
+        };
+        Self::launch(Some(ServerTls {
+            ca: ca.cert_path().to_owned(),
+            server: server.clone(),
+            client,
+        }))
+    }
+
+    fn launch(tls: Option<ServerTls>) -> Result<Postgres> {
         let bin = pg_bin();
         for tool in ["initdb", "pg_ctl", "postgres"] {
             if !is_executable(&bin.join(tool)) {
@@ -109,8 +143,10 @@ impl Postgres {
             run_as_postgres,
             port: 0,
             password: random_password()?,
+            tls,
         };
         pg.initdb()?;
+        pg.configure_tls()?;
         pg.start_server()?;
         // Check the whole path a test will use: TCP, SCRAM, the admin password.
         let one = pg.psql("SELECT 1")?;
@@ -175,19 +211,66 @@ impl Postgres {
         Ok(())
     }
 
+    /// Copies the certificate files into the data directory (owned by `postgres`, the key
+    /// 0600 as PostgreSQL insists) and writes a TLS-only `pg_hba.conf`.
+    fn configure_tls(&self) -> Result<()> {
+        let Some(tls) = &self.tls else {
+            return Ok(());
+        };
+        let copy = |from: &Path, to: &str, mode: u32| -> Result<()> {
+            let text = std::fs::read_to_string(from)
+                .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
+            let dest = self.data.join(to);
+            write(&dest, &text, mode)?;
+            self.chown_postgres(&dest)
+        };
+        copy(&tls.server.cert, "server.crt", 0o644)?;
+        copy(&tls.server.key, "server.key", 0o600)?;
+        copy(&tls.ca, "root.crt", 0o644)?;
+        let opt = if tls.client.is_some() {
+            " clientcert=verify-ca"
+        } else {
+            ""
+        };
+        let hba = format!(
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256{opt}\n\
+             hostssl all all ::1/128 scram-sha-256{opt}\n"
+        );
+        let path = self.data.join("pg_hba.conf");
+        write(&path, &hba, 0o600)?;
+        self.chown_postgres(&path)
+    }
+
+    fn chown_postgres(&self, path: &Path) -> Result<()> {
+        if self.run_as_postgres {
+            let (uid, gid) = user_ids("postgres")?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(|e| Error::io(format!("chown postgres {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+
     fn start_server(&mut self) -> Result<()> {
         let log = self.log_path();
         let mut last_reason = String::new();
         for _ in 0..START_ATTEMPTS {
             self.port = free_port()?;
             let log_before = std::fs::metadata(&log).map_or(0, |m| m.len());
-            let options = format!(
+            let mut options = format!(
                 "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB \
                  -c max_connections=100",
                 port = self.port,
                 dir = self.dir().display(),
             );
+            if self.tls.is_some() {
+                // Relative paths are read from the data directory.
+                options.push_str(
+                    " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key \
+                     -c ssl_ca_file=root.crt",
+                );
+            }
             let mut cmd = self.pg_command("pg_ctl");
             cmd.arg("-D").arg(&self.data).arg("-l").arg(&log).args([
                 "-w",
@@ -335,11 +418,27 @@ impl Postgres {
         .args(["-U", user, "-d", db, "-f", "-"])
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
-        .env("PGSSLMODE", "disable")
+        .env(
+            "PGSSLMODE",
+            if self.tls.is_some() {
+                "require"
+            } else {
+                "disable"
+            },
+        )
         .env("PGAPPNAME", "rotor-test-support")
         .env_remove("PGOPTIONS")
         .env_remove("PGSERVICE")
-        .env_remove("PGPASSFILE");
+        .env_remove("PGPASSFILE")
+        .env_remove("PGSSLROOTCERT");
+        match self.tls.as_ref().and_then(|t| t.client.as_ref()) {
+            Some(c) => {
+                cmd.env("PGSSLCERT", &c.cert).env("PGSSLKEY", &c.key);
+            }
+            None => {
+                cmd.env_remove("PGSSLCERT").env_remove("PGSSLKEY");
+            }
+        }
         let what = format!("psql as {user} on 127.0.0.1:{} db {db}", self.port);
         let out = run(cmd, Some(sql), CLIENT_TIMEOUT, &what)?;
         let stdout = out.into_stdout(&what)?;

@@ -10,6 +10,7 @@ use tempfile::TempDir;
 
 use crate::net::{free_port, loopback, says_address_in_use};
 use crate::process::{log_tail, run, which};
+use crate::tls::{CertFiles, TestCa};
 use crate::{Error, Result, random_password};
 
 const START_ATTEMPTS: usize = 5;
@@ -33,6 +34,18 @@ pub struct Redis {
     port: u16,
     password: String,
     aclfile: Option<PathBuf>,
+    tls: Option<ServerTls>,
+}
+
+/// TLS of a server from [`Redis::start_tls`].
+#[derive(Debug, Clone)]
+struct ServerTls {
+    ca: PathBuf,
+    server: CertFiles,
+    /// `--tls-auth-clients yes` (else `no`).
+    require_client_cert: bool,
+    /// redis-cli's own client certificate.
+    cli: CertFiles,
 }
 
 impl fmt::Debug for Redis {
@@ -40,6 +53,7 @@ impl fmt::Debug for Redis {
         f.debug_struct("Redis")
             .field("port", &self.port)
             .field("aclfile", &self.aclfile)
+            .field("tls", &self.tls.is_some())
             .field("admin_password", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -48,17 +62,33 @@ impl fmt::Debug for Redis {
 impl Redis {
     /// Starts a server whose `default` user has a random password (`--requirepass`).
     pub fn start() -> Result<Redis> {
-        Self::launch(false)
+        Self::launch(false, None)
+    }
+
+    /// Starts a server that speaks **only TLS** (`--port 0 --tls-port P`) with `server`
+    /// (issued by `ca`). With `require_client_cert`, a client must present a certificate
+    /// signed by `ca` (`--tls-auth-clients yes`). [`cli`](Self::cli) connects with
+    /// `--tls --cacert` and a client certificate of its own.
+    pub fn start_tls(ca: &TestCa, server: &CertFiles, require_client_cert: bool) -> Result<Redis> {
+        Self::launch(
+            false,
+            Some(ServerTls {
+                ca: ca.cert_path().to_owned(),
+                server: server.clone(),
+                require_client_cert,
+                cli: ca.issue_client("redis-cli")?,
+            }),
+        )
     }
 
     /// Starts a server with `--aclfile DIR/users.acl`, written before the start with
     /// `user default on >PASSWORD ~* &* +@all`: the same admin as [`start`](Self::start),
     /// and `ACL SAVE` works.
     pub fn start_with_aclfile() -> Result<Redis> {
-        Self::launch(true)
+        Self::launch(true, None)
     }
 
-    fn launch(with_aclfile: bool) -> Result<Redis> {
+    fn launch(with_aclfile: bool, tls: Option<ServerTls>) -> Result<Redis> {
         let server = which("redis-server").ok_or_else(|| {
             Error::MissingTool(
                 "redis-server not found on PATH: run scripts/install-deps".to_owned(),
@@ -86,6 +116,7 @@ impl Redis {
             port: 0,
             password,
             aclfile,
+            tls,
         };
         redis.start_server(&server)?;
         Ok(redis)
@@ -113,10 +144,27 @@ impl Redis {
             let mut cmd = Command::new(server);
             // The config file (0600, in our directory) carries the password, so it is not
             // in the server's argv.
-            cmd.arg(&conf)
-                .arg("--port")
-                .arg(self.port.to_string())
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            cmd.arg(&conf);
+            match &self.tls {
+                None => {
+                    cmd.arg("--port").arg(self.port.to_string());
+                }
+                Some(tls) => {
+                    cmd.args(["--port", "0", "--tls-port"])
+                        .arg(self.port.to_string())
+                        .arg("--tls-cert-file")
+                        .arg(&tls.server.cert)
+                        .arg("--tls-key-file")
+                        .arg(&tls.server.key)
+                        .arg("--tls-ca-cert-file")
+                        .arg(&tls.ca)
+                        .args([
+                            "--tls-auth-clients",
+                            if tls.require_client_cert { "yes" } else { "no" },
+                        ]);
+                }
+            }
+            cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--daemonize", "no", "--protected-mode", "yes"])
                 .arg("--dir")
                 .arg(self.dir())
@@ -279,6 +327,15 @@ impl Redis {
             .arg(self.port.to_string())
             .arg("--no-auth-warning")
             .env_remove("REDISCLI_CLUSTER_YES");
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tls")
+                .arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.cli.cert)
+                .arg("--key")
+                .arg(&tls.cli.key);
+        }
         cmd
     }
 }

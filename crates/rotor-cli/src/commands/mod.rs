@@ -39,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(crate::cli::StoreCommand::Migrate { to }) => {
             store::migrate(config, &to).await
         }
+        Command::Store(crate::cli::StoreCommand::Sync) => store::sync(config).await,
         Command::MasterKey(crate::cli::MasterKeyCommand::Rotate) => {
             store::rotate_master_key(config).await
         }

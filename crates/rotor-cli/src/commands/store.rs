@@ -1,4 +1,4 @@
-//! `store migrate` and `master-key rotate`.
+//! `store migrate`, `store sync` and `master-key rotate`.
 
 use std::path::Path;
 
@@ -8,6 +8,32 @@ use rotor_core::config::StoreConfig;
 
 use crate::context::{self, Context};
 use crate::stores;
+
+/// `rotor store sync`: makes AWS match the ledger for every secret (labels, values) and
+/// brings each AWS secret's description, KMS key and `rotor:` tags in line with the
+/// inventory. Prints the calls made, one line each.
+pub async fn sync(config_path: &Path) -> anyhow::Result<()> {
+    let config = context::load_config(config_path)?;
+    if !matches!(config.store, StoreConfig::Aws { .. }) {
+        anyhow::bail!(
+            "`rotor store sync` is for kind = \"aws\" stores (it mirrors the ledger into AWS Secrets Manager); this store has nothing to sync"
+        );
+    }
+    let store = stores::aws::open(&config.store, &config.secrets).await?;
+    let reports = store.sync_all_with_metadata().await?;
+    let mut calls = 0;
+    for (secret, report) in &reports {
+        for call in &report.calls {
+            println!("{secret}: {call}");
+            calls += 1;
+        }
+    }
+    println!(
+        "{} secrets in line with the ledger and the inventory ({calls} AWS changes)",
+        reports.len()
+    );
+    Ok(())
+}
 
 /// Copies the whole store into the store of `to`, then reads the copy back and compares it.
 pub async fn migrate(config_path: &Path, to: &Path) -> anyhow::Result<()> {

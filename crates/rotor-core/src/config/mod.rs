@@ -92,6 +92,10 @@ pub enum StoreConfig {
         endpoint_url: Option<String>,
         /// Prepended to secret names to form AWS secret ids (the seed uses `divan/prod/`).
         prefix: String,
+        /// KMS key for the secrets rotor creates and syncs; None: AWS's `aws/secretsmanager`.
+        kms_key_id: Option<String>,
+        /// Per secret (by name), winning over `kms_key_id` (`[store.kms_key_ids]`).
+        kms_key_ids: std::collections::BTreeMap<String, String>,
         ledger: Box<StoreConfig>,
     },
 }
@@ -293,7 +297,8 @@ pub enum PgStrategy {
 /// `kind = "postgres"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PostgresSettings {
-    /// `postgres://host:port/dbname` (no password: credentials come from managed secrets).
+    /// `postgres://host:port/dbname[?sslmode=...&sslrootcert=...]` (no password: credentials
+    /// come from managed secrets; libpq TLS parameters, see `rotor_tls`).
     pub url: String,
     /// The role (single) or the group role whose `_a`/`_b` login roles alternate.
     pub role: String,
@@ -305,7 +310,8 @@ pub struct PostgresSettings {
 /// `kind = "redis"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RedisSettings {
-    /// `redis://host:port` (no password).
+    /// `redis://host:port` or `rediss://host:port?sslrootcert=...` (no password; TLS
+    /// parameters as for PostgreSQL, see `rotor_tls`).
     pub url: String,
     /// The ACL user whose password rotates (`default` is allowed).
     pub user: String,

@@ -1,5 +1,6 @@
 //! The config walker: TOML document → [`Config`], collecting every diagnostic.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,8 @@ const STORE_KEYS: &[&str] = &[
     "endpoint_url",
     "prefix",
     "ledger",
+    "kms_key_id",
+    "kms_key_ids",
 ];
 const TIER_KEYS: &[&str] = &["high", "medium", "low"];
 const COMMON_KEYS: &[&str] = &[
@@ -426,15 +429,51 @@ impl Walker<'_> {
                         }
                     },
                 };
+                let kms_key_id = self.string(t, "kms_key_id").map(|(s, _)| s);
+                let kms_key_ids = self.kms_key_ids(t);
                 Some(StoreConfig::Aws {
                     region,
                     endpoint_url,
                     prefix,
+                    kms_key_id,
+                    kms_key_ids,
                     ledger: Box::new(ledger),
                 })
             }
             other => self.ledger_store(t, other, dir, &header),
         }
+    }
+
+    /// `[store.kms_key_ids]`: secret name → KMS key id, ARN or alias.
+    fn kms_key_ids(&mut self, t: &dyn TableLike) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(item) = t.get("kms_key_ids") else {
+            return out;
+        };
+        let Some(table) = item.as_table_like() else {
+            self.error(
+                item.span().unwrap_or(0..0),
+                "`kms_key_ids` must be a table of secret name = KMS key".into(),
+                Some(
+                    "write [store.kms_key_ids] with lines like jwt-signing = \"alias/rotor\""
+                        .into(),
+                ),
+            );
+            return out;
+        };
+        for (name, value) in table.iter() {
+            match value.as_str() {
+                Some(v) if !v.is_empty() => {
+                    out.insert(name.to_owned(), v.to_owned());
+                }
+                _ => self.error(
+                    value.span().unwrap_or(0..0),
+                    format!("kms_key_ids.{name} must be a non-empty string"),
+                    Some("give a KMS key id, key ARN or alias (alias/NAME)".into()),
+                ),
+            }
+        }
+        out
     }
 
     /// The `sqlite` or `postgres` part of a `[store]` (also an aws store's ledger).

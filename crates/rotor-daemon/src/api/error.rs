@@ -95,6 +95,11 @@ impl From<StoreError> for ApiError {
                 "store_locked",
                 "the store is locked by another process; try again",
             ),
+            StoreError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            ),
             other => Self::internal(other),
         }
     }
