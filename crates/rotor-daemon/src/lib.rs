@@ -12,6 +12,7 @@
 //! - [`notify`]: webhooks (Slack or JSON), retried, audited on failure;
 //! - [`emergency`](mod@emergency): emergency rotation and drills with the post-rotation checklist report;
 //! - [`client`]: the CLI's `--server URL` mode.
+//! - [`console`]: the operator's console (HTML pages, sign-in, actions) at `/`;
 //!
 //! Invariants:
 //! - a secret value never appears in a log line, an error, a notification, a metric or a
@@ -25,6 +26,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod console;
 mod daemon;
 pub mod emergency;
 mod error;

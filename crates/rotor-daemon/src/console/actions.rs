@@ -1,0 +1,285 @@
+//! The console's actions (`POST`, form-encoded): sign-in, sign-out, rotate now, retire and
+//! emergency. Every action but sign-in needs a live session and its CSRF token (a hidden
+//! field, compared in constant time); the cookie is SameSite=Strict besides. Rotations run
+//! through the API's rotate handler, so the scope check (`crate::auth`), notifications and
+//! metrics are exactly the API's; the console adds no rules of its own.
+
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use rotor_core::SecretName;
+use rotor_core::config::ScopeAction;
+use rotor_core::schedule::SecretState;
+use serde::Deserialize;
+
+use super::pages::safe_next;
+use super::session::{self, Session};
+use super::{ConsoleState, Visitor};
+use crate::api::{self, ApiError};
+
+/// The sign-in form. The token is wiped when the form drops.
+#[derive(Deserialize)]
+pub(super) struct SignInForm {
+    token: String,
+    next: Option<String>,
+}
+
+impl Drop for SignInForm {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
+}
+
+pub(super) async fn sign_in(
+    State(st): State<ConsoleState>,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref()).to_owned();
+    let back = |why: &str| {
+        Redirect::to(&format!(
+            "/console/sign-in?error={why}&next={}",
+            next.replace('&', "%26")
+        ))
+        .into_response()
+    };
+    let token = form.token.trim();
+    if token.is_empty() {
+        return back("empty");
+    }
+    let Some(caller) = st.api.0.tokens.verify(token).cloned() else {
+        tracing::info!("console: a sign-in with an invalid token");
+        return back("invalid");
+    };
+    let name = caller.name.clone();
+    let Some(id) = st.sessions.start(caller) else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    tracing::info!(token = %name, "console: signed in");
+    with_cookie(
+        Redirect::to(&next).into_response(),
+        &session::set_cookie(&id, st.secure()),
+    )
+}
+
+fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A form of an action: the CSRF token, and what the action asks.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    reason: Option<String>,
+    confirm: Option<String>,
+}
+
+/// The session behind an action, when its CSRF token matches.
+fn checked<'a>(
+    st: &ConsoleState,
+    visitor: &'a Visitor,
+    form: &ActionForm,
+) -> Result<&'a Session, Response> {
+    let Some(s) = &visitor.session else {
+        return Err(st.error(
+            visitor,
+            StatusCode::UNAUTHORIZED,
+            "you are not signed in (or the session ended): sign in again, then repeat the action",
+        ));
+    };
+    if !s.csrf_ok(&form.csrf) {
+        return Err(st.error(
+            visitor,
+            StatusCode::FORBIDDEN,
+            "this form is stale or came from another site (its CSRF token does not match): reload the page and try again",
+        ));
+    }
+    Ok(s)
+}
+
+pub(super) async fn sign_out(
+    State(st): State<ConsoleState>,
+    visitor: Visitor,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Err(r) = checked(&st, &visitor, &form) {
+        return r;
+    }
+    if let Some(id) = &visitor.id {
+        st.sessions.end(id);
+    }
+    with_cookie(
+        Redirect::to("/").into_response(),
+        &session::clear_cookie(st.secure()),
+    )
+}
+
+fn name_of(st: &ConsoleState, visitor: &Visitor, raw: &str) -> Result<SecretName, Response> {
+    let name = SecretName::new(raw).map_err(|_| {
+        st.error(
+            visitor,
+            StatusCode::BAD_REQUEST,
+            "that is not a secret name",
+        )
+    })?;
+    st.api.0.engine.spec(name.as_str()).map_err(|_| {
+        st.error(
+            visitor,
+            StatusCode::NOT_FOUND,
+            &format!("no secret named {name}"),
+        )
+    })?;
+    Ok(name)
+}
+
+fn done(name: &SecretName, what: &str) -> Response {
+    Redirect::to(&format!("/console/secrets/{name}?done={what}")).into_response()
+}
+
+/// Runs the API's rotate handler for the signed-in token with this JSON body.
+async fn rotate_via_api(
+    st: &ConsoleState,
+    visitor: &Visitor,
+    session: &Session,
+    name: &SecretName,
+    body: serde_json::Value,
+    what: &str,
+) -> Response {
+    let body = match serde_json::to_vec(&body) {
+        Ok(b) => api::Body(Bytes::from(b)),
+        Err(e) => return api_error(st, visitor, &ApiError::internal(e)),
+    };
+    match api::rotate(
+        session.caller.clone(),
+        State(st.api.clone()),
+        Path(name.to_string()),
+        body,
+    )
+    .await
+    {
+        Ok(_) => done(name, what),
+        Err(e) => api_error(st, visitor, &e),
+    }
+}
+
+fn api_error(st: &ConsoleState, visitor: &Visitor, e: &ApiError) -> Response {
+    st.error(visitor, e.status, &e.message)
+}
+
+pub(super) async fn rotate(
+    State(st): State<ConsoleState>,
+    visitor: Visitor,
+    Path(raw): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let session = match checked(&st, &visitor, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let name = match name_of(&st, &visitor, &raw) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let confirm = form.confirm.as_deref().map(str::trim) == Some(name.as_str());
+    let body = serde_json::json!({
+        "reason": non_empty(form.reason.as_deref()).unwrap_or("rotate now, from the console"),
+        "confirm": confirm,
+    });
+    rotate_via_api(&st, &visitor, session, &name, body, "rotated").await
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub(super) async fn emergency(
+    State(st): State<ConsoleState>,
+    visitor: Visitor,
+    Path(raw): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let session = match checked(&st, &visitor, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let name = match name_of(&st, &visitor, &raw) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(reason) = non_empty(form.reason.as_deref()) else {
+        return st.error(
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "an emergency rotation needs a reason (what leaked, where): go back and fill it in",
+        );
+    };
+    if form.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+        return st.error(
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            &format!("to confirm the emergency rotation, type the secret's name ({name}) exactly; nothing was rotated"),
+        );
+    }
+    let body = serde_json::json!({ "emergency": true, "reason": reason, "confirm": true });
+    rotate_via_api(&st, &visitor, session, &name, body, "emergency").await
+}
+
+pub(super) async fn retire(
+    State(st): State<ConsoleState>,
+    visitor: Visitor,
+    Path(raw): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let session = match checked(&st, &visitor, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let name = match name_of(&st, &visitor, &raw) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if !session.caller.allows(ScopeAction::Rotate, name.as_str()) {
+        return st.error(
+            &visitor,
+            StatusCode::FORBIDDEN,
+            &format!(
+                "token {:?} may not retire secret {name}: it needs scope \"rotate:{name}\" (or a glob matching it) or \"admin\"",
+                session.caller.name
+            ),
+        );
+    }
+    let engine = &st.api.0.engine;
+    let rows = match engine.status().await {
+        Ok(r) => r,
+        Err(e) => return api_error(&st, &visitor, &e.into()),
+    };
+    let standing = rows
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(|r| r.standing);
+    if standing.as_ref().map(|s| s.state) != Some(SecretState::RetireDue) {
+        let when = standing.and_then(|s| s.retire_after).map_or_else(
+            || "no previous value is waiting".to_owned(),
+            |t| format!("its grace ends at {}", rotor_core::schedule::short(t)),
+        );
+        return st.error(
+            &visitor,
+            StatusCode::CONFLICT,
+            &format!("secret {name} is not due for retirement ({when}); nothing was retired"),
+        );
+    }
+    let result = engine.resume(Some(name.as_str())).await;
+    st.api.0.scheduler.wake();
+    match result {
+        Ok(list) => match list.into_iter().find_map(|(_, r)| r.err()) {
+            None => done(&name, "retired"),
+            Some(e) => api_error(&st, &visitor, &e.into()),
+        },
+        Err(e) => api_error(&st, &visitor, &e.into()),
+    }
+}
