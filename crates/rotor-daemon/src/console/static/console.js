@@ -19,6 +19,9 @@
       .catch(function () {});
   }
   var events = new EventSource("/console/events");
+  // Let go of the stream when the page goes away: browsers allow six HTTP/1.1 connections
+  // per host, and a page kept for "back" would otherwise hold one.
+  window.addEventListener("pagehide", function () { events.close(); });
   events.addEventListener("stage_change", function () {
     if (!timer) timer = setTimeout(refresh, 300);
   });
