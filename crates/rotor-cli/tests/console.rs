@@ -246,6 +246,22 @@ role = "postgres"
         goto("/console/secrets/short-grace"),
         json!({"op": "click", "selector": "#retire"}),
         html("retired"),
+        // Emergency: the typed confirmation must be the name; then it rotates at once.
+        goto("/console/secrets/api-signing"),
+        json!({"op": "fill", "selector": "#em-reason", "value": "key in a public gist"}),
+        json!({"op": "fill", "selector": "#em-confirm", "value": "api"}),
+        json!({"op": "click", "selector": "#emergency-form button[type=submit]"}),
+        html("emergency-unconfirmed"),
+        goto("/console/secrets/api-signing"),
+        json!({"op": "fill", "selector": "#em-reason", "value": "key in a public gist"}),
+        json!({"op": "fill", "selector": "#em-confirm", "value": "api-signing"}),
+        json!({"op": "click", "selector": "#emergency-form button[type=submit]"}),
+        html("emergency"),
+        // A form whose CSRF token was tampered with does nothing.
+        goto("/console/secrets/session-key"),
+        json!({"op": "fill", "selector": "#rotate-form input[name=csrf]", "value": "forged"}),
+        json!({"op": "click", "selector": "#rotate"}),
+        html("csrf"),
         json!({"op": "click", "selector": "header form button[type=submit]"}),
         html("signed-out"),
     ]);
@@ -355,6 +371,19 @@ role = "postgres"
     // Retire: the previous value is gone.
     assert!(page(&pages, "retired").contains("Retired: the previous value is gone."));
     assert!(env.holders("short-grace", "previous").is_empty());
+
+    // Emergency: refused until the name is typed, then the old value is dead at once.
+    let refused = page(&pages, "emergency-unconfirmed");
+    assert!(refused.contains("nothing was rotated"), "{refused}");
+    let em = page(&pages, "emergency");
+    assert!(em.contains("Emergency rotation done"), "{em}");
+    assert!(env.holders("api-signing", "previous").is_empty());
+    let history = env.history("api-signing");
+    assert!(history.to_string().contains("key in a public gist"), "{history:#}");
+    // The forged CSRF token: refused, and no new version.
+    let csrf = page(&pages, "csrf");
+    assert!(csrf.contains("CSRF token does not match"), "{csrf}");
+    assert_eq!(env.holders("session-key", "current"), after);
 
     // Signed out, then a token that only reads: a read-only page and no audit log.
     let out = page(&pages, "signed-out");

@@ -126,7 +126,7 @@ class Browser:
     def screenshot(self, path: str):
         size = self.call("Page.getLayoutMetrics")["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": min(size["width"], 1200),
-                "height": min(size["height"], 2400), "scale": 1}
+                "height": min(size["height"], 1500), "scale": 1}
         shot = self.call("Page.captureScreenshot",
                          {"format": "png", "clip": clip, "captureBeyondViewport": True})
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -220,7 +220,7 @@ pub fn rotations(list: &[Rotation], audit: &[AuditRecord], now: Timestamp) -> Ve
                 .iter()
                 .filter(|a| a.event.rotation.as_ref() == Some(&r.id))
                 .map(|a| {
-                    let took = (a.time.as_second() - prev.as_second()).max(0);
+                    let took = (a.time.as_millisecond() - prev.as_millisecond()).max(0);
                     prev = a.time;
                     StepView {
                         action: a
@@ -245,7 +245,9 @@ pub fn rotations(list: &[Rotation], audit: &[AuditRecord], now: Timestamp) -> Ve
                 step: format!("{}{}", r.step, if r.step_done { " (done)" } else { "" }),
                 error: r.error.clone(),
                 started: When::new(r.started_at, now),
-                duration: took_text((r.updated_at.as_second() - r.started_at.as_second()).max(0)),
+                duration: took_text(
+                    (r.updated_at.as_millisecond() - r.started_at.as_millisecond()).max(0),
+                ),
                 retire_after: r.retire_after.map(|t| When::new(t, now)),
                 steps,
             }
@@ -253,11 +255,13 @@ pub fn rotations(list: &[Rotation], audit: &[AuditRecord], now: Timestamp) -> Ve
         .collect()
 }
 
-fn took_text(secs: i64) -> String {
-    if secs < 1 {
-        "<1s".to_owned()
-    } else {
-        span_text(secs.unsigned_abs())
+/// How long a step took, from milliseconds: `12ms`, `3.4s`, then `2m 5s`.
+fn took_text(ms: i64) -> String {
+    match ms {
+        ..1 => "<1ms".to_owned(),
+        1..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1_000.0),
+        _ => span_text((ms / 1_000).unsigned_abs()),
     }
 }
 
@@ -325,5 +329,9 @@ mod tests {
         assert_eq!(relative(at(-3 * 86_400 - 4 * 3_600 - 60), now), "3d 4h ago");
         assert_eq!(relative(at(7_200), now), "in 2h");
         assert_eq!(span_text(5), "5s");
+        assert_eq!(took_text(0), "<1ms");
+        assert_eq!(took_text(42), "42ms");
+        assert_eq!(took_text(3_400), "3.4s");
+        assert_eq!(took_text(125_000), "2m 5s");
     }
 }
