@@ -84,7 +84,9 @@ fn browse(steps: &Value) -> serde_json::Map<String, Value> {
 }
 
 fn page<'a>(pages: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
-    pages[key].as_str().unwrap_or_else(|| panic!("no page {key}"))
+    pages[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no page {key}"))
 }
 
 fn status(env: &Env) -> Vec<Value> {
@@ -227,7 +229,13 @@ role = "postgres"
         html("overview"),
         shot("overview.png"),
     ];
-    for name in ["database", "api-signing", "short-grace", "webhook-secret", "legacy-vendor"] {
+    for name in [
+        "database",
+        "api-signing",
+        "short-grace",
+        "webhook-secret",
+        "legacy-vendor",
+    ] {
         steps.push(goto(&format!("/console/secrets/{name}")));
         steps.push(html(name));
     }
@@ -281,7 +289,10 @@ role = "postgres"
     for (key, body) in &pages {
         let body = body.as_str().unwrap_or_default();
         for v in values.iter().chain([&admin, &viewer]) {
-            assert!(!body.contains(v.as_str()), "page {key} shows a secret value or token");
+            assert!(
+                !body.contains(v.as_str()),
+                "page {key} shows a secret value or token"
+            );
         }
     }
 
@@ -312,7 +323,15 @@ role = "postgres"
     for w in order.windows(2) {
         assert!(at(w[0]) < at(w[1]), "{} is listed before {}", w[0], w[1]);
     }
-    for st in ["failed", "in-progress", "retire-due", "overdue", "due", "in-grace", "ok"] {
+    for st in [
+        "failed",
+        "in-progress",
+        "retire-due",
+        "overdue",
+        "due",
+        "in-grace",
+        "ok",
+    ] {
         let n = rows.iter().filter(|r| r["state"] == st).count();
         let want = format!("<span class=\"n\">{n}</span> {st}");
         assert!(public.contains(&want), "{want} in {public}");
@@ -321,7 +340,10 @@ role = "postgres"
     assert!(public.contains(&format!("<span class=\"n\">{never}</span> never-rotated")));
     assert!(public.contains("<time datetime=\"") && public.contains(" ago</time>"));
     assert!(public.contains("owner") || public.contains("platform"));
-    assert!(!public.contains("/console/secrets/"), "no detail links before sign-in");
+    assert!(
+        !public.contains("/console/secrets/"),
+        "no detail links before sign-in"
+    );
 
     // A detail page first asks for a sign-in, then returns to where it was going.
     let redirect = page(&pages, "redirect.url");
@@ -333,14 +355,20 @@ role = "postgres"
     // Each state's page shows what it needs.
     let db = page(&pages, "database");
     assert!(db.contains("data-state=\"failed\""));
-    assert!(db.contains("step create failed"), "the failure reason: {db}");
+    assert!(
+        db.contains("step create failed"),
+        "the failure reason: {db}"
+    );
     assert!(db.contains("class=\"failure\""));
     let grace = page(&pages, "api-signing");
     assert!(grace.contains("Grace ends") && grace.contains("id=\"retire-after\""));
     assert!(grace.contains("stage-current") && grace.contains("stage-previous"));
     assert!(grace.contains("HMAC for partner webhooks"));
     for step in ["create", "set", "test", "finish"] {
-        assert!(grace.contains(&format!("<td>{step}</td>")), "step {step} in the history");
+        assert!(
+            grace.contains(&format!("<td>{step}</td>")),
+            "step {step} in the history"
+        );
     }
     let due = page(&pages, "short-grace");
     assert!(due.contains("data-state=\"retire-due\"") && due.contains("id=\"retire\""));
@@ -350,13 +378,19 @@ role = "postgres"
 
     // The audit page verifies the chain.
     let audit = page(&pages, "audit");
-    assert!(audit.contains("id=\"verification\" class=\"verified\""), "{audit}");
+    assert!(
+        audit.contains("id=\"verification\" class=\"verified\""),
+        "{audit}"
+    );
     assert!(audit.contains("rotation.failed") && audit.contains("secret.put"));
 
     // Rotate now: a new current version, the one `rotor history` now names.
     let rotated = page(&pages, "rotated");
     let after = env.holders("session-key", "current");
-    assert_ne!(after, before_rotate, "the rotation made a new current version");
+    assert_ne!(
+        after, before_rotate,
+        "the rotation made a new current version"
+    );
     assert!(rotated.contains("Rotated: the new version is current."));
     assert!(
         rotated.contains(&format!(
@@ -379,7 +413,10 @@ role = "postgres"
     assert!(em.contains("Emergency rotation done"), "{em}");
     assert!(env.holders("api-signing", "previous").is_empty());
     let history = env.history("api-signing");
-    assert!(history.to_string().contains("key in a public gist"), "{history:#}");
+    assert!(
+        history.to_string().contains("key in a public gist"),
+        "{history:#}"
+    );
     // The forged CSRF token: refused, and no new version.
     let csrf = page(&pages, "csrf");
     assert!(csrf.contains("CSRF token does not match"), "{csrf}");

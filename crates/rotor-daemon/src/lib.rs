@@ -5,7 +5,7 @@
 //! - [`scheduler`]: starts rotations when their `Standing` (rotor-core: due time, window,
 //!   jitter) says so, and retires, with a concurrency limit and bounded backoff; resumes
 //!   interrupted rotations at start-up;
-//! - [`api`]: the HTTP API (axum); **only `api/` knows HTTP as a server**;
+//! - [`api`]: the HTTP API (axum); **only `api/` and `console/` know HTTP as a server**;
 //! - [`auth`]: bearer tokens (SHA-256 in the config, constant-time compare) and scopes;
 //! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
 //! - [`metrics`]: the Prometheus text exposition; [`alerts`]: the Prometheus rules file;
