@@ -79,24 +79,22 @@ pub(super) struct ActionForm {
     confirm: Option<String>,
 }
 
+/// Why an action was refused before it started: the status and the message for the page.
+type Refusal = (StatusCode, String);
+
 /// The session behind an action, when its CSRF token matches.
-fn checked<'a>(
-    st: &ConsoleState,
-    visitor: &'a Visitor,
-    form: &ActionForm,
-) -> Result<&'a Session, Response> {
+fn checked<'a>(visitor: &'a Visitor, form: &ActionForm) -> Result<&'a Session, Refusal> {
     let Some(s) = &visitor.session else {
-        return Err(st.error(
-            visitor,
+        return Err((
             StatusCode::UNAUTHORIZED,
-            "you are not signed in (or the session ended): sign in again, then repeat the action",
+            "you are not signed in (or the session ended): sign in again, then repeat the action"
+                .to_owned(),
         ));
     };
     if !s.csrf_ok(&form.csrf) {
-        return Err(st.error(
-            visitor,
+        return Err((
             StatusCode::FORBIDDEN,
-            "this form is stale or came from another site (its CSRF token does not match): reload the page and try again",
+            "this form is stale or came from another site (its CSRF token does not match): reload the page and try again".to_owned(),
         ));
     }
     Ok(s)
@@ -107,8 +105,8 @@ pub(super) async fn sign_out(
     visitor: Visitor,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = checked(&st, &visitor, &form) {
-        return r;
+    if let Err((status, msg)) = checked(&visitor, &form) {
+        return st.error(&visitor, status, &msg);
     }
     if let Some(id) = &visitor.id {
         st.sessions.end(id);
@@ -119,21 +117,18 @@ pub(super) async fn sign_out(
     )
 }
 
-fn name_of(st: &ConsoleState, visitor: &Visitor, raw: &str) -> Result<SecretName, Response> {
+fn name_of(st: &ConsoleState, raw: &str) -> Result<SecretName, Refusal> {
     let name = SecretName::new(raw).map_err(|_| {
-        st.error(
-            visitor,
+        (
             StatusCode::BAD_REQUEST,
-            "that is not a secret name",
+            "that is not a secret name".to_owned(),
         )
     })?;
-    st.api.0.engine.spec(name.as_str()).map_err(|_| {
-        st.error(
-            visitor,
-            StatusCode::NOT_FOUND,
-            &format!("no secret named {name}"),
-        )
-    })?;
+    st.api
+        .0
+        .engine
+        .spec(name.as_str())
+        .map_err(|_| (StatusCode::NOT_FOUND, format!("no secret named {name}")))?;
     Ok(name)
 }
 
@@ -177,13 +172,10 @@ pub(super) async fn rotate(
     Path(raw): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let session = match checked(&st, &visitor, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let name = match name_of(&st, &visitor, &raw) {
-        Ok(n) => n,
-        Err(r) => return r,
+    let (session, name) = match checked(&visitor, &form).and_then(|s| Ok((s, name_of(&st, &raw)?)))
+    {
+        Ok(x) => x,
+        Err((status, msg)) => return st.error(&visitor, status, &msg),
     };
     let confirm = form.confirm.as_deref().map(str::trim) == Some(name.as_str());
     let body = serde_json::json!({
@@ -203,13 +195,10 @@ pub(super) async fn emergency(
     Path(raw): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let session = match checked(&st, &visitor, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let name = match name_of(&st, &visitor, &raw) {
-        Ok(n) => n,
-        Err(r) => return r,
+    let (session, name) = match checked(&visitor, &form).and_then(|s| Ok((s, name_of(&st, &raw)?)))
+    {
+        Ok(x) => x,
+        Err((status, msg)) => return st.error(&visitor, status, &msg),
     };
     let Some(reason) = non_empty(form.reason.as_deref()) else {
         return st.error(
@@ -235,13 +224,10 @@ pub(super) async fn retire(
     Path(raw): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let session = match checked(&st, &visitor, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let name = match name_of(&st, &visitor, &raw) {
-        Ok(n) => n,
-        Err(r) => return r,
+    let (session, name) = match checked(&visitor, &form).and_then(|s| Ok((s, name_of(&st, &raw)?)))
+    {
+        Ok(x) => x,
+        Err((status, msg)) => return st.error(&visitor, status, &msg),
     };
     if !session.caller.allows(ScopeAction::Rotate, name.as_str()) {
         return st.error(
