@@ -265,6 +265,14 @@ role = "postgres"
         json!({"op": "fill", "selector": "#em-confirm", "value": "api-signing"}),
         json!({"op": "click", "selector": "#emergency-form button[type=submit]"}),
         html("emergency"),
+        // Live updates: the page rotates its secret with a fetch (no navigation); the stage
+        // change reaches it over /console/events and its <main> is fetched anew.
+        goto("/console/secrets/session-key"),
+        json!({"op": "eval", "js": "window.before = document.querySelector('main'); \
+            const f = document.querySelector('#rotate-form'); \
+            fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f))}); 1"}),
+        json!({"op": "wait_for", "js": "document.querySelector('main') !== window.before"}),
+        html("live"),
         // A form whose CSRF token was tampered with does nothing.
         goto("/console/secrets/session-key"),
         json!({"op": "fill", "selector": "#rotate-form input[name=csrf]", "value": "forged"}),
@@ -384,13 +392,18 @@ role = "postgres"
     );
     assert!(audit.contains("rotation.failed") && audit.contains("secret.put"));
 
-    // Rotate now: a new current version, the one `rotor history` now names.
+    // Rotate now: a new current version, the one `rotor history` names next after the
+    // first (newest first: the live-update rotation, this one, the first).
     let rotated = page(&pages, "rotated");
-    let after = env.holders("session-key", "current");
-    assert_ne!(
-        after, before_rotate,
-        "the rotation made a new current version"
-    );
+    let ids: Vec<String> = env.history("session-key")["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[2], before_rotate[0], "{ids:?}");
+    let after = vec![ids[1].clone()];
     assert!(rotated.contains("Rotated: the new version is current."));
     assert!(
         rotated.contains(&format!(
@@ -417,10 +430,18 @@ role = "postgres"
         history.to_string().contains("key in a public gist"),
         "{history:#}"
     );
+    // The live update shows the version the page's own fetch made current.
+    let live_current = env.holders("session-key", "current");
+    assert_ne!(live_current, after, "the fetch rotated");
+    let live = page(&pages, "live");
+    assert!(
+        live.contains(&format!("<tr data-version=\"{}\">", live_current[0])),
+        "the refreshed page shows the new version: {live}"
+    );
     // The forged CSRF token: refused, and no new version.
     let csrf = page(&pages, "csrf");
     assert!(csrf.contains("CSRF token does not match"), "{csrf}");
-    assert_eq!(env.holders("session-key", "current"), after);
+    assert_eq!(env.holders("session-key", "current"), live_current);
 
     // Signed out, then a token that only reads: a read-only page and no audit log.
     let out = page(&pages, "signed-out");

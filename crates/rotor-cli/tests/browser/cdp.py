@@ -9,6 +9,8 @@ prints a JSON object {key: outerHTML} of every `html` step on stdout. Steps:
   {"op": "click", "selector": CSS}            click (a submit button: waits for the next page)
   {"op": "html", "key": K}                    record the page's DOM (and its URL as K.url)
   {"op": "shot", "path": P}                   save a PNG screenshot of the whole page
+  {"op": "eval", "js": JS}                    run JS in the page (no navigation)
+  {"op": "wait_for", "js": JS}                poll until JS is true (without reloading)
 
 Steps come on stdin because they carry API tokens, which never go in argv. Any failure
 (Chromium missing, a selector that matches nothing, a page that never loads) exits non-zero
@@ -174,6 +176,14 @@ def main() -> int:
                     out[s["key"] + ".url"] = b.eval("location.href")
                 elif op == "shot":
                     b.screenshot(s["path"])
+                elif op == "eval":
+                    b.eval(s["js"])
+                elif op == "wait_for":
+                    deadline = time.monotonic() + TIMEOUT
+                    while not b.eval(s["js"]):
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"never true: {s['js']}")
+                        time.sleep(0.1)
                 else:
                     raise ValueError(f"unknown step {op}")
         finally:
