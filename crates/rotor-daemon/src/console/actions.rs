@@ -7,7 +7,7 @@
 use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rotor_core::SecretName;
 use rotor_core::config::ScopeAction;
@@ -32,10 +32,38 @@ impl Drop for SignInForm {
     }
 }
 
+/// Whether a form came from a page of this daemon: a browser's `Origin` (sent with every
+/// POST) names the host the request went to. No `Origin` (curl, old browsers) passes; the
+/// session cookie is SameSite=Strict and actions carry a CSRF token besides.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some() && authority == host
+}
+
 pub(super) async fn sign_in(
     State(st): State<ConsoleState>,
+    visitor: Visitor,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
+    // A sign-in posted by another site would sign this browser in as someone else.
+    if !same_origin(&headers) {
+        return st.error(
+            &visitor,
+            StatusCode::FORBIDDEN,
+            "this sign-in form was posted from another site; open /console/sign-in on rotor itself",
+        );
+    }
+    // A new session id on every sign-in; the old one ends.
+    if let Some(old) = &visitor.id {
+        st.sessions.end(old);
+    }
     let next = safe_next(form.next.as_deref()).to_owned();
     let back = |why: &str| {
         Redirect::to(&format!(
@@ -267,5 +295,29 @@ pub(super) async fn retire(
             Some(e) => api_error(&st, &visitor, &e.into()),
         },
         Err(e) => api_error(&st, &visitor, &e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_forms_from_this_host_sign_in() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(same_origin(&h), "no Origin: not a cross-site browser post");
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
     }
 }
