@@ -5,13 +5,14 @@
 //! - [`scheduler`]: starts rotations when their `Standing` (rotor-core: due time, window,
 //!   jitter) says so, and retires, with a concurrency limit and bounded backoff; resumes
 //!   interrupted rotations at start-up;
-//! - [`api`]: the HTTP API (axum); **only `api/` knows HTTP as a server**;
+//! - [`api`]: the HTTP API (axum); **only `api/` and `console/` know HTTP as a server**;
 //! - [`auth`]: bearer tokens (SHA-256 in the config, constant-time compare) and scopes;
 //! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
 //! - [`metrics`]: the Prometheus text exposition; [`alerts`]: the Prometheus rules file;
 //! - [`notify`]: webhooks (Slack or JSON), retried, audited on failure;
 //! - [`emergency`](mod@emergency): emergency rotation and drills with the post-rotation checklist report;
 //! - [`client`]: the CLI's `--server URL` mode.
+//! - [`console`]: the operator's console (HTML pages, sign-in, actions) at `/`;
 //!
 //! Invariants:
 //! - a secret value never appears in a log line, an error, a notification, a metric or a
@@ -25,6 +26,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod console;
 mod daemon;
 pub mod emergency;
 mod error;

@@ -411,7 +411,7 @@ async fn health_jwks_page_and_watch() {
     let (s, v) = api.get("/v1/secrets/jwt-hs/jwks.json", None).await;
     assert_eq!((s, code(&v)), (404, "not_found"));
 
-    // The status page: names and states, no values.
+    // The console's overview: names and states, no values.
     let value = api
         .get("/v1/secrets/jwt-es/value", Some(&api.admin))
         .await
@@ -427,9 +427,14 @@ async fn health_jwks_page_and_watch() {
             .starts_with("text/html")
     );
     let html = page.text().await.unwrap();
-    assert!(html.contains("<table>") && html.contains("jwt-es") && html.contains("manual-api"));
+    assert!(
+        html.contains("<table class=\"secrets\">")
+            && html.contains("jwt-es")
+            && html.contains("manual-api")
+    );
     assert!(!html.contains(&value));
-    assert!(!html.contains("<script"));
+    // Scripts only from rotor itself (no inline code, no CDN).
+    assert!(!html.contains("<script>") && !html.contains("https://"));
     api.running.stop().await;
 }
 

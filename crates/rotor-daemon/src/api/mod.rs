@@ -10,14 +10,14 @@
 //! - `GET  /v1/audit?n=50`: the audit tail (`admin`);
 //! - `GET  /v1/watch`: server-sent events of stage changes (any valid token);
 //! - public: `GET /.well-known/jwks.json`, `GET /v1/secrets/{name}/jwks.json`, `/healthz`,
-//!   `/readyz`, `/metrics`, and `/` (an HTML status page: names and states, no values).
+//!   `/readyz`, `/metrics`; the operator's console (`/`, `/console/...`) is merged in from
+//!   [`crate::console`].
 //!
 //! Invariants: bodies are limited to 64 KiB; names are validated as [`SecretName`]s before
 //! anything else; every error goes through [`ApiError`]; a value leaves only through the
 //! value endpoint, to a token whose scope allows it.
 
 mod error;
-mod page;
 pub mod value_cache;
 
 use std::convert::Infallible;
@@ -27,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -76,7 +76,6 @@ pub struct ApiState(pub Arc<Shared>);
 /// The API's router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -91,7 +90,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/watch", get(watch))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/secrets") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::console::routes(state))
 }
 
 // ---- extractors -----------------------------------------------------------------------------
@@ -125,7 +125,7 @@ impl FromRequestParts<ApiState> for Caller {
 }
 
 /// A request body, size-limited, with rejections as [`ApiError`]s.
-struct Body(Bytes);
+pub(crate) struct Body(pub(crate) Bytes);
 
 impl FromRequest<ApiState> for Body {
     type Rejection = ApiError;
@@ -235,11 +235,6 @@ async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
         body,
     )
         .into_response())
-}
-
-async fn index(State(st): State<ApiState>) -> Result<Html<String>, ApiError> {
-    let rows = st.0.engine.status().await?;
-    Ok(Html(page::render(&rows, st.0.engine.now())))
 }
 
 fn is_public_jwt(spec: &SecretSpec) -> bool {
@@ -539,7 +534,7 @@ struct RotateBody {
     confirm: bool,
 }
 
-async fn rotate(
+pub(crate) async fn rotate(
     caller: Caller,
     State(st): State<ApiState>,
     Path(name): Path<String>,
