@@ -11,6 +11,8 @@
 //!   `secret_retire_due`; and `secret_retire_after_timestamp` while a previous value waits;
 //! - `secret_rotation_failures_total`, `secret_rotation_duration_seconds` (histogram): what
 //!   this daemon saw since it started;
+//! - `rotor_jwks_skipped_keys_total`: stored keys left out of a JWKS answer because they did
+//!   not parse (the answer still carries every good key);
 //! - `rotor_up 1`.
 //!
 //! Invariants: only names, kinds, tiers, times and counts, never a value; every state gauge is
@@ -30,6 +32,7 @@ pub const DURATION_BUCKETS: [f64; 10] = [0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 6
 #[derive(Debug, Default, Clone)]
 struct PerSecret {
     failures: u64,
+    jwks_skipped: u64,
     buckets: [u64; DURATION_BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -56,6 +59,11 @@ impl Metrics {
 
     pub fn count_failure(&self, secret: &str) {
         self.with(|m| m.entry(secret.to_owned()).or_default().failures += 1);
+    }
+
+    /// A stored key of `secret` that does not parse was left out of a JWKS answer.
+    pub fn count_jwks_skipped(&self, secret: &str) {
+        self.with(|m| m.entry(secret.to_owned()).or_default().jwks_skipped += 1);
     }
 
     pub fn observe_duration(&self, secret: &str, secs: f64) {
@@ -179,6 +187,18 @@ impl Metrics {
                 Some(format!(
                     "secret_rotation_failures_total{{{}}} {}\n",
                     labels[i], c.failures
+                ))
+            },
+        );
+        family(
+            "rotor_jwks_skipped_keys_total",
+            "counter",
+            "Stored keys left out of JWKS answers because they do not parse, since the daemon started.",
+            &|i| {
+                let c = counters.get(rows[i].name.as_str()).unwrap_or(&empty);
+                Some(format!(
+                    "rotor_jwks_skipped_keys_total{{{}}} {}\n",
+                    labels[i], c.jwks_skipped
                 ))
             },
         );

@@ -39,47 +39,13 @@ pub async fn put(config_path: &Path, args: &PutArgs) -> anyhow::Result<()> {
     } else {
         read_stdin_value()?
     };
-    let metadata = metadata_for(spec, &value)?;
+    let metadata = rotor_rotate::value_check::check(spec, &value)?;
     let id = ctx
         .engine
         .put(&args.name, value, metadata, args.reason.as_deref())
         .await?;
     println!("{}: stored version {} as current", args.name, id.short());
     Ok(())
-}
-
-/// Checks a supplied value's shape for kinds that have one, and returns its metadata.
-fn metadata_for(
-    spec: &rotor_core::SecretSpec,
-    value: &SecretValue,
-) -> anyhow::Result<serde_json::Value> {
-    match &spec.settings {
-        KindSettings::Postgres(_) | KindSettings::Redis(_) => {
-            let parsed: serde_json::Value = value
-                .expose_str()
-                .ok()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .filter(|v: &serde_json::Value| v["username"].is_string() && v["password"].is_string())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{} is a {} credential: pipe a JSON object {{\"username\": ..., \"password\": ...}} on stdin",
-                        spec.name,
-                        spec.kind
-                    )
-                })?;
-            Ok(serde_json::json!({ "username": parsed["username"] }))
-        }
-        KindSettings::Jwt(_) => {
-            let text = value
-                .expose_str()
-                .map_err(|_| anyhow::anyhow!("a JWT key must be UTF-8 JSON"))?;
-            let key = rotor_keyring::KeyMaterial::from_json(text).map_err(|e| {
-                anyhow::anyhow!("{} expects a key in rotor's keyring format: {e}", spec.name)
-            })?;
-            Ok(serde_json::json!({ "kid": key.kid(), "alg": key.alg().as_str() }))
-        }
-        _ => Ok(serde_json::json!({})),
-    }
 }
 
 pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::Result<()> {

@@ -2,7 +2,8 @@
 //! responses: `{"error": {"code": "...", "message": "..."}}` with a stable `code`.
 //!
 //! Messages are written for the caller and never carry internals or values: store and I/O
-//! details are logged here and answered with a generic `internal` error.
+//! details, lease holders (host, PID) and rotation targets (host:port, OS errors) are logged
+//! here and answered without them. Codes are stable and listed in README ("API errors").
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -81,8 +82,39 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Busy { .. } => Self::new(StatusCode::CONFLICT, "busy", e.to_string()),
+        match &e {
+            // The lease holder's host and PID help an attacker map the fleet: log them, answer
+            // with the secret and what to do.
+            StoreError::Busy { secret, .. } => {
+                tracing::warn!(error = %e, "API: secret busy");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "busy",
+                    format!(
+                        "secret {secret} is busy: a rotation is in progress; wait for it, or run `rotor resume {secret}` / `rotor abort {secret}`"
+                    ),
+                )
+            }
+            StoreError::Stale { secret, .. } => {
+                tracing::warn!(error = %e, "API: stale rotation");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "stale",
+                    format!(
+                        "secret {secret} was rotated by another process meanwhile; nothing was done (read it again and retry if still needed)"
+                    ),
+                )
+            }
+            StoreError::LeaseLost { rotation, .. } => {
+                tracing::warn!(error = %e, "API: lease lost");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "lease_lost",
+                    format!(
+                        "rotation {rotation} was taken over by another process; this request stopped touching it"
+                    ),
+                )
+            }
             StoreError::VersionNotFound { .. } | StoreError::RotationNotFound { .. } => {
                 Self::not_found(e.to_string())
             }
@@ -91,7 +123,7 @@ impl From<StoreError> for ApiError {
                 "store_locked",
                 "the store is locked by another process; try again",
             ),
-            other => Self::internal(other),
+            _ => Self::internal(e),
         }
     }
 }
@@ -100,7 +132,11 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let msg = e.to_string();
         match e {
-            EngineError::UnknownSecret { .. } => Self::not_found(msg),
+            // Hints name other secrets: the handlers answer unknown names themselves (only
+            // with names the caller may see), so none is repeated here.
+            EngineError::UnknownSecret { name, .. } => {
+                Self::not_found(format!("no secret named {name:?}"))
+            }
             EngineError::ManualKind { .. } => Self::new(StatusCode::CONFLICT, "manual_kind", msg),
             EngineError::NeedsConfirmation { .. } => {
                 Self::new(StatusCode::CONFLICT, "needs_confirmation", msg)
@@ -114,10 +150,30 @@ impl From<EngineError> for ApiError {
             EngineError::AdminMissing { .. } => {
                 Self::new(StatusCode::CONFLICT, "admin_missing", msg)
             }
-            // Rotator errors name the target and cause, never a value (the Rotator contract).
-            EngineError::Step { .. } => Self::new(StatusCode::BAD_GATEWAY, "rotation_failed", msg),
+            // A rotator's cause names the target (host:port, OS error): it stays in the log.
+            EngineError::Step {
+                secret,
+                step,
+                rolled_back,
+                ..
+            } => {
+                tracing::error!(error = %msg, "API: rotation step failed");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "rotation_failed",
+                    format!(
+                        "secret {secret}: step {step} failed{}; the daemon's log has the cause",
+                        if rolled_back {
+                            "; the pending value was rolled back and the current value is unchanged"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
             EngineError::Invalid { .. } => Self::new(StatusCode::CONFLICT, "invalid_state", msg),
             EngineError::Nothing { .. } => Self::new(StatusCode::CONFLICT, "nothing_to_do", msg),
+            EngineError::NotDue { .. } => Self::new(StatusCode::CONFLICT, "not_due", msg),
             EngineError::Store(s) => s.into(),
             _ => Self::internal(msg),
         }
