@@ -179,3 +179,64 @@ impl From<EngineError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rotor_core::{RotatorError, Step};
+
+    #[test]
+    fn conflicts_have_their_own_codes_and_no_internals() {
+        let busy = ApiError::from(StoreError::Busy {
+            secret: "db".into(),
+            rotation: "r1".into(),
+            owner: "rotor@host-7.internal pid 4242".into(),
+            until: "2026-01-01T00:00:00Z".into(),
+        });
+        assert_eq!((busy.status, busy.code), (StatusCode::CONFLICT, "busy"));
+        assert!(
+            !busy.message.contains("host-7") && !busy.message.contains("4242"),
+            "{busy:?}"
+        );
+        let stale = ApiError::from(EngineError::Store(StoreError::Stale {
+            secret: "db".into(),
+            expected: "v1".into(),
+            found: "v2".into(),
+        }));
+        assert_eq!((stale.status, stale.code), (StatusCode::CONFLICT, "stale"));
+        let lost = ApiError::from(StoreError::LeaseLost {
+            rotation: "r1".into(),
+            ours: 1,
+            current: 2,
+        });
+        assert_eq!(
+            (lost.status, lost.code),
+            (StatusCode::CONFLICT, "lease_lost")
+        );
+        let step = ApiError::from(EngineError::Step {
+            secret: "db".into(),
+            step: Step::Set,
+            source: RotatorError::permanent(
+                "cannot connect to 10.1.2.3:5432: Connection refused (os error 111)",
+            ),
+            rolled_back: true,
+        });
+        assert_eq!(
+            (step.status, step.code),
+            (StatusCode::BAD_GATEWAY, "rotation_failed")
+        );
+        assert!(
+            step.message.contains("db") && step.message.contains("set"),
+            "{step:?}"
+        );
+        for leak in ["10.1.2.3", "5432", "os error", "refused"] {
+            assert!(!step.message.contains(leak), "{leak} in {step:?}");
+        }
+        let unknown = ApiError::from(EngineError::UnknownSecret {
+            name: "app-kye".into(),
+            suggestion: Some("app-key".into()),
+        });
+        assert!(!unknown.message.contains("app-key"), "{unknown:?}");
+    }
+}

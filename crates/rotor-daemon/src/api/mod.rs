@@ -22,6 +22,7 @@
 
 mod error;
 mod extract;
+mod headers;
 mod page;
 pub mod value_cache;
 
@@ -82,6 +83,7 @@ pub struct ApiState(pub Arc<Shared>);
 
 /// The API's router.
 pub fn router(state: ApiState) -> Router {
+    let tls = state.0.engine.config().server.tls.is_some();
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -105,6 +107,9 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(
+            move |r: Response| async move { headers::secure(r, tls) },
+        ))
         .with_state(state)
 }
 
