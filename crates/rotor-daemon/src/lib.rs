@@ -31,6 +31,7 @@ mod error;
 pub mod metrics;
 pub mod notify;
 pub mod scheduler;
+mod server;
 pub mod watch;
 
 pub use alerts::alert_rules;

@@ -84,6 +84,14 @@ pub struct ApiState(pub Arc<Shared>);
 /// The API's router.
 pub fn router(state: ApiState) -> Router {
     let tls = state.0.engine.config().server.tls.is_some();
+    let request_timeout = state
+        .0
+        .engine
+        .config()
+        .server
+        .limits
+        .request_timeout
+        .to_std();
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -107,10 +115,59 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            within_deadline,
+        ))
         .layer(axum::middleware::map_response(
             move |r: Response| async move { headers::secure(r, tls) },
         ))
         .with_state(state)
+}
+
+/// The router of the separate metrics listener (`[server] metrics_listen`): `/metrics` with
+/// every secret and `/healthz`, no token, nothing else.
+pub fn metrics_router(state: ApiState) -> Router {
+    let tls = state.0.engine.config().server.tls.is_some();
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(st): State<ApiState>| async move { metrics_body(&st, None).await }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(|| async {
+            ApiError::not_found("this listener serves /metrics and /healthz only")
+        })
+        .layer(axum::middleware::map_response(
+            move |r: Response| async move { headers::secure(r, tls) },
+        ))
+        .with_state(state)
+}
+
+/// `[server] request_timeout`: reading the body and answering must finish within it. The
+/// watch stream (long-lived by design) and rotations (which run to their end in their own
+/// task; cancelling one mid-step would only leave it to be resumed) are exempt.
+async fn within_deadline(
+    State(limit): State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if path == "/v1/watch" || path.ends_with("/rotate") {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took longer than the server's request_timeout; send it again",
+        )
+        .into_response(),
+    }
 }
 
 /// A secret name from the path, validated.
@@ -587,7 +644,13 @@ async fn rotate(
         confirm: req.confirm,
     };
     let started = tokio::time::Instant::now();
-    let result = s.engine.rotate(name.as_str(), &opts).await;
+    // In its own task: a client that hangs up (or a cut connection) never stops a rotation
+    // between steps.
+    let engine = s.engine.clone();
+    let target = name.to_string();
+    let result = tokio::spawn(async move { engine.rotate(&target, &opts).await })
+        .await
+        .map_err(ApiError::internal)?;
     s.scheduler.wake();
     match result {
         Ok(outcome) => {

@@ -190,10 +190,21 @@ impl Walker<'_> {
                 }
             }
         }
+        if limits.idle_timeout <= limits.request_timeout {
+            self.error(
+                t.get("idle_timeout")
+                    .or_else(|| t.get("request_timeout"))
+                    .and_then(Item::span)
+                    .unwrap_or(0..0),
+                "`idle_timeout` must be longer than `request_timeout`".into(),
+                Some("a connection waiting for its answer is idle; e.g. request_timeout = \"30s\", idle_timeout = \"60s\"".into()),
+            );
+        }
         if let Some(n) = self.integer(t, "max_connections", 1, 1_000_000) {
             limits.max_connections = n as usize;
         }
-        if let Some(n) = self.integer(t, "max_header_bytes", 1024, 1024 * 1024) {
+        // hyper's read buffer cannot be smaller than 8 KiB.
+        if let Some(n) = self.integer(t, "max_header_bytes", 8192, 1024 * 1024) {
             limits.max_header_bytes = n as usize;
         }
     }
