@@ -8,7 +8,7 @@ use rotor_engine::{Clock, Engine};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState, Shared, ValueCache};
+use crate::api::{self, ApiState, ReadAudit, Shared, ValueCache};
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -124,6 +124,8 @@ impl Daemon {
         let tasks = TaskTracker::new();
         let scheduler = SchedulerHandle::default();
         let cache = ValueCache::new(opts.value_cache_ttl);
+        let reads = ReadAudit::new(self.engine.clone());
+        tasks.spawn(reads.clone().run(shutdown.clone()));
         {
             let cache = cache.clone();
             self.hub
@@ -142,6 +144,7 @@ impl Daemon {
             scheduler: scheduler.clone(),
             shutdown: shutdown.clone(),
             cache,
+            reads: reads.clone(),
         });
         if shared.tokens.is_empty() {
             tracing::warn!(
@@ -235,6 +238,7 @@ impl Daemon {
         Ok(Running {
             addr,
             metrics_addr,
+            reads,
             shutdown,
             tasks,
             scheduler,
@@ -250,6 +254,7 @@ impl Daemon {
 pub struct Running {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    reads: ReadAudit,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     scheduler: SchedulerHandle,
@@ -301,6 +306,8 @@ impl Running {
         {
             tracing::warn!("shutdown: some tasks did not stop in time");
         }
+        // Reads answered while the server drained are counted after the flusher's last run.
+        self.reads.flush().await;
         self.notifier.drain(self.drain).await;
     }
 

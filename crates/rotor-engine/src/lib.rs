@@ -24,6 +24,7 @@ mod error;
 mod failpoint;
 mod owner;
 mod queries;
+mod reads;
 mod registry;
 
 pub use clock::{Clock, SystemClock};
@@ -35,4 +36,5 @@ pub use engine::{
 pub use error::EngineError;
 pub use owner::Owner;
 pub use queries::{PlanAction, PlanEntry, StatusRow};
+pub use reads::{ReadChannel, ValueRead};
 pub use registry::Rotators;

@@ -56,6 +56,15 @@ pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::
     };
     if args.reveal {
         use std::io::Write;
+        // On the audit record before the value is printed.
+        ctx.engine
+            .record_read(
+                &spec.name,
+                &v.meta.id,
+                args.stage,
+                rotor_engine::ReadChannel::Cli,
+            )
+            .await?;
         let mut out = std::io::stdout().lock();
         out.write_all(v.value.expose())?;
         out.write_all(b"\n")?;

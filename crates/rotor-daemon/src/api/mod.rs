@@ -24,6 +24,7 @@ mod error;
 mod extract;
 mod headers;
 mod page;
+pub mod read_audit;
 pub mod value_cache;
 
 use std::convert::Infallible;
@@ -46,6 +47,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use read_audit::ReadAudit;
 pub use value_cache::ValueCache;
 
 use extract::{ApiPath, ApiQuery, Body, MaybeCaller};
@@ -75,6 +77,7 @@ pub struct Shared {
     pub scheduler: SchedulerHandle,
     pub shutdown: CancellationToken,
     pub cache: ValueCache,
+    pub reads: ReadAudit,
 }
 
 /// The router's state.
@@ -492,7 +495,7 @@ async fn get_value(
     };
     visible_spec(&st.0.engine, &caller, &name)?;
     require(&caller, ScopeAction::Read, &name)?;
-    let body =
+    let (version, body) =
         st.0.cache
             .read(st.0.engine.store(), &name, stage)
             .await?
@@ -503,6 +506,10 @@ async fn get_value(
                     format!("secret {name} has no {stage} version"),
                 )
             })?;
+    // On the audit record (or counted for it) before the value leaves.
+    st.0.reads
+        .record(&caller.name, &name, &version, stage)
+        .await?;
     Ok((
         [
             (
