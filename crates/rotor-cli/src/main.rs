@@ -11,6 +11,7 @@
 //! - 4: busy: another rotation or process holds the secret or the store
 //! - 5: the store cannot be opened (missing, corrupt, newer schema, wrong or missing master key)
 
+mod anchor;
 mod cli;
 mod commands;
 mod context;
