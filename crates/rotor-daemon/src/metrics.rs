@@ -13,7 +13,8 @@
 //!   this daemon saw since it started;
 //! - `rotor_jwks_skipped_keys_total`: stored keys left out of a JWKS answer because they did
 //!   not parse (the answer still carries every good key);
-//! - `rotor_up 1`.
+//! - `rotor_up 1`;
+//! - `rotor_audit_head_seq{hash}`: the head of the audit chain (appended by the API).
 //!
 //! Invariants: only names, kinds, tiers, times and counts, never a value; every state gauge is
 //! read from the row's `Standing` (the store's truth), so it survives a restart and says what
@@ -243,6 +244,14 @@ impl Metrics {
         out.push_str("rotor_up 1\n");
         out
     }
+}
+
+/// `rotor_audit_head_seq{hash="…"} SEQ`: the head of the audit chain.
+pub fn audit_head(seq: u64, hash: &str) -> String {
+    format!(
+        "# HELP rotor_audit_head_seq The sequence number of the newest audit record; its hash is the label (for rotor audit verify --expect-head SEQ:HASH).\n# TYPE rotor_audit_head_seq gauge\nrotor_audit_head_seq{{hash=\"{}\"}} {seq}\n",
+        escape(hash)
+    )
 }
 
 /// A gauge family read from each row: name, help, and the reading.

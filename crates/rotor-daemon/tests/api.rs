@@ -504,6 +504,7 @@ async fn metrics_names_and_promtool() {
         "secret_rotation_duration_seconds_count{secret=\"app-key\"",
         "secret_rotation_in_progress{",
         "rotor_up 1",
+        "rotor_audit_head_seq{hash=\"",
     ] {
         assert!(body.contains(name), "missing {name} in\n{body}");
     }

@@ -271,7 +271,12 @@ async fn metrics(State(st): State<ApiState>, who: MaybeCaller) -> Result<Respons
 /// serves.
 async fn metrics_body(st: &ApiState, caller: Option<&Caller>) -> Result<Response, ApiError> {
     let rows = visible_rows(&st.0.engine, caller).await?;
-    let body = st.0.metrics.render(&rows);
+    let mut body = st.0.metrics.render(&rows);
+    // The head of the audit chain, so a scraper keeps a copy outside the store for
+    // `rotor audit verify --expect-head SEQ:HASH`.
+    if let Some(head) = st.0.engine.store().audit_tail(1).await?.last() {
+        body.push_str(&crate::metrics::audit_head(head.seq, &head.hash));
+    }
     Ok((
         [
             (
