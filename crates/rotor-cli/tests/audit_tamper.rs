@@ -82,6 +82,9 @@ fn forge_append(env: &Env) {
     );
 }
 
+/// One way to tamper with the store in `env`.
+type Tamper = Box<dyn Fn(&Env)>;
+
 #[test]
 fn tampering_is_detected() {
     let env = Env::new(CONFIG);
@@ -102,7 +105,7 @@ fn tampering_is_detected() {
         env.audit_verifies();
     };
 
-    let cases: Vec<(&str, Box<dyn Fn(&Env)>)> = vec![
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "edit a record",
             Box::new(|e| sql(e, "UPDATE audit SET actor = 'x' WHERE seq = 3")),
