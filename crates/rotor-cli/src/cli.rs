@@ -230,8 +230,17 @@ fn parse_stage(s: &str) -> Result<rotor_core::Stage, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; names the first bad record.
-    Verify,
+    /// Check the hash chain (names the first bad record) and the head against the anchor
+    /// file next to the config: cut-off records, an emptied log and a rebuilt chain fail.
+    Verify {
+        /// Also check against a head known from elsewhere (`rotor_audit_head` in metrics, an
+        /// earlier `audit verify`): SEQ:HASH.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
+    },
+    /// Verify the chain and write the anchor of its current head (after an upgrade, a
+    /// master-key rotation, or records written by another host you trust).
+    Anchor,
     /// The newest records.
     Tail {
         /// How many records, newest last.

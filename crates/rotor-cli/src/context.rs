@@ -82,7 +82,11 @@ pub struct Context {
 impl Context {
     pub async fn open(config_path: &Path) -> anyhow::Result<Self> {
         let config = Arc::new(load_config(config_path)?);
-        let store = crate::stores::open(&config.store, &config.secrets).await?;
+        let mut store = crate::stores::open(&config.store, &config.secrets).await?;
+        if let Some(key) = crate::anchor::key_for(&config.store) {
+            store =
+                crate::anchor::Anchored::wrap(store, crate::anchor::path_for(&config.source), key);
+        }
         let mut engine = Engine::new(
             store.clone(),
             config.clone(),

@@ -5,6 +5,7 @@
 //!
 //! Exit codes are listed in [`exit`].
 
+mod anchor;
 mod cli;
 mod commands;
 mod context;

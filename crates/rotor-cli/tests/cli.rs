@@ -323,3 +323,51 @@ fn store_errors_are_clear() {
         "not recreated"
     );
 }
+
+#[test]
+fn every_reveal_is_on_the_audit_record() {
+    let env = Env::new(CONFIG);
+    env.rotor_stdin(&["put", "sendgrid"], Some(b"SG.audited"))
+        .ok();
+    env.rotor(&["rotate", "jwt"]).ok();
+    let reads = |env: &Env| -> Vec<serde_json::Value> {
+        env.rotor(&["--format", "json", "audit", "tail", "-n", "100"])
+            .ok()
+            .json()
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["action"] == "secret.read")
+            .cloned()
+            .collect()
+    };
+    assert!(reads(&env).is_empty(), "put and rotate are not reads");
+    env.rotor(&["get", "sendgrid"]).ok();
+    assert!(
+        reads(&env).is_empty(),
+        "metadata is not a read of the value"
+    );
+    assert_eq!(env.reveal("sendgrid", "current"), "SG.audited");
+    env.rotor(&["keyring", "jwt", "--reveal"]).ok();
+    let got = reads(&env);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let version = env.holders("sendgrid", "current").remove(0);
+    let by_secret = |s: &str| got.iter().find(|r| r["secret"] == s).expect(s).clone();
+    let sg = by_secret("sendgrid");
+    assert!(
+        sg["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("tester")),
+        "{sg}"
+    );
+    assert_eq!(sg["versions"][0], version.as_str());
+    assert_eq!(sg["reason"], "stage=current channel=cli count=1");
+    let jwt = by_secret("jwt");
+    assert_eq!(jwt["reason"], "stage=current channel=cli count=1");
+    assert!(
+        !serde_json::Value::Array(got)
+            .to_string()
+            .contains("SG.audited")
+    );
+    env.audit_verifies();
+}

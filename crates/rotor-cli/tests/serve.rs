@@ -192,6 +192,7 @@ fn serve_over_tls() {
     let https = std::process::Command::new("curl")
         .args([
             "-sS",
+            "-i",
             "--cacert",
             "cert.pem",
             &format!("https://127.0.0.1:{port}/healthz"),
@@ -216,6 +217,11 @@ fn serve_over_tls() {
         https.status.success(),
         "{}",
         String::from_utf8_lossy(&https.stderr)
+    );
+    let answer = String::from_utf8_lossy(&https.stdout).to_ascii_lowercase();
+    assert!(
+        answer.contains("strict-transport-security: max-age="),
+        "HSTS over TLS: {answer}"
     );
     assert_ne!(
         String::from_utf8_lossy(&plain.stdout).trim(),

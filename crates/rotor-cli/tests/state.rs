@@ -167,8 +167,8 @@ fn a_fresh_divan_inventory_is_overdue_on_every_surface() {
     let serve = Serve::start(&env, false);
     let api: Vec<serde_json::Value> =
         serde_json::from_str(&serve.curl("/v1/secrets", Some(&token))).expect("json");
-    let page = serve.curl("/", None);
-    let metrics = serve.curl("/metrics", None);
+    let page = serve.curl("/", Some(&token));
+    let metrics = serve.curl("/metrics", Some(&token));
     let remote = serve.remote(&env, &token, &["status"]);
     serve.stop();
     assert_eq!(remote.code, 0, "{}", remote.stderr);
@@ -503,8 +503,8 @@ role = "postgres"
         std::thread::sleep(Duration::from_millis(300));
         let api: Vec<serde_json::Value> =
             serde_json::from_str(&serve.curl("/v1/secrets", Some(&token))).expect("json");
-        let page = serve.curl("/", None);
-        let metrics = serve.curl("/metrics", None);
+        let page = serve.curl("/", Some(&token));
+        let metrics = serve.curl("/metrics", Some(&token));
         let remote = serve.remote(&env, &token, &["status"]);
         serve.stop();
         let a = row(&api, "database");
@@ -536,7 +536,7 @@ role = "postgres"
     assert_eq!(db["failed"], false, "{db:#}");
     assert_eq!(db["state"], "ok", "{db:#}");
     let serve = Serve::start(&env, true);
-    let metrics = serve.curl("/metrics", None);
+    let metrics = serve.curl("/metrics", Some(&token));
     serve.stop();
     assert_eq!(
         sample(&metrics, "secret_rotation_failed", "database").as_deref(),

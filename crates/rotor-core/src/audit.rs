@@ -5,9 +5,12 @@
 //! `prev_hash` and the sequence, and reordering breaks both. [`verify_chain`] names the first
 //! bad record.
 //!
-//! Not protected against: someone who can write the store rewriting the whole chain from a
-//! point onwards, or cutting records off the end (there is no later record to notice). Ship
-//! the log elsewhere (or anchor its head hash) when that matters.
+//! The chain alone cannot see a rewrite of the whole chain from a point onwards, nor records
+//! cut off the end (there is no later record to notice). So the head of the chain
+//! ([`Head`]: sequence and hash) is also kept outside the store (the checkpoint file the CLI
+//! writes after every change, the head in metrics, `--expect-head`), and [`check_head`]
+//! compares a log with a head known from elsewhere: truncation, an emptied log and a rebuilt
+//! chain are then detected, and records beyond the head are counted.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -160,6 +163,82 @@ pub fn verify_chain<'a>(
     Ok(n)
 }
 
+/// The head of the chain, as known outside the store: `SEQ:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Head {
+    /// The head of `records` (the last one), `None` for an empty log.
+    pub fn of(records: &[AuditRecord]) -> Option<Head> {
+        records.last().map(|r| Head {
+            seq: r.seq,
+            hash: r.hash.clone(),
+        })
+    }
+
+    /// Parses `SEQ:HASH` (as metrics and `rotor audit verify` print it).
+    pub fn parse(s: &str) -> Result<Head, String> {
+        let (seq, hash) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not SEQ:HASH (e.g. 42:9f86d08…)"))?;
+        let seq = seq
+            .parse()
+            .map_err(|_| format!("{seq:?} in {s:?} is not a sequence number"))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("the hash in {s:?} is not 64 hex digits"));
+        }
+        Ok(Head {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// How a log disagrees with a head known from elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error(
+        "the log ends at #{last} but the anchor records #{anchored}: records were cut off the end{}",
+        if *last == 0 { " (the log is empty)" } else { "" }
+    )]
+    Truncated { last: u64, anchored: u64 },
+    #[error(
+        "record #{seq} is not the one the anchor records: the chain was rebuilt from there or earlier"
+    )]
+    Rebuilt { seq: u64 },
+}
+
+/// Checks a log (already checked with [`verify_chain`]) against `head`; returns how many
+/// records come after it.
+pub fn check_head(records: &[AuditRecord], head: &Head) -> Result<u64, HeadError> {
+    let last = records.last().map_or(0, |r| r.seq);
+    if head.seq == 0 {
+        return Ok(last);
+    }
+    let Some(at) = usize::try_from(head.seq - 1)
+        .ok()
+        .and_then(|i| records.get(i))
+    else {
+        return Err(HeadError::Truncated {
+            last,
+            anchored: head.seq,
+        });
+    };
+    if at.seq != head.seq || at.hash != head.hash {
+        return Err(HeadError::Rebuilt { seq: head.seq });
+    }
+    Ok(last - head.seq)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +285,40 @@ mod tests {
         let mut reordered = log(5);
         reordered.swap(1, 3);
         assert_eq!(verify_chain(&reordered).expect_err("reorder").position, 2);
+
+        // A head kept elsewhere catches what the chain alone cannot.
+        let full = log(5);
+        let head = Head::of(&full).expect("head");
+        assert_eq!(Head::parse(&head.to_string()), Ok(head.clone()));
+        assert_eq!(check_head(&full, &head), Ok(0));
+        assert_eq!(
+            check_head(&full[..4], &head),
+            Err(HeadError::Truncated {
+                last: 4,
+                anchored: 5
+            })
+        );
+        assert_eq!(
+            check_head(&[], &head),
+            Err(HeadError::Truncated {
+                last: 0,
+                anchored: 5
+            })
+        );
+        let mut rebuilt = full.clone();
+        rebuilt[4].event.reason = Some("forged".into());
+        rebuilt[4].hash = rebuilt[4].computed_hash();
+        assert!(verify_chain(&rebuilt).is_ok(), "the chain alone misses it");
+        assert_eq!(
+            check_head(&rebuilt, &head),
+            Err(HeadError::Rebuilt { seq: 5 })
+        );
+        let older = Head::of(&full[..3]).expect("head");
+        assert_eq!(
+            check_head(&full, &older),
+            Ok(2),
+            "two records after the anchor"
+        );
 
         // Rehashing an edited record still breaks the next record's link.
         let mut rehashed = log(5);

@@ -583,3 +583,41 @@ settings = { when = 2026-06-01, host = "${NOPE}" }
         ],
     );
 }
+
+#[test]
+fn server_exposure_limits_and_scopes() {
+    let cfg = parse("[server]\n").expect("defaults");
+    let s = &cfg.server;
+    assert_eq!(
+        s.public,
+        vec![config::PublicEndpoint::Health, config::PublicEndpoint::Jwks]
+    );
+    assert!(s.metrics_listen.is_none());
+    assert_eq!(s.limits.header_timeout.as_secs(), 10);
+    assert!(s.limits.idle_timeout > s.limits.request_timeout);
+    let cfg = parse(
+        "[server]\npublic = [\"metrics\"]\nmetrics_listen = \"127.0.0.1:9700\"\nheader_timeout = \"2s\"\nmax_connections = 10\nmax_header_bytes = 8192\n",
+    )
+    .expect("valid");
+    assert_eq!(cfg.server.public, vec![config::PublicEndpoint::Metrics]);
+    assert_eq!(cfg.server.limits.max_connections, 10);
+    assert_eq!(cfg.server.limits.header_timeout.as_secs(), 2);
+    let got = errors(
+        "[server]\npublic = [\"page\", \"secrets\"]\nmetrics_listen = \"nope\"\nheader_timeout = \"0s\"\nidle_timeout = \"10s\"\nmax_header_bytes = 100\n",
+    );
+    let all = got.join("\n");
+    for want in [
+        "\"secrets\", which is not an endpoint",
+        "`metrics_listen` = \"nope\" is not an address",
+        "`header_timeout` must be longer than 0",
+        "`idle_timeout` must be longer than `request_timeout`",
+        "`max_header_bytes` = 100 is out of range",
+    ] {
+        assert!(all.contains(want), "want {want:?} in\n{all}");
+    }
+    for scope in ["view:*", "confirm:refresh-pepper", "emergency:app-*"] {
+        assert!(config::Scope::parse(scope).is_ok(), "{scope}");
+    }
+    let e = config::Scope::parse("delete:*").expect_err("unknown action");
+    assert!(e.contains("confirm, emergency"), "{e}");
+}

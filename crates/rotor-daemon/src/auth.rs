@@ -2,8 +2,11 @@
 //! and compared in constant time against every configured hash (no early exit), so timing
 //! says nothing about which token or how many bytes matched.
 //!
-//! Scopes: `read:GLOB` reads values, `rotate:GLOB` starts rotations, `write:GLOB` stores
-//! values, `admin` does everything (including the audit log). Any valid token reads metadata.
+//! Scopes: `view:GLOB` sees metadata, `read:GLOB` reads values, `rotate:GLOB` starts
+//! ordinary rotations, `confirm:GLOB` rotates secrets marked `requires_confirmation`,
+//! `emergency:GLOB` starts emergency rotations, `write:GLOB` stores values, `admin` does
+//! everything (including the audit log). A token sees the metadata of exactly the secrets one
+//! of its scopes matches; other secrets answer as if they did not exist.
 
 use base64::Engine as _;
 use rotor_core::config::{Scope, ScopeAction, TokenSpec};
@@ -24,6 +27,11 @@ impl Caller {
     /// Whether the token may do `action` on `secret`.
     pub fn allows(&self, action: ScopeAction, secret: &str) -> bool {
         self.scopes.iter().any(|s| s.allows(action, secret))
+    }
+
+    /// Whether the token may see that `secret` exists (any of its scopes matches it).
+    pub fn sees(&self, secret: &str) -> bool {
+        self.allows(ScopeAction::View, secret)
     }
 
     pub fn is_admin(&self) -> bool {

@@ -8,11 +8,12 @@ use rotor_engine::{Clock, Engine};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState, Shared, ValueCache};
+use crate::api::{self, ApiState, ReadAudit, Shared, ValueCache};
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::scheduler::{Scheduler, SchedulerHandle, SchedulerOptions};
+use crate::server;
 use crate::watch::WatchHub;
 use crate::{DaemonError, Result};
 
@@ -42,6 +43,27 @@ impl Default for ServeOptions {
             value_cache_ttl: std::time::Duration::from_secs(1),
         }
     }
+}
+
+/// Runs `server` with `app` until `shutdown`, then drains for at most `drain`. (A macro: the
+/// acceptor types differ and axum-server's bounds name hyper's body type.)
+macro_rules! spawn_server {
+    ($tasks:expr, $server:expr, $app:expr, $shutdown:expr, $drain:expr, $what:expr) => {{
+        let handle = axum_server::Handle::new();
+        let server = $server.handle(handle.clone());
+        let token = $shutdown.clone();
+        let drain = $drain;
+        $tasks.spawn(async move {
+            token.cancelled().await;
+            handle.graceful_shutdown(Some(drain));
+        });
+        let app = $app;
+        $tasks.spawn(async move {
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::error!(error = %e, "the {} server stopped", $what);
+            }
+        });
+    }};
 }
 
 /// The daemon before it starts.
@@ -102,6 +124,8 @@ impl Daemon {
         let tasks = TaskTracker::new();
         let scheduler = SchedulerHandle::default();
         let cache = ValueCache::new(opts.value_cache_ttl);
+        let reads = ReadAudit::new(self.engine.clone());
+        tasks.spawn(reads.clone().run(shutdown.clone()));
         {
             let cache = cache.clone();
             self.hub
@@ -120,23 +144,47 @@ impl Daemon {
             scheduler: scheduler.clone(),
             shutdown: shutdown.clone(),
             cache,
+            reads: reads.clone(),
         });
         if shared.tokens.is_empty() {
             tracing::warn!(
                 "no [[tokens]] in the config: every /v1 endpoint answers 401; make one with `rotor token new`"
             );
         }
+        let limits = config.server.limits.clone();
+        let metrics_app = config
+            .server
+            .metrics_listen
+            .map(|_| api::metrics_router(ApiState(shared.clone())));
         let app = api::router(ApiState(shared));
 
-        let std_listener = std::net::TcpListener::bind(listen)
-            .map_err(|e| DaemonError::io(format!("cannot listen on {listen}"), e))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| DaemonError::io("cannot set the listener non-blocking", e))?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|e| DaemonError::io("cannot read the listen address", e))?;
+        let bind = |listen: SocketAddr| -> Result<(std::net::TcpListener, SocketAddr)> {
+            let l = std::net::TcpListener::bind(listen)
+                .map_err(|e| DaemonError::io(format!("cannot listen on {listen}"), e))?;
+            l.set_nonblocking(true)
+                .map_err(|e| DaemonError::io("cannot set the listener non-blocking", e))?;
+            let addr = l
+                .local_addr()
+                .map_err(|e| DaemonError::io("cannot read the listen address", e))?;
+            Ok((l, addr))
+        };
+        let (std_listener, addr) = bind(listen)?;
+        let mut metrics_addr = None;
+        if let (Some(listen), Some(app)) = (config.server.metrics_listen, metrics_app) {
+            let (l, a) = bind(listen)?;
+            metrics_addr = Some(a);
+            let mut server = axum_server::from_tcp(l)
+                .map_err(|e| DaemonError::io("cannot serve metrics", e))?
+                .acceptor(server::Limited::new(
+                    axum_server::accept::DefaultAcceptor::new(),
+                    &limits,
+                ));
+            server::configure(&mut server, &limits);
+            spawn_server!(tasks, server, app, shutdown, opts.drain, "metrics");
+            tracing::info!(addr = %a, "rotor serve: metrics listening (no token needed)");
+        }
 
+        let plain = axum_server::accept::DefaultAcceptor::new();
         match &config.server.tls {
             Some(tls) => {
                 let rustls =
@@ -152,34 +200,20 @@ impl Daemon {
                                 e,
                             )
                         })?;
-                let handle = axum_server::Handle::new();
-                let server = axum_server::from_tcp_rustls(std_listener, rustls)
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                    .acceptor(server::Limited::new(plain, &limits));
+                let mut server = axum_server::from_tcp(std_listener)
                     .map_err(|e| DaemonError::io("cannot serve TLS", e))?
-                    .handle(handle.clone());
-                let drain = opts.drain;
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    token.cancelled().await;
-                    handle.graceful_shutdown(Some(drain));
-                });
-                tasks.spawn(async move {
-                    if let Err(e) = server.serve(app.into_make_service()).await {
-                        tracing::error!(error = %e, "the HTTPS server stopped");
-                    }
-                });
+                    .acceptor(acceptor);
+                server::configure(&mut server, &limits);
+                spawn_server!(tasks, server, app, shutdown, opts.drain, "HTTPS");
             }
             None => {
-                let listener = tokio::net::TcpListener::from_std(std_listener)
-                    .map_err(|e| DaemonError::io("cannot use the listener", e))?;
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    let served = axum::serve(listener, app)
-                        .with_graceful_shutdown(token.cancelled_owned())
-                        .await;
-                    if let Err(e) = served {
-                        tracing::error!(error = %e, "the HTTP server stopped");
-                    }
-                });
+                let mut server = axum_server::from_tcp(std_listener)
+                    .map_err(|e| DaemonError::io("cannot serve HTTP", e))?
+                    .acceptor(server::Limited::new(plain, &limits));
+                server::configure(&mut server, &limits);
+                spawn_server!(tasks, server, app, shutdown, opts.drain, "HTTP");
             }
         }
         tracing::info!(%addr, tls = config.server.tls.is_some(), "rotor serve: listening");
@@ -203,6 +237,8 @@ impl Daemon {
         tasks.close();
         Ok(Running {
             addr,
+            metrics_addr,
+            reads,
             shutdown,
             tasks,
             scheduler,
@@ -217,6 +253,8 @@ impl Daemon {
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    reads: ReadAudit,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     scheduler: SchedulerHandle,
@@ -229,6 +267,11 @@ impl Running {
     /// Where it listens (with the real port when 0 was asked for).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the separate metrics listener listens, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://addr` (or `https://` with TLS configured).
@@ -263,6 +306,8 @@ impl Running {
         {
             tracing::warn!("shutdown: some tasks did not stop in time");
         }
+        // Reads answered while the server drained are counted after the flusher's last run.
+        self.reads.flush().await;
         self.notifier.drain(self.drain).await;
     }
 

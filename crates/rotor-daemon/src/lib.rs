@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod notify;
 pub mod probing;
 pub mod scheduler;
+mod server;
 pub mod watch;
 
 pub use alerts::alert_rules;

@@ -14,11 +14,14 @@
 //!   could not run);
 //! - `secret_rotation_failures_total`: rotations seen by this process that ended `failed`
 //!   (`EngineError::rotation_failed`), never contention (busy, taken over, nothing to
-//!   resume); a series appears at its first failure, as labelled counters do.
+//!   resume); a series appears at its first failure, as labelled counters do;
+//! - `rotor_jwks_skipped_keys_total`: stored keys left out of a JWKS answer because they did
+//!   not parse (the answer still carries every good key); from the first skip.
 //!
 //! Per kind: `secret_rotation_duration_seconds{kind}` (histogram, this process). Fleet-wide:
-//! `rotor_secrets{state}` (how many secrets are in each state, every state listed) and
-//! `rotor_up 1`.
+//! `rotor_secrets{state}` (how many secrets are in each state, every state listed),
+//! `rotor_up 1`, and `rotor_audit_head_seq{hash}`: the head of the audit chain (appended by
+//! the API), to anchor it outside the store.
 //!
 //! Why sparse flags and per-kind histograms: at 10,000 secrets a series per flag and a
 //! histogram per secret made a 16 MB, 190,000-line scrape; the alerts need only the flags
@@ -50,6 +53,8 @@ struct Histogram {
 struct Counters {
     /// Failures by secret name.
     failures: HashMap<String, u64>,
+    /// Stored keys left out of JWKS answers, by secret name.
+    jwks_skipped: HashMap<String, u64>,
     /// Durations by kind (`Kind::as_str`).
     durations: BTreeMap<&'static str, Histogram>,
 }
@@ -77,6 +82,11 @@ impl Metrics {
         self.with(|c| *c.failures.entry(secret.to_owned()).or_default() += 1);
     }
 
+    /// A stored key of `secret` that does not parse was left out of a JWKS answer.
+    pub fn count_jwks_skipped(&self, secret: &str) {
+        self.with(|c| *c.jwks_skipped.entry(secret.to_owned()).or_default() += 1);
+    }
+
     pub fn observe_duration(&self, kind: Kind, secs: f64) {
         self.with(|c| {
             let h = c.durations.entry(kind.as_str()).or_default();
@@ -97,7 +107,13 @@ impl Metrics {
 
     /// The exposition for `rows` (from `engine.status()`).
     pub fn render(&self, rows: &[StatusRow]) -> String {
-        let (failures, durations) = self.with(|c| (c.failures.clone(), c.durations.clone()));
+        let (failures, skipped, durations) = self.with(|c| {
+            (
+                c.failures.clone(),
+                c.jwks_skipped.clone(),
+                c.durations.clone(),
+            )
+        });
         let mut out = String::with_capacity(1024 + rows.len() * 320);
         let labels: Vec<String> = rows
             .iter()
@@ -202,6 +218,17 @@ impl Metrics {
         }
         header(
             &mut out,
+            "rotor_jwks_skipped_keys_total",
+            "counter",
+            "Stored keys left out of JWKS answers because they do not parse, since the daemon started.",
+        );
+        for (row, labels) in rows.iter().zip(&labels) {
+            if let Some(n) = skipped.get(row.name.as_str()) {
+                let _ = writeln!(out, "rotor_jwks_skipped_keys_total{{{labels}}} {n}");
+            }
+        }
+        header(
+            &mut out,
             "secret_rotation_duration_seconds",
             "histogram",
             "How long scheduled and API rotations took, create to finish, by kind.",
@@ -249,6 +276,14 @@ impl Metrics {
         out.push_str("rotor_up 1\n");
         out
     }
+}
+
+/// `rotor_audit_head_seq{hash="…"} SEQ`: the head of the audit chain.
+pub fn audit_head(seq: u64, hash: &str) -> String {
+    format!(
+        "# HELP rotor_audit_head_seq The sequence number of the newest audit record; its hash is the label (for rotor audit verify --expect-head SEQ:HASH).\n# TYPE rotor_audit_head_seq gauge\nrotor_audit_head_seq{{hash=\"{}\"}} {seq}\n",
+        escape(hash)
+    )
 }
 
 /// A gauge family read from each row: name, help, and the reading.

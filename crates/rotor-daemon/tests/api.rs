@@ -136,11 +136,18 @@ async fn auth_scopes_and_values() {
     let (s, v) = api.get("/v1/secrets", Some("rtr_not-a-token")).await;
     assert_eq!((s, code(&v)), (401, "unauthorized"));
 
-    // Any valid token reads metadata.
-    let (s, v) = api.get("/v1/secrets", Some(&api.meta)).await;
+    // A token sees the metadata of the secrets its scopes match, and nothing of the others.
+    let (s, v) = api.get("/v1/secrets", Some(&api.admin)).await;
     assert_eq!(s, 200);
     assert_eq!(v.as_array().unwrap().len(), 4);
+    let (s, v) = api.get("/v1/secrets", Some(&api.meta)).await;
+    assert_eq!((s, v.as_array().unwrap().len()), (200, 0), "{v}");
+    let (s, v) = api.get("/v1/secrets", Some(&api.reader)).await;
+    assert_eq!((s, v.as_array().unwrap().len()), (200, 1), "{v}");
+    assert_eq!(v[0]["name"], "app-key");
     let (s, v) = api.get("/v1/secrets/app-key", Some(&api.meta)).await;
+    assert_eq!((s, code(&v)), (404, "not_found"));
+    let (s, v) = api.get("/v1/secrets/app-key", Some(&api.reader)).await;
     assert_eq!(s, 200);
     assert_eq!(v["versions"].as_array().unwrap().len(), 1);
     assert!(
@@ -150,7 +157,7 @@ async fn auth_scopes_and_values() {
 
     // Values only with a read scope that matches.
     let (s, v) = api.get("/v1/secrets/app-key/value", Some(&api.meta)).await;
-    assert_eq!((s, code(&v)), (403, "forbidden"));
+    assert_eq!((s, code(&v)), (404, "not_found"));
     let (s, v) = api
         .get("/v1/secrets/app-key/value", Some(&api.rotator))
         .await;
@@ -197,7 +204,8 @@ async fn auth_scopes_and_values() {
             Some(put.clone()),
         )
         .await;
-    assert_eq!((s, code(&v)), (403, "forbidden"));
+    // The reader cannot see manual-api at all: it answers like a secret that does not exist.
+    assert_eq!((s, code(&v)), (404, "not_found"));
     let (s, v) = api
         .req(
             reqwest::Method::PUT,
@@ -249,13 +257,17 @@ async fn auth_scopes_and_values() {
     assert!(!v.to_string().contains("sg-secret-value"));
 
     // Rotation records by id.
-    let (_, row) = api.get("/v1/secrets/app-key", Some(&api.meta)).await;
+    let (_, row) = api.get("/v1/secrets/app-key", Some(&api.reader)).await;
     let rid = row["last_rotation"]["id"].as_str().unwrap().to_owned();
     let (s, v) = api
-        .get(&format!("/v1/rotations/{rid}"), Some(&api.meta))
+        .get(&format!("/v1/rotations/{rid}"), Some(&api.reader))
         .await;
     assert_eq!(s, 200);
     assert_eq!(v["secret"], "app-key");
+    let (s, v) = api
+        .get(&format!("/v1/rotations/{rid}"), Some(&api.meta))
+        .await;
+    assert_eq!((s, code(&v)), (404, "not_found"));
     let (s, v) = api.get("/v1/rotations/not_a_uuid!", Some(&api.meta)).await;
     assert_eq!((s, code(&v)), (400, "bad_request"));
 
@@ -263,7 +275,7 @@ async fn auth_scopes_and_values() {
     let client = Client::new(&api.url, &api.reader).unwrap();
     let fetched = client.get_value("app-key", Stage::Current).await.unwrap();
     assert_eq!(fetched.value.expose_str().unwrap(), value);
-    assert_eq!(client.status().await.unwrap().len(), 4);
+    assert_eq!(client.status().await.unwrap().len(), 1);
     match client.rotate("app-key", false, Some("x"), false).await {
         Err(ClientError::Api {
             status: 403, code, ..
@@ -294,10 +306,13 @@ async fn validation_limits_and_names() {
     );
     let (s, v) = api.get("/v1/secrets/-dash/value", Some(&api.admin)).await;
     assert_eq!((s, code(&v)), (400, "bad_name"));
-    // Unknown secret → 404 with a suggestion.
-    let (s, v) = api.get("/v1/secrets/app-kye", Some(&api.meta)).await;
+    // Unknown secret → 404 with a suggestion, but only of a name the caller may see.
+    let (s, v) = api.get("/v1/secrets/app-kye", Some(&api.admin)).await;
     assert_eq!((s, code(&v)), (404, "not_found"));
     assert!(v["error"]["message"].as_str().unwrap().contains("app-key"));
+    let (s, v) = api.get("/v1/secrets/app-kye", Some(&api.meta)).await;
+    assert_eq!((s, code(&v)), (404, "not_found"));
+    assert!(!v.to_string().contains("app-key"), "{v}");
     // Body size limit.
     let big = serde_json::json!({"value": "x".repeat(100 * 1024)});
     let (s, v) = api
@@ -339,7 +354,7 @@ async fn health_jwks_page_and_watch() {
     let mut watch = api
         .http
         .get(format!("{}/v1/watch", api.url))
-        .bearer_auth(&api.meta)
+        .bearer_auth(&api.rotator)
         .send()
         .await
         .unwrap();
@@ -419,7 +434,19 @@ async fn health_jwks_page_and_watch() {
         .as_str()
         .unwrap()
         .to_owned();
-    let page = api.http.get(format!("{}/", api.url)).send().await.unwrap();
+    let (s, v) = api.get("/", None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (401, "unauthorized"),
+        "the page needs a token by default"
+    );
+    let page = api
+        .http
+        .get(format!("{}/", api.url))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
     assert!(
         page.headers()["content-type"]
             .to_str()
@@ -450,9 +477,16 @@ async fn metrics_names_and_promtool() {
         )
         .await;
     assert_eq!(s, 200);
+    let (s, v) = api.get("/metrics", None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (401, "unauthorized"),
+        "metrics need a token by default"
+    );
     let resp = api
         .http
         .get(format!("{}/metrics", api.url))
+        .bearer_auth(&api.admin)
         .send()
         .await
         .unwrap();
@@ -474,6 +508,7 @@ async fn metrics_names_and_promtool() {
         "rotor_secrets{state=\"ok\"}",
         "rotor_secrets{state=\"failed\"} 0",
         "rotor_up 1",
+        "rotor_audit_head_seq{hash=\"",
     ] {
         assert!(body.contains(name), "missing {name} in\n{body}");
     }

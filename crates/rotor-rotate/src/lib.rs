@@ -8,6 +8,8 @@
 
 pub mod jwt;
 pub mod random;
+pub mod value_check;
 
 pub use jwt::JwtRotator;
 pub use random::RandomRotator;
+pub use value_check::ValueError;

@@ -58,10 +58,12 @@
 //!   and the master key should wrap well under 2^32 data keys (a rotor store
 //!   is many orders of magnitude below that).
 
+mod audit_key;
 mod envelope;
 mod error;
 mod key;
 
+pub use audit_key::AuditKey;
 pub use envelope::{Aad, Algorithm, KeyCheck, Sealed, SecretBytes, open, open_any, rewrap, seal};
 pub use error::{Error, Result};
 pub use key::{

@@ -6,33 +6,110 @@ use crate::Exit;
 use crate::cli::{AuditCommand, Format};
 use crate::context::Context;
 use crate::output::{self, time};
+use rotor_core::AuditRecord;
+use rotor_core::audit::{Head, check_head};
+
+/// The chain, then the anchor file, then `expected`. `Ok((records, notes))` or the failing
+/// `(seq, why)`.
+fn verify(
+    ctx: &Context,
+    records: &[AuditRecord],
+    expected: Option<&Head>,
+) -> Result<(u64, Vec<String>), (u64, String)> {
+    let n = rotor_core::audit::verify_chain(records).map_err(|e| (e.seq, e.to_string()))?;
+    let mut notes = Vec::new();
+    let mut heads = Vec::new();
+    match crate::anchor::key_for(&ctx.config().store) {
+        Some(key) => {
+            let path = crate::anchor::path_for(&ctx.config().source);
+            match crate::anchor::read(&path, &key) {
+                Ok(Some(h)) => heads.push(("the anchor file", h)),
+                Ok(None) => notes.push(format!(
+                    "no anchor at {} yet (written by the next change, or `rotor audit anchor`): cut-off records are not detected without one",
+                    path.display()
+                )),
+                Err(e) => return Err((0, e)),
+            }
+        }
+        None => notes.push(
+            "this store keeps no anchor (passphrase or AWS store): pass --expect-head to detect cut-off records".into(),
+        ),
+    }
+    if let Some(h) = expected {
+        heads.push(("--expect-head", h.clone()));
+    }
+    for (what, head) in heads {
+        match check_head(records, &head) {
+            Ok(0) => {}
+            // A head seen earlier (metrics, a past verify) is behind by the records since.
+            Ok(_) if what == "--expect-head" => {}
+            Ok(after) => {
+                return Err((
+                    head.seq + 1,
+                    format!(
+                        "{after} record(s) after the head {what} records (#{}): appended without rotor, or by another host (then verify there, or `rotor audit anchor` once you trust them)",
+                        head.seq
+                    ),
+                ));
+            }
+            Err(e) => return Err((head.seq, format!("{e} (checked against {what})"))),
+        }
+    }
+    Ok((n, notes))
+}
 
 pub async fn run(config_path: &Path, format: Format, cmd: AuditCommand) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     match cmd {
-        AuditCommand::Verify => {
+        AuditCommand::Verify { expect_head } => {
+            let expected = expect_head
+                .as_deref()
+                .map(Head::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--expect-head: {e}"))?;
             let records = ctx.store().audit_all().await?;
-            match rotor_core::audit::verify_chain(&records) {
-                Ok(n) => {
-                    if format == Format::Json {
-                        println!("{}", serde_json::json!({ "intact": true, "records": n }));
-                    } else {
-                        println!("audit log intact: {n} records, chain verified");
-                    }
-                    Ok(())
-                }
-                Err(e) => {
+            let report = verify(&ctx, &records, expected.as_ref());
+            match report {
+                Ok((n, notes)) => {
+                    let head = Head::of(&records);
                     if format == Format::Json {
                         println!(
                             "{}",
-                            serde_json::json!({ "intact": false, "seq": e.seq, "position": e.position, "why": e.why })
+                            serde_json::json!({ "intact": true, "records": n, "head": head.as_ref().map(ToString::to_string), "notes": notes })
                         );
                     } else {
-                        eprintln!("audit log BROKEN: {e}");
+                        for note in &notes {
+                            eprintln!("note: {note}");
+                        }
+                        match head {
+                            Some(h) => {
+                                println!("audit log intact: {n} records, chain verified, head {h}")
+                            }
+                            None => println!("audit log intact: {n} records, chain verified"),
+                        }
+                    }
+                    Ok(())
+                }
+                Err((seq, why)) => {
+                    if format == Format::Json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "intact": false, "seq": seq, "why": why })
+                        );
+                    } else {
+                        eprintln!("audit log BROKEN: {why}");
                     }
                     Err(Exit(1).into())
                 }
             }
+        }
+        AuditCommand::Anchor => {
+            let head = crate::anchor::anchor_now(ctx.store(), ctx.config()).await?;
+            println!(
+                "anchored head {head} in {}",
+                crate::anchor::path_for(&ctx.config().source).display()
+            );
+            Ok(())
         }
         AuditCommand::Tail { n } => {
             let records = ctx.store().audit_tail(n).await?;

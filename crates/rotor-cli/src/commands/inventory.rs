@@ -14,6 +14,11 @@ pub async fn init(config_path: &Path) -> anyhow::Result<()> {
     for line in crate::stores::init(&config.store, &context::actor()).await? {
         println!("{line}");
     }
+    // The first anchor, so that even an emptied log is noticed from the start.
+    if crate::anchor::key_for(&config.store).is_some() {
+        let ctx = Context::open(config_path).await?;
+        crate::anchor::anchor_now(ctx.store(), ctx.config()).await?;
+    }
     Ok(())
 }
 

@@ -12,6 +12,14 @@ use crate::context::Context;
 
 /// The keyring document built from the secret's staged versions.
 async fn document(ctx: &Context, name: &str) -> anyhow::Result<KeyringDocument> {
+    Ok(staged_document(ctx, name).await?.0)
+}
+
+/// The document and the (stage, version) of each key in it.
+async fn staged_document(
+    ctx: &Context,
+    name: &str,
+) -> anyhow::Result<(KeyringDocument, Vec<(Stage, rotor_core::VersionId)>)> {
     let spec = ctx.engine.spec(name)?;
     if spec.kind != Kind::Jwt {
         anyhow::bail!("{name} is a {} secret, not a JWT key", spec.kind);
@@ -31,7 +39,14 @@ async fn document(ctx: &Context, name: &str) -> anyhow::Result<KeyringDocument> 
         .find(|r| r.secret == spec.name && r.status == RotationStatus::Grace)
         .and_then(|r| r.retire_after);
     let refs: Vec<_> = staged.iter().map(|(s, v)| (*s, v)).collect();
-    Ok(rotor_rotate::jwt::keyring_document(name, &refs, not_after)?)
+    let doc = rotor_rotate::jwt::keyring_document(name, &refs, not_after)?;
+    Ok((
+        doc,
+        staged
+            .iter()
+            .map(|(s, v)| (*s, v.meta.id.clone()))
+            .collect(),
+    ))
 }
 
 /// The longest lifetime a token of JWT secret `name` may have (its grace covers it).
@@ -53,7 +68,21 @@ pub async fn keyring(config_path: &Path, args: &KeyringArgs) -> anyhow::Result<(
         anyhow::bail!("the keyring document holds private key material: pass --reveal to print it");
     }
     let ctx = Context::open(config_path).await?;
-    let doc = document(&ctx, &args.name).await?;
+    let (doc, staged) = staged_document(&ctx, &args.name).await?;
+    // On the audit record before any private key is printed.
+    let spec = ctx.engine.spec(&args.name)?;
+    let reads: Vec<_> = staged
+        .into_iter()
+        .map(|(stage, version)| rotor_engine::ValueRead {
+            actor: ctx.engine.actor().to_owned(),
+            secret: spec.name.clone(),
+            version,
+            stage,
+            channel: rotor_engine::ReadChannel::Cli,
+            count: 1,
+        })
+        .collect();
+    ctx.engine.record_reads(&reads).await?;
     println!("{}", &*doc.to_json_pretty());
     Ok(())
 }

@@ -39,7 +39,7 @@ pub async fn put(config_path: &Path, format: Format, args: &PutArgs) -> anyhow::
     } else {
         read_stdin_value()?
     };
-    let metadata = metadata_for(spec, &value)?;
+    let metadata = rotor_rotate::value_check::check(spec, &value)?;
     let id = ctx
         .engine
         .put(&args.name, value, metadata, args.reason.as_deref())
@@ -67,40 +67,6 @@ pub async fn put(config_path: &Path, format: Format, args: &PutArgs) -> anyhow::
     Ok(())
 }
 
-/// Checks a supplied value's shape for kinds that have one, and returns its metadata.
-fn metadata_for(
-    spec: &rotor_core::SecretSpec,
-    value: &SecretValue,
-) -> anyhow::Result<serde_json::Value> {
-    match &spec.settings {
-        KindSettings::Postgres(_) | KindSettings::Redis(_) => {
-            let parsed: serde_json::Value = value
-                .expose_str()
-                .ok()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .filter(|v: &serde_json::Value| v["username"].is_string() && v["password"].is_string())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{} is a {} credential: pipe a JSON object {{\"username\": ..., \"password\": ...}} on stdin",
-                        spec.name,
-                        spec.kind
-                    )
-                })?;
-            Ok(serde_json::json!({ "username": parsed["username"] }))
-        }
-        KindSettings::Jwt(_) => {
-            let text = value
-                .expose_str()
-                .map_err(|_| anyhow::anyhow!("a JWT key must be UTF-8 JSON"))?;
-            let key = rotor_keyring::KeyMaterial::from_json(text).map_err(|e| {
-                anyhow::anyhow!("{} expects a key in rotor's keyring format: {e}", spec.name)
-            })?;
-            Ok(serde_json::json!({ "kid": key.kid(), "alg": key.alg().as_str() }))
-        }
-        _ => Ok(serde_json::json!({})),
-    }
-}
-
 pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::Result<()> {
     let ctx = Context::open(config_path).await?;
     let spec = ctx.engine.spec(&args.name)?;
@@ -109,6 +75,15 @@ pub async fn get(config_path: &Path, format: Format, args: &GetArgs) -> anyhow::
     };
     if args.reveal {
         use std::io::Write;
+        // On the audit record before the value is printed.
+        ctx.engine
+            .record_read(
+                &spec.name,
+                &v.meta.id,
+                args.stage,
+                rotor_engine::ReadChannel::Cli,
+            )
+            .await?;
         let mut out = std::io::stdout().lock();
         out.write_all(v.value.expose())?;
         out.write_all(b"\n")?;

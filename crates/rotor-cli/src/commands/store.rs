@@ -155,7 +155,7 @@ pub async fn rotate_master_key(config_path: &Path) -> anyhow::Result<()> {
     );
     if from_env {
         println!(
-            "ROTOR_MASTER_KEY holds the OLD key: replace it with the content of {} now, then delete that file",
+            "ROTOR_MASTER_KEY holds the OLD key: replace it with the content of {} now, then delete that file, then run `rotor audit anchor` (the audit anchor is tagged under the master key)",
             new_path.display()
         );
     } else {
@@ -173,6 +173,11 @@ pub async fn rotate_master_key(config_path: &Path) -> anyhow::Result<()> {
             "{} now holds the new key (the old one is gone)",
             key_file.display()
         );
+        // The anchor is tagged with a key derived from the master key: re-anchor under the
+        // new one (the chain was verified by the rewrap's own record just now).
+        let ctx = crate::context::Context::open(config_path).await?;
+        let head = crate::anchor::anchor_now(ctx.store(), ctx.config()).await?;
+        println!("re-anchored the audit head {head} under the new key");
     }
     Ok(())
 }

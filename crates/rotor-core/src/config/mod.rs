@@ -16,8 +16,8 @@ use serde::Serialize;
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use parse::{documented_keys, parse};
 pub use service::{
-    EmergencyConfig, NotifySpec, RenderKind, RenderSpec, Scope, ScopeAction, ServerConfig,
-    Template, TemplatePart, TokenSpec, ValueRef, Window,
+    EmergencyConfig, HttpLimits, NotifySpec, PublicEndpoint, RenderKind, RenderSpec, Scope,
+    ScopeAction, ServerConfig, Template, TemplatePart, TokenSpec, ValueRef, Window,
 };
 
 use crate::policy::Tiers;

@@ -24,6 +24,76 @@ pub struct ServerConfig {
     /// How long a rotation's lease lasts without renewal (each step renews it). Another
     /// replica takes over a rotation whose holder died once this has passed.
     pub lease: Duration,
+    /// What answers without a token (`public = [...]`). Default: health and JWKS only; the
+    /// page and metrics list every secret name and state, so they need a token unless listed.
+    pub public: Vec<PublicEndpoint>,
+    /// A second listener serving only `/metrics` (and `/healthz`) without a token, for
+    /// scrapers on a private network (`metrics_listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Connection limits of the HTTP server (slow and idle clients cannot hold it).
+    pub limits: HttpLimits,
+}
+
+/// An endpoint that may be made public with `[server] public`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublicEndpoint {
+    /// `/healthz` and `/readyz`.
+    Health,
+    /// `/.well-known/jwks.json` and `/v1/secrets/{name}/jwks.json`.
+    Jwks,
+    /// The HTML status page `/`.
+    Page,
+    /// `/metrics`.
+    Metrics,
+}
+
+impl PublicEndpoint {
+    pub const ALL: [PublicEndpoint; 4] = [
+        PublicEndpoint::Health,
+        PublicEndpoint::Jwks,
+        PublicEndpoint::Page,
+        PublicEndpoint::Metrics,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublicEndpoint::Health => "health",
+            PublicEndpoint::Jwks => "jwks",
+            PublicEndpoint::Page => "page",
+            PublicEndpoint::Metrics => "metrics",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// `[server]` limits on connections, with defaults safe for an internet-facing listener.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpLimits {
+    /// A client must send its request headers within this (`header_timeout`).
+    pub header_timeout: Duration,
+    /// A request (reading the body and answering; not the watch stream) must finish within
+    /// this (`request_timeout`).
+    pub request_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this (`idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog (`max_connections`).
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes (`max_header_bytes`).
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            max_header_bytes: 16 * 1024,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -35,6 +105,9 @@ impl Default for ServerConfig {
             retry_attempts: 5,
             retry_backoff: Duration::from_secs(30),
             lease: Duration::from_mins(5),
+            public: vec![PublicEndpoint::Health, PublicEndpoint::Jwks],
+            metrics_listen: None,
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -55,7 +128,8 @@ pub struct TokenSpec {
     pub scopes: Vec<Scope>,
 }
 
-/// What a token may do, on which secrets: `read:jwt-*`, `rotate:*`, `write:sendgrid-*`, `admin`.
+/// What a token may do, on which secrets: `read:jwt-*`, `rotate:*`, `write:sendgrid-*`,
+/// `confirm:refresh-pepper`, `emergency:*`, `admin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Scope {
     pub action: ScopeAction,
@@ -66,14 +140,38 @@ pub struct Scope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeAction {
-    /// Read values (metadata is readable by any valid token).
+    /// See metadata only: list, get, watch, rotations, the page and metrics, for matching
+    /// secrets (every other action also lets a token see the secrets it matches).
+    View,
+    /// Read values.
     Read,
-    /// Start rotations.
+    /// Start ordinary rotations.
     Rotate,
     /// Store values (`put`).
     Write,
+    /// Rotate a secret marked `requires_confirmation` (with `"confirm": true`). Distinct from
+    /// `rotate` because such secrets are the ones whose rotation is disruptive.
+    Confirm,
+    /// Emergency rotations (grace 0, session eviction, `on_emergency` hooks). Distinct from
+    /// `rotate` because an emergency cuts off every holder of the old value at once.
+    Emergency,
     /// Everything, including the audit log.
     Admin,
+}
+
+impl ScopeAction {
+    /// The word used in scopes (`read`, `rotate`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeAction::View => "view",
+            ScopeAction::Read => "read",
+            ScopeAction::Rotate => "rotate",
+            ScopeAction::Write => "write",
+            ScopeAction::Confirm => "confirm",
+            ScopeAction::Emergency => "emergency",
+            ScopeAction::Admin => "admin",
+        }
+    }
 }
 
 impl Scope {
@@ -86,15 +184,18 @@ impl Scope {
             });
         }
         let (action, pattern) = s.split_once(':').ok_or_else(|| {
-            format!("scope {s:?} is not `action:glob`; use e.g. \"read:jwt-*\", \"rotate:*\", \"write:sendgrid-*\" or \"admin\"")
+            format!("scope {s:?} is not `action:glob`; use e.g. \"view:*\", \"read:jwt-*\", \"rotate:*\", \"write:sendgrid-*\", \"confirm:NAME\", \"emergency:NAME\" or \"admin\"")
         })?;
         let action = match action {
+            "view" => ScopeAction::View,
             "read" => ScopeAction::Read,
             "rotate" => ScopeAction::Rotate,
             "write" => ScopeAction::Write,
+            "confirm" => ScopeAction::Confirm,
+            "emergency" => ScopeAction::Emergency,
             other => {
                 return Err(format!(
-                    "unknown scope action {other:?}; use read, rotate, write or admin"
+                    "unknown scope action {other:?}; use view, read, rotate, write, confirm, emergency or admin"
                 ));
             }
         };
@@ -113,10 +214,12 @@ impl Scope {
         })
     }
 
-    /// Whether this scope allows `action` on `secret`. `admin` allows everything.
+    /// Whether this scope allows `action` on `secret`. `admin` allows everything; any action
+    /// on a secret includes seeing its metadata (`view`).
     pub fn allows(&self, action: ScopeAction, secret: &str) -> bool {
         self.action == ScopeAction::Admin
-            || (self.action == action && glob_match(&self.pattern, secret))
+            || ((self.action == action || action == ScopeAction::View)
+                && glob_match(&self.pattern, secret))
     }
 }
 

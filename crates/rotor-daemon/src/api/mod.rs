@@ -1,48 +1,56 @@
 //! The HTTP API (axum): the only module that knows HTTP as a server.
 //!
-//! Routes (JSON unless said otherwise; bearer token unless marked public):
-//! - `GET  /v1/secrets`: every secret's metadata and state (any valid token);
-//! - `GET  /v1/secrets/{name}`: one secret with its versions (any valid token);
+//! Routes (JSON unless said otherwise; bearer token unless public). A token sees only the
+//! secrets one of its scopes matches (see `auth`); any other secret answers 404 like one that
+//! does not exist, and no "did you mean" names a secret the caller cannot see.
+//! - `GET  /v1/secrets`: metadata and state of the secrets the token sees;
+//! - `GET  /v1/secrets/{name}`: one secret with its versions;
 //! - `GET  /v1/secrets/{name}/value?stage=current`: the value (`read:` scope);
-//! - `PUT  /v1/secrets/{name}/value`: store a value (`write:` scope);
-//! - `POST /v1/secrets/{name}/rotate`: rotate (`rotate:` scope);
-//! - `GET  /v1/rotations/{id}`: one rotation record (any valid token);
+//! - `PUT  /v1/secrets/{name}/value`: store a value (`write:` scope), checked like `rotor put`;
+//! - `POST /v1/secrets/{name}/rotate`: rotate (`rotate:`; `emergency:` for an emergency,
+//!   `confirm:` too for a secret marked `requires_confirmation`);
+//! - `GET  /v1/rotations/{id}`: one rotation record (of a secret the token sees);
 //! - `GET  /v1/audit?n=50`: the audit tail (`admin`);
-//! - `GET  /v1/watch`: server-sent events of stage changes (any valid token);
-//! - public: `GET /.well-known/jwks.json`, `GET /v1/secrets/{name}/jwks.json`, `/healthz`,
-//!   `/readyz`, `/metrics`; the operator's console (`/`, `/console/...`) is merged in from
-//!   [`crate::console`].
+//! - `GET  /v1/watch`: server-sent events of stage changes (of secrets the token sees);
+//! - `GET /.well-known/jwks.json`, `GET /v1/secrets/{name}/jwks.json`, `/healthz`, `/readyz`:
+//!   public by default; `/metrics` needs a token unless `[server] public` lists it, and shows
+//!   only what the token sees. The operator's console (`/`, `/console/...`) is merged in from
+//!   [`crate::console`]; its overview is public only when `[server] public` lists `page`.
 //!
 //! Invariants: bodies are limited to 64 KiB; names are validated as [`SecretName`]s before
-//! anything else; every error goes through [`ApiError`]; a value leaves only through the
-//! value endpoint, to a token whose scope allows it.
+//! anything else; every error, rejections included, goes through [`ApiError`]; a value leaves
+//! only through the value endpoint, to a token whose scope allows it.
 
 mod error;
+mod extract;
+mod headers;
+pub mod read_audit;
 pub mod value_cache;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use bytes::Bytes;
 use futures_util::StreamExt as _;
 use rotor_core::config::service::NotifyEvent;
-use rotor_core::config::{KindSettings, ScopeAction};
-use rotor_core::{Kind, RotationId, SecretName, SecretSpec, SecretValue, Stage, Trigger};
-use rotor_engine::{Clock, Engine, RotateOptions};
+use rotor_core::config::{KindSettings, PublicEndpoint, ScopeAction};
+use rotor_core::{RotationId, SecretName, SecretSpec, SecretValue, Stage, Trigger};
+use rotor_engine::{Clock, Engine, EngineError, RotateOptions};
 use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use read_audit::ReadAudit;
 pub use value_cache::ValueCache;
+
+pub(crate) use extract::{ApiPath, ApiQuery, Body, MaybeCaller};
 
 use crate::auth::{Caller, Tokens};
 use crate::metrics::Metrics;
@@ -67,6 +75,7 @@ pub struct Shared {
     pub scheduler: SchedulerHandle,
     pub shutdown: CancellationToken,
     pub cache: ValueCache,
+    pub reads: ReadAudit,
 }
 
 /// The router's state.
@@ -75,6 +84,15 @@ pub struct ApiState(pub Arc<Shared>);
 
 /// The API's router.
 pub fn router(state: ApiState) -> Router {
+    let tls = state.0.engine.config().server.tls.is_some();
+    let request_timeout = state
+        .0
+        .engine
+        .config()
+        .server
+        .limits
+        .request_timeout
+        .to_std();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -89,92 +107,67 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/watch", get(watch))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/secrets") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see the API routes in the README",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state.clone())
         .merge(crate::console::routes(state))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            within_deadline,
+        ))
+        .layer(axum::middleware::map_response(
+            move |r: Response| async move { headers::secure(r, tls) },
+        ))
 }
 
-// ---- extractors -----------------------------------------------------------------------------
-
-impl FromRequestParts<ApiState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized(
-                "no bearer token: send `Authorization: Bearer rtr_...` (make one with `rotor token new`)",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
-            })
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header is not `Bearer <token>`")
-            })?;
-        state
-            .0
-            .tokens
-            .verify(token)
-            .cloned()
-            .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))
-    }
-}
-
-/// A request body, size-limited, with rejections as [`ApiError`]s.
-pub(crate) struct Body(pub(crate) Bytes);
-
-impl FromRequest<ApiState> for Body {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {} KiB", BODY_LIMIT / 1024),
-            )),
-            Err(r) => Err(ApiError::bad_request(format!(
-                "cannot read the request body ({})",
-                r.status()
-            ))),
-        }
-    }
-}
-
-impl Body {
-    /// Parses JSON; an empty body is `T::default()` when `empty_ok`. Parse errors say where,
-    /// never what (the body may hold a value).
-    fn json<T: serde::de::DeserializeOwned + Default>(
-        &self,
-        empty_ok: bool,
-        expected: &str,
-    ) -> Result<T, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
-            return if empty_ok {
-                Ok(T::default())
-            } else {
-                Err(ApiError::bad_request(format!(
-                    "the request body is empty; send {expected}"
-                )))
-            };
-        }
-        serde_json::from_slice(&self.0).map_err(|e| {
-            let what = match e.classify() {
-                serde_json::error::Category::Data => "a field is missing or has the wrong type",
-                serde_json::error::Category::Eof => "the JSON ends early",
-                _ => "the body is not valid JSON",
-            };
-            ApiError::bad_request(format!(
-                "{what} (line {}, column {}); send {expected}",
-                e.line(),
-                e.column()
-            ))
+/// The router of the separate metrics listener (`[server] metrics_listen`): `/metrics` with
+/// every secret and `/healthz`, no token, nothing else.
+pub fn metrics_router(state: ApiState) -> Router {
+    let tls = state.0.engine.config().server.tls.is_some();
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(st): State<ApiState>| async move { metrics_body(&st, None).await }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(|| async {
+            ApiError::not_found("this listener serves /metrics and /healthz only")
         })
+        .layer(axum::middleware::map_response(
+            move |r: Response| async move { headers::secure(r, tls) },
+        ))
+        .with_state(state)
+}
+
+/// `[server] request_timeout`: reading the body and answering must finish within it. The
+/// watch stream (long-lived by design) and rotations (which run to their end in their own
+/// task; cancelling one mid-step would only leave it to be resumed) are exempt.
+async fn within_deadline(
+    State(limit): State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if path == "/v1/watch" || path.ends_with("/rotate") {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took longer than the server's request_timeout; send it again",
+        )
+        .into_response(),
     }
 }
 
@@ -184,35 +177,78 @@ fn secret_name(raw: &str) -> Result<SecretName, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_name", e.to_string()))
 }
 
-fn spec<'a>(engine: &'a Engine, name: &SecretName) -> Result<&'a SecretSpec, ApiError> {
-    engine.spec(name.as_str()).map_err(ApiError::from)
+/// The spec of `name` if `caller` may see it. An unknown secret and one the caller cannot see
+/// answer alike, and a "did you mean" only names a secret the caller sees.
+fn visible_spec<'a>(
+    engine: &'a Engine,
+    caller: &Caller,
+    name: &SecretName,
+) -> Result<&'a SecretSpec, ApiError> {
+    match engine.spec(name.as_str()) {
+        Ok(spec) if caller.sees(name.as_str()) => Ok(spec),
+        Ok(_) => Err(unknown(name, None)),
+        Err(EngineError::UnknownSecret { suggestion, .. }) => Err(unknown(
+            name,
+            suggestion.filter(|s| caller.sees(s)).as_deref(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn unknown(name: &SecretName, hint: Option<&str>) -> ApiError {
+    ApiError::not_found(match hint {
+        Some(h) => format!("no secret named {name}; did you mean {h}?"),
+        None => format!("no secret named {name}"),
+    })
 }
 
 fn require(caller: &Caller, action: ScopeAction, name: &SecretName) -> Result<(), ApiError> {
     if caller.allows(action, name.as_str()) {
         return Ok(());
     }
-    let verb = match action {
-        ScopeAction::Read => "read",
-        ScopeAction::Rotate => "rotate",
-        ScopeAction::Write => "write",
-        ScopeAction::Admin => "admin",
-    };
+    let verb = action.as_str();
     Err(ApiError::forbidden(format!(
         "token {:?} may not {verb} secret {name}: it needs scope \"{verb}:{name}\" (or a glob matching it) or \"admin\"",
         caller.name
     )))
 }
 
-// ---- public endpoints -----------------------------------------------------------------------
-
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok" }))
+/// The gate of an endpoint `[server] public` may open: `Ok(None)` when it is public (all
+/// rows shown), else the caller, whose scopes then filter what it sees (401 without a token).
+fn gate(
+    st: &ApiState,
+    endpoint: PublicEndpoint,
+    who: MaybeCaller,
+) -> Result<Option<Caller>, ApiError> {
+    if st.0.engine.config().server.public.contains(&endpoint) {
+        return Ok(None);
+    }
+    who.0.map(Some).ok_or_else(extract::no_token)
 }
 
-async fn readyz(State(st): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+/// Status rows of the secrets `caller` sees (all of them for a public endpoint).
+async fn visible_rows(
+    engine: &Engine,
+    caller: Option<&Caller>,
+) -> Result<Vec<rotor_engine::StatusRow>, ApiError> {
+    let mut rows = engine.status().await?;
+    if let Some(c) = caller {
+        rows.retain(|r| c.sees(r.name.as_str()));
+    }
+    Ok(rows)
+}
+
+// ---- public endpoints -----------------------------------------------------------------------
+
+async fn healthz(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
+    gate(&st, PublicEndpoint::Health, who)?;
+    Ok(Json(serde_json::json!({ "status": "ok" })).into_response())
+}
+
+async fn readyz(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
+    gate(&st, PublicEndpoint::Health, who)?;
     match st.0.engine.store().audit_tail(1).await {
-        Ok(_) => Ok(Json(serde_json::json!({ "status": "ready" }))),
+        Ok(_) => Ok(Json(serde_json::json!({ "status": "ready" })).into_response()),
         Err(e) => {
             tracing::warn!(error = %e, "readyz: the store is not reachable");
             Err(ApiError::new(
@@ -224,14 +260,29 @@ async fn readyz(State(st): State<ApiState>) -> Result<impl IntoResponse, ApiErro
     }
 }
 
-async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let rows = st.0.engine.status().await?;
-    let body = st.0.metrics.render(&rows);
+async fn metrics(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
+    let caller = gate(&st, PublicEndpoint::Metrics, who)?;
+    metrics_body(&st, caller.as_ref()).await
+}
+
+/// `/metrics` for `caller` (everything when `None`): also what the separate metrics listener
+/// serves.
+async fn metrics_body(st: &ApiState, caller: Option<&Caller>) -> Result<Response, ApiError> {
+    let rows = visible_rows(&st.0.engine, caller).await?;
+    let mut body = st.0.metrics.render(&rows);
+    // The head of the audit chain, so a scraper keeps a copy outside the store for
+    // `rotor audit verify --expect-head SEQ:HASH`.
+    if let Some(head) = st.0.engine.store().audit_tail(1).await?.last() {
+        body.push_str(&crate::metrics::audit_head(head.seq, &head.hash));
+    }
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         body,
     )
         .into_response())
@@ -247,19 +298,31 @@ fn is_public_jwt(spec: &SecretSpec) -> bool {
 /// The stages are read in the order a key moves through them, so a key that moves while
 /// they are read is still seen (in its old stage or its new one), and a key that signs is
 /// always in the answer; a key seen twice that way is listed once.
+///
+/// A stored key that does not parse is skipped (logged and counted in
+/// `rotor_jwks_skipped_keys_total`), so one bad key never takes the whole JWKS down for
+/// every verifier.
 async fn public_keys(
     engine: &Engine,
+    metrics: &Metrics,
     spec: &SecretSpec,
 ) -> Result<Vec<rotor_keyring::PublicJwk>, ApiError> {
     let mut keys: Vec<rotor_keyring::PublicJwk> = Vec::new();
     for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
         if let Some(v) = engine.store().read_stage(&spec.name, stage).await? {
-            let material = rotor_rotate::jwt::material(spec.name.as_str(), &v)
-                .map_err(|e| ApiError::internal(e.message))?;
-            if let Some(jwk) = material.public_jwk()
-                && !keys.iter().any(|k| k.kid == jwk.kid)
-            {
-                keys.push(jwk.clone());
+            match rotor_rotate::jwt::material(spec.name.as_str(), &v) {
+                Ok(material) => {
+                    if let Some(jwk) = material.public_jwk()
+                        && !keys.iter().any(|k| k.kid == jwk.kid)
+                    {
+                        keys.push(jwk.clone());
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(secret = %spec.name, %stage, error = %e.message,
+                        "JWKS: skipping a stored key that does not parse");
+                    metrics.count_jwks_skipped(spec.name.as_str());
+                }
             }
         }
     }
@@ -299,15 +362,19 @@ fn jwks_response(keys: Vec<rotor_keyring::PublicJwk>, max_age: u64) -> Response 
         .into_response()
 }
 
-/// All public keys; cached for the shortest max-age among them, so it is safe for each.
-async fn jwks_all(State(st): State<ApiState>) -> Result<Response, ApiError> {
+/// All public keys (of the secrets the caller sees, when the JWKS is not public); cached for
+/// the shortest max-age among them, so it is safe for each.
+async fn jwks_all(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
+    let caller = gate(&st, PublicEndpoint::Jwks, who)?;
     let engine = &st.0.engine;
     let mut keys = Vec::new();
     let mut shortest: Option<u64> = None;
     for spec in engine.config().secrets.iter().filter(|s| is_public_jwt(s)) {
-        keys.extend(public_keys(engine, spec).await?);
-        if let Some(m) = max_age(spec) {
-            shortest = Some(shortest.map_or(m, |s| s.min(m)));
+        if caller.as_ref().is_none_or(|c| c.sees(spec.name.as_str())) {
+            keys.extend(public_keys(engine, &st.0.metrics, spec).await?);
+            if let Some(m) = max_age(spec) {
+                shortest = Some(shortest.map_or(m, |s| s.min(m)));
+            }
         }
     }
     Ok(jwks_response(keys, shortest.unwrap_or(0)))
@@ -315,49 +382,49 @@ async fn jwks_all(State(st): State<ApiState>) -> Result<Response, ApiError> {
 
 async fn jwks_one(
     State(st): State<ApiState>,
-    Path(name): Path<String>,
+    who: MaybeCaller,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    let caller = gate(&st, PublicEndpoint::Jwks, who)?;
     let name = secret_name(&name)?;
-    let spec = spec(&st.0.engine, &name)?;
-    if spec.kind != Kind::Jwt {
-        return Err(ApiError::not_found(format!(
-            "secret {name} is not a JWT key"
-        )));
-    }
-    if !is_public_jwt(spec) {
-        return Err(ApiError::not_found(format!(
-            "secret {name} is an HMAC key: it has no public JWKS (HMAC keys are shared secrets)"
-        )));
-    }
+    // One answer for "no such secret", "not visible", "not a JWT key" and "an HMAC key", so
+    // the public endpoint cannot be used to probe names or kinds.
+    let spec =
+        st.0.engine
+            .config()
+            .secret(name.as_str())
+            .filter(|s| is_public_jwt(s))
+            .filter(|s| caller.as_ref().is_none_or(|c| c.sees(s.name.as_str())))
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no public JWKS named {name} (only asymmetric JWT keys have one)"
+                ))
+            })?;
     Ok(jwks_response(
-        public_keys(&st.0.engine, spec).await?,
+        public_keys(&st.0.engine, &st.0.metrics, spec).await?,
         max_age(spec).unwrap_or(0),
     ))
 }
 
 // ---- metadata -------------------------------------------------------------------------------
 
-async fn list_secrets(
-    _caller: Caller,
-    State(st): State<ApiState>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(st.0.engine.status().await?))
+async fn list_secrets(caller: Caller, State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let rows = visible_rows(&st.0.engine, Some(&caller)).await?;
+    Ok(no_store(Json(rows)))
 }
 
 async fn get_secret(
-    _caller: Caller,
+    caller: Caller,
     State(st): State<ApiState>,
-    Path(name): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiPath(name): ApiPath<String>,
+) -> Result<Response, ApiError> {
     let name = secret_name(&name)?;
-    let spec = spec(&st.0.engine, &name)?;
-    let row =
-        st.0.engine
-            .status()
-            .await?
-            .into_iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| ApiError::not_found(format!("no secret named {name}")))?;
+    let spec = visible_spec(&st.0.engine, &caller, &name)?;
+    let row = visible_rows(&st.0.engine, Some(&caller))
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| unknown(&name, None))?;
     let versions = st.0.engine.store().versions(&name).await?;
     let mut out = serde_json::to_value(&row).map_err(ApiError::internal)?;
     if let Some(obj) = out.as_object_mut() {
@@ -372,7 +439,16 @@ async fn get_secret(
             serde_json::to_value(versions).map_err(ApiError::internal)?,
         );
     }
-    Ok(Json(out))
+    Ok(no_store(Json(out)))
+}
+
+/// Metadata and audit answers are not to be kept by caches or browsers.
+fn no_store(body: impl IntoResponse) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -381,10 +457,10 @@ struct RotationPath {
 }
 
 async fn get_rotation(
-    _caller: Caller,
+    caller: Caller,
     State(st): State<ApiState>,
-    Path(p): Path<RotationPath>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiPath(p): ApiPath<RotationPath>,
+) -> Result<Response, ApiError> {
     if p.id.is_empty()
         || p.id.len() > 64
         || !p.id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
@@ -395,8 +471,8 @@ async fn get_rotation(
     }
     let id = RotationId::from_stored(p.id.to_ascii_lowercase());
     match st.0.engine.store().rotation(&id).await? {
-        Some(r) => Ok(Json(r)),
-        None => Err(ApiError::not_found(format!("no rotation {id}"))),
+        Some(r) if caller.sees(r.secret.as_str()) => Ok(no_store(Json(r))),
+        _ => Err(ApiError::not_found(format!("no rotation {id}"))),
     }
 }
 
@@ -408,8 +484,8 @@ struct AuditQuery {
 async fn audit(
     caller: Caller,
     State(st): State<ApiState>,
-    Query(q): Query<AuditQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
     if !caller.is_admin() {
         return Err(ApiError::forbidden(format!(
             "token {:?} may not read the audit log: it needs scope \"admin\"",
@@ -417,7 +493,7 @@ async fn audit(
         )));
     }
     let n = q.n.unwrap_or(50).clamp(1, 1000);
-    Ok(Json(st.0.engine.store().audit_tail(n).await?))
+    Ok(no_store(Json(st.0.engine.store().audit_tail(n).await?)))
 }
 
 // ---- values ---------------------------------------------------------------------------------
@@ -430,8 +506,8 @@ struct StageQuery {
 async fn get_value(
     caller: Caller,
     State(st): State<ApiState>,
-    Path(name): Path<String>,
-    Query(q): Query<StageQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<StageQuery>,
 ) -> Result<Response, ApiError> {
     let name = secret_name(&name)?;
     let stage = match q.stage.as_deref() {
@@ -442,9 +518,9 @@ async fn get_value(
             ))
         })?,
     };
-    spec(&st.0.engine, &name)?;
+    visible_spec(&st.0.engine, &caller, &name)?;
     require(&caller, ScopeAction::Read, &name)?;
-    let body =
+    let (version, body) =
         st.0.cache
             .read(st.0.engine.store(), &name, stage)
             .await?
@@ -455,6 +531,10 @@ async fn get_value(
                     format!("secret {name} has no {stage} version"),
                 )
             })?;
+    // On the audit record (or counted for it) before the value leaves.
+    st.0.reads
+        .record(&caller.name, &name, &version, stage)
+        .await?;
     Ok((
         [
             (
@@ -487,11 +567,11 @@ impl Drop for PutBody {
 async fn put_value(
     caller: Caller,
     State(st): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let name = secret_name(&name)?;
-    spec(&st.0.engine, &name)?;
+    let spec = visible_spec(&st.0.engine, &caller, &name)?;
     require(&caller, ScopeAction::Write, &name)?;
     let put: PutBody = body.json(
         false,
@@ -506,13 +586,18 @@ async fn put_value(
         ),
         Some(_) => return Err(ApiError::bad_request("`encoding` must be utf8 or base64")),
     };
+    // The same check as `rotor put`: a value of the wrong shape is refused before it is stored.
+    let metadata = rotor_rotate::value_check::check(spec, &value)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", e.to_string()))?;
     let reason = with_caller(put.reason.as_deref(), &caller);
     let id =
         st.0.engine
-            .put(name.as_str(), value, serde_json::json!({}), Some(&reason))
+            .put(name.as_str(), value, metadata, Some(&reason))
             .await?;
     st.0.scheduler.wake();
-    Ok(Json(serde_json::json!({ "secret": name, "version": id })))
+    Ok(no_store(Json(
+        serde_json::json!({ "secret": name, "version": id }),
+    )))
 }
 
 fn with_caller(reason: Option<&str>, caller: &Caller) -> String {
@@ -534,19 +619,34 @@ struct RotateBody {
     confirm: bool,
 }
 
+/// The scope a rotation needs: `emergency:` for an emergency, `rotate:` otherwise (a secret
+/// marked `requires_confirmation` needs `confirm:` on top).
+fn required_rotate_scope(emergency: bool) -> ScopeAction {
+    if emergency {
+        ScopeAction::Emergency
+    } else {
+        ScopeAction::Rotate
+    }
+}
+
 pub(crate) async fn rotate(
     caller: Caller,
     State(st): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let name = secret_name(&name)?;
-    spec(&st.0.engine, &name)?;
-    require(&caller, ScopeAction::Rotate, &name)?;
+    let policy = visible_spec(&st.0.engine, &caller, &name)?.policy;
     let req: RotateBody = body.json(
         true,
         r#"{"emergency": false, "reason": "...", "confirm": false}"#,
     )?;
+    // Disruptive rotations need their own scopes, so a `rotate:*` token for routine work
+    // cannot cut off every session or rotate what an operator must confirm.
+    require(&caller, required_rotate_scope(req.emergency), &name)?;
+    if policy.requires_confirmation {
+        require(&caller, ScopeAction::Confirm, &name)?;
+    }
     let reason = with_caller(req.reason.as_deref(), &caller);
     let s = &st.0;
     if req.emergency {
@@ -576,7 +676,13 @@ pub(crate) async fn rotate(
         confirm: req.confirm,
     };
     let started = tokio::time::Instant::now();
-    let result = s.engine.rotate(name.as_str(), &opts).await;
+    // In its own task: a client that hangs up (or a cut connection) never stops a rotation
+    // between steps.
+    let engine = s.engine.clone();
+    let target = name.to_string();
+    let result = tokio::spawn(async move { engine.rotate(&target, &opts).await })
+        .await
+        .map_err(ApiError::internal)?;
     s.scheduler.wake();
     match result {
         Ok(outcome) => {
@@ -599,7 +705,7 @@ pub(crate) async fn rotate(
                 ),
                 s.clock.now(),
             ));
-            Ok(Json(outcome))
+            Ok(no_store(Json(outcome)))
         }
         Err(e) => {
             // Only a rotation that ended `failed` counts and alerts (issue 15.3); busy and
@@ -621,22 +727,27 @@ pub(crate) async fn rotate(
 
 // ---- watch ----------------------------------------------------------------------------------
 
-async fn watch(_caller: Caller, State(st): State<ApiState>) -> impl IntoResponse {
+async fn watch(caller: Caller, State(st): State<ApiState>) -> impl IntoResponse {
     let rx = st.0.hub.subscribe();
     let ready = futures_util::stream::once(async {
         Ok::<Event, Infallible>(Event::default().event("ready").data("{}"))
     });
-    let events = BroadcastStream::new(rx).filter_map(|r| async move {
-        match r {
-            Ok(ev) => Event::default()
-                .event("stage_change")
-                .json_data(&ev)
-                .ok()
-                .map(Ok),
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                Some(Ok(Event::default()
-                    .event("lagged")
-                    .data(format!("{{\"missed\":{n}}}"))))
+    let caller = Arc::new(caller);
+    let events = BroadcastStream::new(rx).filter_map(move |r| {
+        let caller = caller.clone();
+        async move {
+            match r {
+                Ok(ev) if !caller.sees(ev.secret.as_str()) => None,
+                Ok(ev) => Event::default()
+                    .event("stage_change")
+                    .json_data(&ev)
+                    .ok()
+                    .map(Ok),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    Some(Ok(Event::default()
+                        .event("lagged")
+                        .data(format!("{{\"missed\":{n}}}"))))
+                }
             }
         }
     });

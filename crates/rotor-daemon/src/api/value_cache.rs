@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use rotor_core::{SecretName, Stage, Store, StoreError};
+use rotor_core::{SecretName, Stage, Store, StoreError, VersionId};
 use zeroize::Zeroizing;
 
 /// A rendered body, wiped on drop.
@@ -35,6 +35,7 @@ impl AsRef<[u8]> for Body {
 
 #[derive(Debug, Clone)]
 struct Entry {
+    version: VersionId,
     body: Arc<Body>,
     at: Instant,
 }
@@ -61,13 +62,14 @@ impl ValueCache {
         }
     }
 
-    /// The response body for `name` at `stage`, `None` when no version holds the stage.
+    /// The version and response body for `name` at `stage`, `None` when no version holds
+    /// the stage.
     pub async fn read(
         &self,
         store: &Arc<dyn Store>,
         name: &SecretName,
         stage: Stage,
-    ) -> Result<Option<Bytes>, StoreError> {
+    ) -> Result<Option<(VersionId, Bytes)>, StoreError> {
         let key = (name.to_string(), stage);
         if !self.ttl.is_zero()
             && let Some(e) = self
@@ -77,7 +79,10 @@ impl ValueCache {
                 .get(&key)
             && e.at.elapsed() < self.ttl
         {
-            return Ok(Some(Bytes::from_owner(SharedBody(e.body.clone()))));
+            return Ok(Some((
+                e.version.clone(),
+                Bytes::from_owner(SharedBody(e.body.clone())),
+            )));
         }
         let Some(v) = store.read_stage(name, stage).await? else {
             return Ok(None);
@@ -90,12 +95,16 @@ impl ValueCache {
                 .insert(
                     key,
                     Entry {
+                        version: v.meta.id.clone(),
                         body: body.clone(),
                         at: Instant::now(),
                     },
                 );
         }
-        Ok(Some(Bytes::from_owner(SharedBody(body))))
+        Ok(Some((
+            v.meta.id.clone(),
+            Bytes::from_owner(SharedBody(body)),
+        )))
     }
 
     /// Forgets what is cached for `name` (after a stage change).

@@ -180,7 +180,7 @@ async fn rotate_via_api(
     match api::rotate(
         session.caller.clone(),
         State(st.api.clone()),
-        Path(name.to_string()),
+        api::ApiPath(name.to_string()),
         body,
     )
     .await

@@ -7,8 +7,8 @@ use toml_edit::{Item, TableLike};
 use super::Walker;
 use crate::Duration;
 use crate::config::service::{
-    EmergencyConfig, NotifyEvent, NotifyFormat, NotifySpec, RenderKind, RenderSpec, Scope,
-    ServerConfig, Template, TlsFiles, TokenSpec, Window,
+    EmergencyConfig, NotifyEvent, NotifyFormat, NotifySpec, PublicEndpoint, RenderKind, RenderSpec,
+    Scope, ServerConfig, Template, TlsFiles, TokenSpec, Window,
 };
 
 const SERVER_KEYS: &[&str] = &[
@@ -19,6 +19,13 @@ const SERVER_KEYS: &[&str] = &[
     "retry_attempts",
     "retry_backoff",
     "lease",
+    "public",
+    "metrics_listen",
+    "header_timeout",
+    "request_timeout",
+    "idle_timeout",
+    "max_connections",
+    "max_header_bytes",
 ];
 const TOKEN_KEYS: &[&str] = &["name", "sha256", "scopes"];
 const NOTIFY_KEYS: &[&str] = &["url", "format", "events"];
@@ -134,7 +141,72 @@ impl Walker<'_> {
                 server.lease = d;
             }
         }
+        self.server_exposure(t, &mut server);
         server
+    }
+
+    /// `public`, `metrics_listen` and the connection limits.
+    fn server_exposure(&mut self, t: &dyn TableLike, server: &mut ServerConfig) {
+        if let Some(list) = self.strings(t, "public") {
+            let span = t.get("public").and_then(Item::span).unwrap_or(0..0);
+            let mut public = Vec::new();
+            for name in &list {
+                match PublicEndpoint::parse(name) {
+                    Some(e) => public.push(e),
+                    None => self.error(
+                        span.clone(),
+                        format!("`public` names {name:?}, which is not an endpoint that can be public"),
+                        Some("use any of \"health\", \"jwks\", \"page\", \"metrics\" (e.g. public = [\"health\", \"jwks\"])".into()),
+                    ),
+                }
+            }
+            server.public = public;
+        }
+        if let Some((addr, span)) = self.string(t, "metrics_listen") {
+            match addr.parse() {
+                Ok(a) => server.metrics_listen = Some(a),
+                Err(_) => self.error(
+                    span,
+                    format!("`metrics_listen` = {addr:?} is not an address"),
+                    Some("write metrics_listen = \"127.0.0.1:9700\" (IP and port)".into()),
+                ),
+            }
+        }
+        let limits = &mut server.limits;
+        for (key, slot) in [
+            ("header_timeout", &mut limits.header_timeout),
+            ("request_timeout", &mut limits.request_timeout),
+            ("idle_timeout", &mut limits.idle_timeout),
+        ] {
+            if let Some(d) = self.duration(t, key) {
+                if d.is_zero() {
+                    self.error(
+                        t.get(key).and_then(Item::span).unwrap_or(0..0),
+                        format!("`{key}` must be longer than 0"),
+                        Some(format!("write e.g. {key} = \"30s\"; a zero timeout would never let a request in")),
+                    );
+                } else {
+                    *slot = d;
+                }
+            }
+        }
+        if limits.idle_timeout <= limits.request_timeout {
+            self.error(
+                t.get("idle_timeout")
+                    .or_else(|| t.get("request_timeout"))
+                    .and_then(Item::span)
+                    .unwrap_or(0..0),
+                "`idle_timeout` must be longer than `request_timeout`".into(),
+                Some("a connection waiting for its answer is idle; e.g. request_timeout = \"30s\", idle_timeout = \"60s\"".into()),
+            );
+        }
+        if let Some(n) = self.integer(t, "max_connections", 1, 1_000_000) {
+            limits.max_connections = n as usize;
+        }
+        // hyper's read buffer cannot be smaller than 8 KiB.
+        if let Some(n) = self.integer(t, "max_header_bytes", 8192, 1024 * 1024) {
+            limits.max_header_bytes = n as usize;
+        }
     }
 
     pub(super) fn tokens(&mut self, root: &toml_edit::Table) -> Vec<TokenSpec> {

@@ -1,0 +1,228 @@
+//! The audit anchor: the head of the audit chain (`SEQ:HASH`), kept outside the store in a
+//! checkpoint file next to the config (`audit.anchor`), rewritten after every change this
+//! binary commits, and authenticated with a key derived from the master key
+//! ([`rotor_seal::AuditKey`]).
+//!
+//! What it protects against: someone who can write the store (or replace it with a copy) but
+//! not the anchor file or the master key cutting records off the end, emptying the log, or
+//! rebuilding the chain; and, with the key missing, forging an anchor. `rotor audit verify`
+//! checks the log against it (and against `--expect-head`, e.g. from metrics).
+//! What it does not: the holder of the master key and the anchor file can rewrite history
+//! and re-anchor it; records other hosts append (PostgreSQL replicas) show up as records
+//! after this host's anchor until `rotor audit anchor` is run; stores opened with a
+//! passphrase or the AWS store keep no anchor.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rotor_core::Config;
+use rotor_core::audit::Head;
+use rotor_core::config::StoreConfig;
+use rotor_core::rotation::Lease;
+use rotor_core::store::{Change, Dump, SecretSummary, Takeover, Versioned};
+use rotor_core::{
+    AuditEvent, AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId,
+    VersionMeta,
+};
+use rotor_seal::AuditKey;
+use serde::{Deserialize, Serialize};
+
+/// The checkpoint file of a config.
+pub fn path_for(config_source: &Path) -> PathBuf {
+    config_source
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("audit.anchor")
+}
+
+/// The audit key of the configured store, when its master key is at hand (key file or
+/// `ROTOR_MASTER_KEY`); `None` for passphrase and AWS stores.
+pub fn key_for(config: &StoreConfig) -> Option<AuditKey> {
+    let file = match config {
+        StoreConfig::Sqlite {
+            master_key_file,
+            passphrase_env,
+            ..
+        } if passphrase_env.is_none() || std::env::var_os(rotor_seal::MASTER_KEY_ENV).is_some() => {
+            master_key_file
+        }
+        StoreConfig::Postgres {
+            master_key_file, ..
+        } => master_key_file,
+        _ => return None,
+    };
+    crate::stores::master_key(file)
+        .ok()
+        .map(|k| AuditKey::derive(&k))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct File {
+    seq: u64,
+    hash: String,
+    written: Timestamp,
+    /// HMAC-SHA256 of `SEQ:HASH` under the audit key.
+    tag: String,
+}
+
+/// Writes the checkpoint of `head` (0600, atomically: a temp file renamed over it).
+pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
+    let body = serde_json::to_vec_pretty(&File {
+        seq: head.seq,
+        hash: head.hash.clone(),
+        written: Timestamp::now(),
+        tag: key.tag(head.to_string().as_bytes()),
+    })
+    .map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("anchor.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads and authenticates the checkpoint: `Ok(None)` when there is none.
+pub fn read(path: &Path, key: &AuditKey) -> Result<Option<Head>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the audit anchor {}: {e}",
+                path.display()
+            ));
+        }
+    };
+    let f: File = serde_json::from_str(&text)
+        .map_err(|_| format!("the audit anchor {} is not an anchor file", path.display()))?;
+    let head = Head {
+        seq: f.seq,
+        hash: f.hash,
+    };
+    if !key.verify(head.to_string().as_bytes(), &f.tag) {
+        return Err(format!(
+            "the audit anchor {} does not verify under this store's master key: it was forged, or written before a master-key rotation (then check it against a head you trust with --expect-head, and re-anchor with `rotor audit anchor`)",
+            path.display()
+        ));
+    }
+    Ok(Some(head))
+}
+
+/// Verifies the chain of `store` and anchors its head (`rotor audit anchor`, `rotor init`).
+pub async fn anchor_now(store: &Arc<dyn Store>, config: &Config) -> anyhow::Result<Head> {
+    let Some(key) = key_for(&config.store) else {
+        anyhow::bail!(
+            "this store keeps no anchor (a passphrase or AWS store): pass --expect-head to `rotor audit verify` instead"
+        );
+    };
+    let records = store.audit_all().await?;
+    if let Err(e) = rotor_core::audit::verify_chain(&records) {
+        anyhow::bail!("the chain does not verify, so it is not anchored: {e}");
+    }
+    let Some(head) = Head::of(&records) else {
+        anyhow::bail!("the audit log is empty: nothing to anchor");
+    };
+    write(&path_for(&config.source), &head, &key)?;
+    Ok(head)
+}
+
+/// A store that rewrites the checkpoint after every change it commits.
+#[derive(Debug)]
+pub struct Anchored {
+    inner: Arc<dyn Store>,
+    path: PathBuf,
+    key: AuditKey,
+}
+
+impl Anchored {
+    pub fn wrap(inner: Arc<dyn Store>, path: PathBuf, key: AuditKey) -> Arc<dyn Store> {
+        Arc::new(Self { inner, path, key })
+    }
+
+    fn anchor(&self, records: &[AuditRecord]) {
+        if let Some(head) = Head::of(records)
+            && let Err(e) = write(&self.path, &head, &self.key)
+        {
+            tracing::error!(error = %e, anchor = %self.path.display(), "cannot write the audit anchor");
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Anchored {
+    async fn apply(&self, change: Change) -> Result<Vec<AuditRecord>, StoreError> {
+        let records = self.inner.apply(change).await?;
+        self.anchor(&records);
+        Ok(records)
+    }
+    async fn claim(
+        &self,
+        id: &RotationId,
+        owner: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+        takeover: Takeover,
+    ) -> Result<Lease, StoreError> {
+        self.inner.claim(id, owner, now, expires_at, takeover).await
+    }
+    async fn versions(&self, secret: &SecretName) -> Result<Vec<VersionMeta>, StoreError> {
+        self.inner.versions(secret).await
+    }
+    async fn read_stage(
+        &self,
+        secret: &SecretName,
+        stage: Stage,
+    ) -> Result<Option<Versioned>, StoreError> {
+        self.inner.read_stage(secret, stage).await
+    }
+    async fn read_version(
+        &self,
+        secret: &SecretName,
+        id: &VersionId,
+    ) -> Result<Option<Versioned>, StoreError> {
+        self.inner.read_version(secret, id).await
+    }
+    async fn rotation(&self, id: &RotationId) -> Result<Option<Rotation>, StoreError> {
+        self.inner.rotation(id).await
+    }
+    async fn rotations(
+        &self,
+        secret: Option<&SecretName>,
+        limit: usize,
+    ) -> Result<Vec<Rotation>, StoreError> {
+        self.inner.rotations(secret, limit).await
+    }
+    async fn open_rotations(&self) -> Result<Vec<Rotation>, StoreError> {
+        self.inner.open_rotations().await
+    }
+    async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError> {
+        self.inner.owed_rollbacks().await
+    }
+    async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError> {
+        self.inner.summaries().await
+    }
+    async fn audit_tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_tail(n).await
+    }
+    async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_all().await
+    }
+    async fn export(&self) -> Result<Dump, StoreError> {
+        self.inner.export().await
+    }
+    async fn import(&self, dump: Dump, event: AuditEvent) -> Result<(), StoreError> {
+        self.inner.import(dump, event).await?;
+        let all = self.inner.audit_all().await?;
+        self.anchor(&all);
+        Ok(())
+    }
+}
