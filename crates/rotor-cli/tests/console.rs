@@ -103,6 +103,10 @@ fn the_console_in_headless_chromium() {
     let role = format!("app_{}", "x".repeat(58));
     let env = Env::new(&format!(
         r#"
+# The overview is public here (as an operator may choose); secret pages need a session.
+[server]
+public = ["health", "jwks", "page"]
+
 [secrets.session-key]
 kind = "random"
 owner = "platform"

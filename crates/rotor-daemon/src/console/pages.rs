@@ -51,10 +51,23 @@ pub(super) async fn overview(
     Query(q): Query<Done>,
 ) -> Response {
     let engine = &st.api.0.engine;
-    let rows = match engine.status().await {
+    // The overview lists names and states: public only when `[server] public` lists `page`;
+    // otherwise signed in, and only the secrets the session's token sees.
+    let public = engine
+        .config()
+        .server
+        .public
+        .contains(&rotor_core::config::PublicEndpoint::Page);
+    if !public && visitor.session.is_none() {
+        return sign_in_first("/");
+    }
+    let mut rows = match engine.status().await {
         Ok(r) => r,
         Err(e) => return st.error(&visitor, StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
     };
+    if !public && let Some(session) = &visitor.session {
+        rows.retain(|r| session.caller.sees(r.name.as_str()));
+    }
     let now = engine.now();
     st.render(
         StatusCode::OK,
@@ -108,7 +121,12 @@ pub(super) async fn secret(
         return sign_in_first(&format!("/console/secrets/{name}"));
     };
     let engine = &st.api.0.engine;
-    let Ok(spec) = engine.spec(name.as_str()) else {
+    // A secret the token may not see reads like one that does not exist (as in the API).
+    let spec = engine
+        .spec(name.as_str())
+        .ok()
+        .filter(|_| session.caller.sees(name.as_str()));
+    let Some(spec) = spec else {
         return st.error(
             &visitor,
             StatusCode::NOT_FOUND,
