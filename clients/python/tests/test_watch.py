@@ -68,7 +68,8 @@ def test_app_token_reads_only_its_own_credentials(rotor: Rotor) -> None:
             assert cred.password.reveal() not in repr(cred)
             with pytest.raises(ApiError) as e:
                 await api.value("jwt-signing")
-        assert e.value.status == 403 and e.value.code == "forbidden"
+        # A secret outside the token's scopes reads like one that does not exist (no name probing).
+        assert e.value.status == 404 and e.value.code == "not_found"
 
     asyncio.run(main())
 

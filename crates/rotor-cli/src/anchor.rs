@@ -78,7 +78,8 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
         tag: key.tag(head.to_string().as_bytes()),
     })
     .map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("anchor.tmp");
+    // Per process: replicas and a CLI beside `rotor serve` may share the directory.
+    let tmp = path.with_extension(format!("anchor.tmp.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -88,6 +89,26 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
     f.write_all(&body)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// Moves the checkpoint forward to `head`, never back. Processes sharing a config directory
+/// (replicas on one host, a CLI beside `rotor serve`) each anchor their own changes, in any
+/// order: an exclusive lock on `audit.anchor.lock` orders them, and a head older than the
+/// anchored one is left alone (it would read as a cut tail).
+pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path.with_extension("anchor.lock"))?;
+    lock.lock()?;
+    if let Ok(Some(anchored)) = read(path, key)
+        && anchored.seq >= head.seq
+    {
+        return Ok(());
+    }
+    write(path, head, key)
 }
 
 /// Reads and authenticates the checkpoint: `Ok(None)` when there is none.
@@ -150,7 +171,7 @@ impl Anchored {
 
     fn anchor(&self, records: &[AuditRecord]) {
         if let Some(head) = Head::of(records)
-            && let Err(e) = write(&self.path, &head, &self.key)
+            && let Err(e) = advance(&self.path, &head, &self.key)
         {
             tracing::error!(error = %e, anchor = %self.path.display(), "cannot write the audit anchor");
         }

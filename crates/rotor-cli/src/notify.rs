@@ -71,7 +71,8 @@ impl CliNotifier {
                     jiff::Timestamp::now(),
                 )
             }
-            Err(e @ EngineError::Step { .. }) => Notification::new(
+            // Only a rotation that ended failed (an owed rollback included), never contention.
+            Err(e) if e.rotation_failed() => Notification::new(
                 NotifyEvent::Failed,
                 Some(name),
                 None,

@@ -287,8 +287,11 @@ role = "postgres"
     ]);
     steps.extend(sign_in(&viewer));
     steps.extend([
-        goto("/console/secrets/session-key"),
+        goto("/console/secrets/webhook-secret"),
         html("read-only"),
+        // A secret outside the token's scopes reads like one that does not exist.
+        goto("/console/secrets/session-key"),
+        html("not-visible"),
         shot("secret-read-only.png"),
         goto("/console/audit"),
         html("audit-forbidden"),
@@ -453,6 +456,11 @@ role = "postgres"
     let ro = page(&pages, "read-only");
     assert!(ro.contains("signed in as <strong>viewer</strong>"));
     assert!(ro.contains("Read-only") && !ro.contains("id=\"rotate\""));
+    let hidden = page(&pages, "not-visible");
+    assert!(
+        hidden.contains("no secret named session-key") && !hidden.contains("data-version"),
+        "{hidden}"
+    );
     assert!(page(&pages, "audit-forbidden").contains("needs scope"));
 
     for png in [

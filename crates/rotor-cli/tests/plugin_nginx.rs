@@ -210,7 +210,7 @@ fn serve_probes_on_start_and_reports_a_blocked_secret() {
     let nginx = Nginx::start().expect("nginx (run scripts/install-deps)");
     let (hook_port, hooks) = webhook();
     let config = format!(
-        "{}\n[[notify]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nformat = \"json\"\nevents = [\"blocked\"]\n",
+        "[server]\npublic = [\"health\", \"metrics\"]\n{}\n[[notify]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nformat = \"json\"\nevents = [\"blocked\"]\n",
         web_config(&nginx, "1h", &[])
     );
     let env = Env::new(&config);

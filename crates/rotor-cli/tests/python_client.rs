@@ -79,8 +79,9 @@ fn python_client_pytest_suite() {
         .expect("create the Redis user app");
 
     let (admin_token, admin_lines) = token("pytest-admin", &["admin"]);
-    // The app's token reads only its own credentials; metadata and the watch need any token.
-    let (app_token, app_lines) = token("app", &["read:database", "read:redis"]);
+    // The app's token reads only its own credentials, and sees the session secret's changes
+    // (metadata and the watch show a token only the secrets its scopes match).
+    let (app_token, app_lines) = token("app", &["read:database", "read:redis", "view:session"]);
     let port = rotor_test_support::free_port().expect("free port");
     let config = format!(
         r#"

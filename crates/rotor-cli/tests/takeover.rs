@@ -39,7 +39,7 @@ fn two_resumes_never_finish_a_rotation_twice() {
     );
     for i in 0..SECRETS {
         config.push_str(&format!(
-            "\n[secrets.j{i:02}]\nkind = \"jwt\"\nalgorithm = \"ES256\"\nprepublish = \"2s\"\ngrace = \"1h\"\nrotate_every = \"90d\"\n"
+            "\n[secrets.j{i:02}]\nkind = \"jwt\"\nalgorithm = \"ES256\"\njwks_max_age = \"1s\"\nprepublish = \"2s\"\ngrace = \"1h\"\nrotate_every = \"90d\"\n"
         ));
     }
     let env = Env::uninit(&config);

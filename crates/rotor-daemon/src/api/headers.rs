@@ -1,9 +1,11 @@
 //! Security headers on every answer, in one place.
 //!
 //! - every answer: `X-Content-Type-Options: nosniff` (a JSON body is never sniffed as HTML);
-//! - HTML (the status page): a CSP that allows nothing but the page's inline style and forbids
-//!   framing (`frame-ancestors 'none'`, and `X-Frame-Options: DENY` for old browsers),
-//!   `Referrer-Policy: no-referrer`, and `Cache-Control: no-store` (it lists secret names);
+//! - HTML (the console): a CSP that allows only rotor's own CSS and JS and forms posted back
+//!   to rotor, and forbids framing (`frame-ancestors 'none'`, and `X-Frame-Options: DENY` for
+//!   old browsers), `Referrer-Policy: same-origin` (the console's sign-in checks the origin
+//!   of a form post; nothing leaves for other sites), and `Cache-Control: no-store` (it lists
+//!   secret names);
 //! - over TLS: `Strict-Transport-Security`, so a browser never falls back to plain HTTP.
 //!
 //! `Cache-Control` set by a handler (the JWKS endpoints' public max-age, `no-store` on
@@ -12,8 +14,9 @@
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
-/// The page's policy: its only resource is the inline `<style>`.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// The console's policy: its resources and form targets are rotor's own (`console/static/`).
+pub const PAGE_CSP: &str =
+    "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// One year, the usual HSTS max-age.
 pub const HSTS: &str = "max-age=31536000";
 
@@ -37,7 +40,7 @@ pub fn secure(mut resp: Response, tls: bool) -> Response {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

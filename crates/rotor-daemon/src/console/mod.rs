@@ -174,17 +174,8 @@ fn html(status: StatusCode, body: String) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
+            // CSP, framing and referrer policy: `api::headers` adds them to every HTML answer.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-                ),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            ),
         ],
         body,
     )

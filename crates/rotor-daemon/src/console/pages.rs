@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::StreamExt as _;
@@ -48,25 +48,43 @@ pub(super) struct Done {
 pub(super) async fn overview(
     State(st): State<ConsoleState>,
     visitor: Visitor,
+    headers: HeaderMap,
     Query(q): Query<Done>,
 ) -> Response {
     let engine = &st.api.0.engine;
     // The overview lists names and states: public only when `[server] public` lists `page`;
-    // otherwise signed in, and only the secrets the session's token sees.
+    // otherwise for a session (or a bearer token, as the API takes it), showing only the
+    // secrets its token sees. A browser without either is sent to sign in, a script gets 401.
     let public = engine
         .config()
         .server
         .public
         .contains(&rotor_core::config::PublicEndpoint::Page);
-    if !public && visitor.session.is_none() {
-        return sign_in_first("/");
+    let caller = visitor
+        .session
+        .as_ref()
+        .map(|s| s.caller.clone())
+        .or_else(|| bearer(&st, &headers));
+    if !public && caller.is_none() {
+        let browser = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        return if browser {
+            sign_in_first("/")
+        } else {
+            crate::api::ApiError::unauthorized(
+                "the overview needs a token: sign in at /console/sign-in, or send `Authorization: Bearer rtr_...`",
+            )
+            .into_response()
+        };
     }
     let mut rows = match engine.status().await {
         Ok(r) => r,
         Err(e) => return st.error(&visitor, StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
     };
-    if !public && let Some(session) = &visitor.session {
-        rows.retain(|r| session.caller.sees(r.name.as_str()));
+    if !public && let Some(caller) = &caller {
+        rows.retain(|r| caller.sees(r.name.as_str()));
     }
     let now = engine.now();
     st.render(
@@ -81,6 +99,16 @@ pub(super) async fn overview(
             notice => notice(q.done.as_deref()),
         },
     )
+}
+
+/// The caller of an `Authorization: Bearer` header with a valid token.
+fn bearer(st: &ConsoleState, headers: &HeaderMap) -> Option<crate::auth::Caller> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    st.api.0.tokens.verify(token.trim()).cloned()
 }
 
 fn store_down(e: &dyn std::fmt::Display) -> String {
