@@ -240,3 +240,42 @@ fn serve_says_where_it_listens_and_errors_once() {
         "{seen}"
     );
 }
+
+#[test]
+fn a_retry_is_said_once() {
+    let env = Env::new(
+        r#"
+[secrets.cache]
+kind = "redis"
+url = "redis://127.0.0.1:9"
+user = "app"
+rotate_every = "1d"
+grace = "0s"
+"#,
+    );
+    env.rotor_stdin(
+        &["put", "cache"],
+        Some(br#"{"username": "app", "password": "initial-password-0123456789"}"#),
+    )
+    .ok();
+    let r = env.rotor(&["rotate", "cache"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let retry_lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("retrying"))
+        .collect();
+    assert!(!retry_lines.is_empty(), "the target is down: {}", r.stderr);
+    // Each retry is one progress line, never also a WARN log line.
+    assert!(
+        retry_lines.iter().all(|l| !l.contains("WARN")),
+        "{retry_lines:#?}"
+    );
+    let attempts: Vec<&str> = retry_lines
+        .iter()
+        .filter_map(|l| l.split("(attempt ").nth(1))
+        .collect();
+    let mut unique = attempts.clone();
+    unique.dedup();
+    assert_eq!(attempts, unique, "each attempt once: {retry_lines:#?}");
+}

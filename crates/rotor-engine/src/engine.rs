@@ -276,6 +276,12 @@ impl Engine {
         }
     }
 
+    /// Whether a progress listener shows steps (the CLI's progress lines): then that is where
+    /// a person reads a retry, and a WARN log line would say it twice.
+    pub(crate) fn shows_progress(&self) -> bool {
+        self.progress.is_some()
+    }
+
     /// The secret named `name`, or an error with the closest name.
     pub fn spec(&self, name: &str) -> Result<&SecretSpec, EngineError> {
         self.config

@@ -25,13 +25,18 @@ macro_rules! with_retry {
             match $call.await {
                 Ok(v) => break Ok(v),
                 Err(e) if e.transient && attempt < $engine.opts.retry.attempts => {
+                    let shown = $engine.shows_progress();
                     $engine.report($crate::Progress::Retrying {
                         secret: $secret.clone(),
                         step: $step,
                         attempt,
                         error: e.to_string(),
                     });
-                    tracing::warn!(secret = %$secret, step = %$step, attempt, error = %e, "transient error, retrying");
+                    if shown {
+                        tracing::debug!(secret = %$secret, step = %$step, attempt, error = %e, "transient error, retrying");
+                    } else {
+                        tracing::warn!(secret = %$secret, step = %$step, attempt, error = %e, "transient error, retrying");
+                    }
                     tokio::time::sleep($engine.opts.retry.delay(attempt)).await;
                     attempt += 1;
                 }
