@@ -702,39 +702,32 @@ fn has_sessions(kind: Kind) -> bool {
     matches!(kind, Kind::Postgres | Kind::Redis)
 }
 
-/// Runs `sh -c hook`; its output is captured and dropped (it could contain values).
+/// Runs `sh -c hook` through the one child-process runner (`rotor-process`): a cleared
+/// environment (PATH, HOME, locale, TZ, TMPDIR and the two `ROTOR_*` names below; never
+/// `ROTOR_MASTER_KEY` or a passphrase), its own process group killed on timeout, and output
+/// captured with a bound and dropped (it could contain values).
 async fn run_hook(hook: &str, secret: &SecretName, timeout: std::time::Duration) -> Check {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(hook)
+    let spec = rotor_process::Spec::new("sh", timeout)
+        .args(["-c", hook])
         .env("ROTOR_SECRET", secret.as_str())
-        .env("ROTOR_EMERGENCY", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => return Check::new(CheckStatus::Fail, format!("cannot start the hook: {e}")),
-    };
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => Check::new(CheckStatus::Pass, "exit 0"),
-        Ok(Ok(out)) => Check::new(
+        .env("ROTOR_EMERGENCY", "1");
+    match rotor_process::run(spec).await {
+        Ok(done) if done.status.success() => Check::new(CheckStatus::Pass, "exit 0"),
+        Ok(done) => Check::new(
             CheckStatus::Fail,
-            match out.status.code() {
+            match done.code() {
                 Some(c) => format!("exit {c}"),
                 None => "killed by a signal".into(),
             },
         ),
-        Ok(Err(e)) => Check::new(CheckStatus::Fail, format!("the hook failed: {e}")),
-        Err(_) => {
+        Err(rotor_process::ProcessError::TimedOut { .. }) => {
             tracing::error!(secret = %secret, "on_emergency hook timed out");
             Check::new(
                 CheckStatus::Fail,
                 format!("timed out after {}s (killed)", timeout.as_secs()),
             )
         }
+        Err(e) => Check::new(CheckStatus::Fail, format!("the hook failed: {e}")),
     }
 }
 

@@ -175,7 +175,9 @@ report_dir = "reports"
 kind = "random"
 tier = "high"
 grace = "1h"
-on_emergency = "echo flushed-$ROTOR_SECRET; exit 0"
+# Passes only with rotor's environment cleared (cargo sets CARGO_MANIFEST_DIR for this
+# process; a hook must never see rotor's environment, where the master key may live).
+on_emergency = "test -z \"$CARGO_MANIFEST_DIR\" && test \"$ROTOR_SECRET\" = session && echo flushed"
 
 [secrets.pepper]
 kind = "random"
