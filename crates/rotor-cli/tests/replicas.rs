@@ -4,32 +4,14 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::Env;
+use common::replica::{count, serve};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 1_000;
-
-fn count(pg: &Postgres, sql: &str) -> usize {
-    pg.psql_db("rotor", sql)
-        .expect("psql")
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn serve(env: &Env, pw: &str) -> Child {
-    env.command(&["serve", "--listen", "127.0.0.1:0"])
-        .env("PGPW", pw)
-        .env("ROTOR_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rotor serve")
-}
 
 #[test]
 fn three_replicas_one_killed_every_secret_rotated_exactly_once() {

@@ -10,32 +10,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::Env;
+use common::replica::{count, serve};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 250;
-
-fn count(pg: &Postgres, sql: &str) -> usize {
-    pg.psql_db("rotor", sql)
-        .expect("psql")
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn serve(env: &Env, pw: &str) -> Child {
-    env.command(&["serve", "--listen", "127.0.0.1:0"])
-        .env("PGPW", pw)
-        .env("ROTOR_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn rotor serve")
-}
 
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")

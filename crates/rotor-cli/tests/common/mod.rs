@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod plugin;
+pub mod replica;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
