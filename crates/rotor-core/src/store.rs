@@ -204,6 +204,29 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &VersionId,
     ) -> Result<Option<Versioned>, StoreError>;
 
+    /// The versions holding `pending`, `current` and `previous` (in that order, each stage
+    /// that is held), as one snapshot of the stages.
+    ///
+    /// Reading the stages one [`read_stage`](Store::read_stage) at a time races with a
+    /// rotation's finish: `pending` read before it and `current` after it are the same
+    /// version, and a keyring built from the two holds one key twice (and no previous).
+    /// The stage set here comes from one [`versions`](Store::versions) read; versions never
+    /// change once written, so reading their values by id afterwards keeps the snapshot.
+    async fn read_staged(&self, secret: &SecretName) -> Result<Vec<(Stage, Versioned)>, StoreError> {
+        let metas = self.versions(secret).await?;
+        let mut staged = Vec::new();
+        for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
+            let Some(meta) = metas.iter().find(|m| m.has(stage)) else {
+                continue;
+            };
+            // Deleted since the snapshot (a concurrent retire): the stage is gone too.
+            if let Some(v) = self.read_version(secret, &meta.id).await? {
+                staged.push((stage, v));
+            }
+        }
+        Ok(staged)
+    }
+
     async fn rotation(&self, id: &RotationId) -> Result<Option<Rotation>, StoreError>;
 
     /// Rotations of one secret (or all), newest first.

@@ -12,21 +12,28 @@ use std::path::Path;
 
 use rotor_core::config::ValueRef;
 use rotor_core::version::VersionId;
+use rotor_core::store::Versioned;
 use rotor_core::{SecretName, SecretValue, Stage, Store};
 use zeroize::Zeroizing;
 
 use crate::DeliverError;
 
 /// Stage reads within one render: `(secret, stage)` → its version and value, if the stage is
-/// held.
+/// held. Each secret's stages are read as one snapshot ([`Store::read_staged`]), so a render
+/// during a rotation's finish never writes the same version as `current` and `previous`.
 #[derive(Default)]
-pub(crate) struct Cache(HashMap<(SecretName, Stage), Option<(VersionId, SecretValue)>>);
+pub(crate) struct Cache {
+    /// The references the render read, for its stamp.
+    read: HashMap<(SecretName, Stage), Option<(VersionId, SecretValue)>>,
+    /// Each secret's staged versions, read once per render.
+    staged: HashMap<SecretName, Vec<(Stage, Versioned)>>,
+}
 
 impl Cache {
     /// Which version each `secret.stage` the render read was held by (`None`: no version):
     /// the stage set the target is written from.
     pub(crate) fn stamp(&self) -> BTreeMap<String, Option<String>> {
-        self.0
+        self.read
             .iter()
             .map(|((secret, stage), v)| {
                 (
@@ -46,22 +53,32 @@ pub(crate) async fn resolve(
     cache: &mut Cache,
 ) -> Result<Zeroizing<String>, DeliverError> {
     let key = (r.secret.clone(), r.stage);
-    if !cache.0.contains_key(&key) {
-        let v = store
-            .read_stage(&r.secret, r.stage)
-            .await
-            .map_err(|source| DeliverError::Store {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        cache.0.insert(key.clone(), v.map(|v| (v.meta.id, v.value)));
+    if !cache.read.contains_key(&key) {
+        if !cache.staged.contains_key(&r.secret) {
+            let staged =
+                store
+                    .read_staged(&r.secret)
+                    .await
+                    .map_err(|source| DeliverError::Store {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+            cache.staged.insert(r.secret.clone(), staged);
+        }
+        let held = cache.staged.get(&r.secret).and_then(|staged| {
+            staged
+                .iter()
+                .find(|(stage, _)| *stage == r.stage)
+                .map(|(_, v)| (v.meta.id.clone(), v.value.clone()))
+        });
+        cache.read.insert(key.clone(), held);
     }
     let err = |what: String| DeliverError::Value {
         path: path.to_path_buf(),
         reference: reference(r),
         what,
     };
-    let Some(Some((_, value))) = cache.0.get(&key) else {
+    let Some(Some((_, value))) = cache.read.get(&key) else {
         if r.stage == Stage::Current {
             return Err(err(no_current(&r.secret)));
         }

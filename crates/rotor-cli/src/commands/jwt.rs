@@ -25,12 +25,8 @@ async fn staged_document(
         anyhow::bail!("{name} is a {} secret, not a JWT key", spec.kind);
     }
     let store = ctx.store();
-    let mut staged = Vec::new();
-    for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
-        if let Some(v) = store.read_stage(&spec.name, stage).await? {
-            staged.push((stage, v));
-        }
-    }
+    // One snapshot of the stages: read one at a time, a finish in between lists a key twice.
+    let staged = store.read_staged(&spec.name).await?;
     // The previous key verifies until its rotation's grace ends.
     let not_after = store
         .open_rotations()

@@ -295,9 +295,8 @@ fn is_public_jwt(spec: &SecretSpec) -> bool {
 /// The public keys of a JWT secret's staged versions (pending, current, previous), read
 /// from the store on every request (no cache: the served JWKS never lags the store).
 ///
-/// The stages are read in the order a key moves through them, so a key that moves while
-/// they are read is still seen (in its old stage or its new one), and a key that signs is
-/// always in the answer; a key seen twice that way is listed once.
+/// The stages are one snapshot ([`Store::read_staged`](rotor_core::Store::read_staged)), so
+/// the key that signs is always in the answer and no key is listed twice.
 ///
 /// A stored key that does not parse is skipped (logged and counted in
 /// `rotor_jwks_skipped_keys_total`), so one bad key never takes the whole JWKS down for
@@ -308,21 +307,17 @@ async fn public_keys(
     spec: &SecretSpec,
 ) -> Result<Vec<rotor_keyring::PublicJwk>, ApiError> {
     let mut keys: Vec<rotor_keyring::PublicJwk> = Vec::new();
-    for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
-        if let Some(v) = engine.store().read_stage(&spec.name, stage).await? {
-            match rotor_rotate::jwt::material(spec.name.as_str(), &v) {
-                Ok(material) => {
-                    if let Some(jwk) = material.public_jwk()
-                        && !keys.iter().any(|k| k.kid == jwk.kid)
-                    {
-                        keys.push(jwk.clone());
-                    }
+    for (stage, v) in engine.store().read_staged(&spec.name).await? {
+        match rotor_rotate::jwt::material(spec.name.as_str(), &v) {
+            Ok(material) => {
+                if let Some(jwk) = material.public_jwk() {
+                    keys.push(jwk.clone());
                 }
-                Err(e) => {
-                    tracing::error!(secret = %spec.name, %stage, error = %e.message,
-                        "JWKS: skipping a stored key that does not parse");
-                    metrics.count_jwks_skipped(spec.name.as_str());
-                }
+            }
+            Err(e) => {
+                tracing::error!(secret = %spec.name, %stage, error = %e.message,
+                    "JWKS: skipping a stored key that does not parse");
+                metrics.count_jwks_skipped(spec.name.as_str());
             }
         }
     }
