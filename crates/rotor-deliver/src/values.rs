@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rotor_core::config::ValueRef;
-use rotor_core::version::VersionId;
 use rotor_core::store::Versioned;
+use rotor_core::version::VersionId;
 use rotor_core::{SecretName, SecretValue, Stage, Store};
 use zeroize::Zeroizing;
 
