@@ -161,7 +161,7 @@ grace = "0s"
     for i in 0..jwt {
         let alg = if i % 2 == 0 { "HS256" } else { "EdDSA" };
         s.push_str(&format!(
-            "\n[secrets.jwt-{i:03}]\nkind = \"jwt\"\nalgorithm = \"{alg}\"\nrotate_every = \"30d\"\ngrace = \"0s\"\n"
+            "\n[secrets.jwt-{i:03}]\nkind = \"jwt\"\nalgorithm = \"{alg}\"\nrotate_every = \"30d\"\ntoken_lifetime = \"1m\"\nleeway = \"0s\"\ngrace = \"1m\"\n"
         ));
     }
     s

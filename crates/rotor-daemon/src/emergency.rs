@@ -465,6 +465,11 @@ const MAX_PER_TARGET: usize = 8;
 /// dependant rotates only after its admin's rotation ended, so it runs with the new admin),
 /// within a level up to [`MAX_CONCURRENT`] rotations, [`MAX_PER_TARGET`] per target. The
 /// reports come back in `specs`' order.
+///
+/// A rotation takes its target's permit before one of the [`MAX_CONCURRENT`] slots: a
+/// rotation waiting for a busy target never holds a slot, so the 8 rotations a PostgreSQL
+/// server allows run alongside those of other targets and of the kinds with no target
+/// (random, JWT), instead of the whole fleet queueing behind one server.
 async fn rotate_all(
     engine: &Engine,
     mode: Mode,
@@ -472,10 +477,10 @@ async fn rotate_all(
     reason: &str,
     opts: &EmergencyOptions,
 ) -> Vec<SecretReport> {
-    use futures_util::StreamExt as _;
     let all = &engine.config().secrets;
     let mut targets: std::collections::HashMap<&str, Arc<tokio::sync::Semaphore>> =
         std::collections::HashMap::new();
+    let slots = tokio::sync::Semaphore::new(MAX_CONCURRENT);
     let mut out = Vec::with_capacity(specs.len());
     let mut rest = specs.as_slice();
     while let Some(first) = rest.first() {
@@ -495,21 +500,20 @@ async fn rotate_all(
                         .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_PER_TARGET)))
                         .clone()
                 });
+                let slots = &slots;
                 async move {
-                    let _permit = match &gate {
+                    // Neither semaphore is ever closed, so `acquire` cannot fail; a failure
+                    // would only lift the bound, never stop the emergency.
+                    let _target = match &gate {
                         Some(g) => g.acquire().await.ok(),
                         None => None,
                     };
+                    let _slot = slots.acquire().await.ok();
                     rotate_one(engine, mode, spec, reason, opts).await
                 }
             })
             .collect();
-        out.extend(
-            futures_util::stream::iter(jobs)
-                .buffered(MAX_CONCURRENT)
-                .collect::<Vec<_>>()
-                .await,
-        );
+        out.extend(futures_util::future::join_all(jobs).await);
     }
     out
 }
