@@ -223,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     ))?;
     pg.psql(&format!(
         "DO $$ BEGIN FOR i IN 0..{} LOOP EXECUTE format('CREATE ROLE %I LOGIN', 'fleet_pg_' || i); END LOOP; END $$;",
-        pg_roles - 1
+        i64::try_from(pg_roles)? - 1
     ))?;
     for i in 0..redis_users {
         redis.cli(&[
