@@ -1,11 +1,131 @@
-//! The checklist report of an emergency or a drill: its verdict, Markdown, and the files
-//! (`{kind}-{time}-{rand}.md` and `.json`, 0600, written atomically).
+//! The checklist report of an emergency or a drill: what it holds, its verdict, Markdown,
+//! and the files (`{kind}-{time}-{rand}.md` and `.json`, 0600, written atomically).
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{CheckStatus, Report, ReportFiles};
+use jiff::Timestamp;
+use rotor_core::{Kind, SecretName};
+use rotor_engine::Evicted;
+use serde::Serialize;
+
 use crate::{DaemonError, Result};
+
+/// The result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    /// Does not apply (a kind without a target, no URL configured).
+    NotApplicable,
+    /// Not done (the rotation failed, or the secret needs confirmation).
+    Skipped,
+    /// Not provable yet: the previous value is in grace until the time the detail names;
+    /// the retire then proves it (its `rotation.retire` audit record is the proof).
+    Pending,
+}
+
+impl CheckStatus {
+    fn mark(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "[x]",
+            CheckStatus::NotApplicable => "[x] (n/a)",
+            CheckStatus::Fail | CheckStatus::Skipped => "[ ]",
+            CheckStatus::Pending => "[ ] (pending)",
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "pass",
+            CheckStatus::Fail => "FAIL",
+            CheckStatus::NotApplicable => "n/a",
+            CheckStatus::Skipped => "skipped",
+            CheckStatus::Pending => "pending",
+        }
+    }
+}
+
+/// A check and what it found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+impl Check {
+    pub(super) fn new(status: CheckStatus, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One secret's part of the checklist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretReport {
+    pub secret: SecretName,
+    pub kind: Kind,
+    pub rotation: Option<String>,
+    pub version: Option<String>,
+    /// The rotation's outcome, or its error.
+    pub outcome: String,
+    pub new_works: Check,
+    pub old_rejected: Check,
+    /// Sessions of the old credentials an emergency ended, and how many survived (read back
+    /// from the target); absent when nothing was evicted (a drill, `--no-evict`, no target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Evicted>,
+    pub hook: Check,
+}
+
+/// A health URL and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    pub url: String,
+    pub check: Check,
+}
+
+/// Where the report was written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportFiles {
+    pub markdown: PathBuf,
+    pub json: PathBuf,
+}
+
+/// The post-rotation checklist report of an emergency or a drill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// `emergency` or `drill`.
+    pub kind: String,
+    pub target: String,
+    pub reason: String,
+    pub actor: String,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    /// No check failed and none was skipped.
+    pub ok: bool,
+    /// Every check passed or does not apply: nothing is pending (an old value in grace).
+    pub complete: bool,
+    pub secrets: Vec<SecretReport>,
+    /// The checklist items, summarised: new value works, old value rejected, hooks
+    /// succeeded, services healthy, error rate did not rise.
+    pub checklist: Vec<ChecklistItem>,
+    pub health: Vec<HealthCheck>,
+    pub error_rate_before: Option<f64>,
+    pub error_rate_after: Option<f64>,
+    /// The seed's checklist items only a person can do.
+    pub manual_steps: Vec<String>,
+    pub files: Option<ReportFiles>,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChecklistItem {
+    pub item: String,
+    pub check: Check,
+}
 
 /// The one-line verdict: all passed, passed so far (old values in grace), or action needed.
 pub(super) fn result_line(r: &Report) -> String {
