@@ -24,10 +24,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let format = args.format;
     init_tracing(args.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&args.command).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -37,6 +34,23 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => ExitCode::from(exit::report(&e, format)),
+    }
+}
+
+/// The daemon and the fleet-wide rotations (an emergency, a drill) run on every core: TLS,
+/// SCRAM's key derivation and sealing are CPU work, and on one thread a busy core delays every
+/// other request and rotation. The other commands do one thing and exit, where a single thread
+/// starts faster.
+fn runtime_for(command: &cli::Command) -> tokio::runtime::Builder {
+    let fleet = match command {
+        cli::Command::Serve(_) | cli::Command::Drill(_) => true,
+        cli::Command::Rotate(a) => a.emergency,
+        _ => false,
+    };
+    if fleet {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
     }
 }
 
