@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rotor_seal::MasterKey;
 use rotor_store_sqlite::SqliteStore;
-use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_rows};
+use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_files, sqlite_rows};
 
 /// Fresh SQLite stores, the other side of the migrations.
 struct Sqlite;
@@ -23,7 +23,10 @@ impl StoreFactory for Sqlite {
         let path = dir.path().join("rotor.db");
         let store =
             SqliteStore::create(&path, MasterKey::generate().expect("key"), ACTOR).expect("create");
-        Subject::new(Arc::new(store), dir).with_rows(move || sqlite_rows(&path))
+        let files = path.clone();
+        Subject::new(Arc::new(store), dir)
+            .with_rows(move || sqlite_rows(&path))
+            .with_files(move || sqlite_files(&files))
     }
 }
 

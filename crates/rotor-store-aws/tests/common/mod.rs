@@ -20,7 +20,7 @@ use rotor_seal::MasterKey;
 use rotor_store_aws::{AwsSettings, AwsStore};
 use rotor_store_sqlite::SqliteStore;
 use rotor_test_support::Moto;
-use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_rows};
+use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_files, sqlite_rows};
 
 pub fn name(s: &str) -> SecretName {
     SecretName::new(s).expect("valid name")
@@ -115,7 +115,10 @@ impl StoreFactory for Aws {
             client(&self.moto.endpoint_url(), self.moto.region()),
             settings(&format!("contract-{n}/")),
         );
-        Subject::new(Arc::new(store), dir).with_rows(move || sqlite_rows(&path))
+        let files = path.clone();
+        Subject::new(Arc::new(store), dir)
+            .with_rows(move || sqlite_rows(&path))
+            .with_files(move || sqlite_files(&files))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rotor_seal::MasterKey;
 use rotor_store_sqlite::SqliteStore;
-use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_rows};
+use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_files, sqlite_rows};
 
 /// A new store file (made by [`ACTOR`]) in its own temporary directory.
 pub fn new_store() -> (tempfile::TempDir, PathBuf, SqliteStore) {
@@ -28,6 +28,9 @@ impl StoreFactory for Sqlite {
 
     async fn fresh(&self) -> Subject {
         let (dir, path, store) = new_store();
-        Subject::new(Arc::new(store), dir).with_rows(move || sqlite_rows(&path))
+        let files = path.clone();
+        Subject::new(Arc::new(store), dir)
+            .with_rows(move || sqlite_rows(&path))
+            .with_files(move || sqlite_files(&files))
     }
 }

@@ -53,6 +53,7 @@ pub struct Subject {
     /// Declared first, so it is dropped before what it lives in.
     pub store: Arc<dyn Store>,
     rows: Option<Box<dyn Fn() -> String + Send + Sync>>,
+    files: Option<Box<dyn Fn() -> Vec<u8> + Send + Sync>>,
     _keep: Box<dyn Any + Send + Sync>,
 }
 
@@ -61,6 +62,7 @@ impl std::fmt::Debug for Subject {
         f.debug_struct("Subject")
             .field("store", &self.store)
             .field("rows", &self.rows.is_some())
+            .field("files", &self.files.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +73,7 @@ impl Subject {
         Self {
             store,
             rows: None,
+            files: None,
             _keep: Box::new(keep),
         }
     }
@@ -80,6 +83,13 @@ impl Subject {
     /// trait.
     pub fn with_rows(mut self, rows: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.rows = Some(Box::new(rows));
+        self
+    }
+
+    /// Adds the bytes the backend keeps on disk (a SQLite file and its WAL: free pages
+    /// included, which no row dump shows), for the "no value in plaintext" checks.
+    pub fn with_files(mut self, files: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> Self {
+        self.files = Some(Box::new(files));
         self
     }
 
@@ -105,16 +115,25 @@ impl Subject {
         )
     }
 
-    /// Asserts no `plaintext` (as text, or hex as in a bytea/blob dump) is in the raw rows.
+    /// Asserts no `plaintext` (as text, or hex as in a bytea/blob dump) is in the raw rows,
+    /// nor (as bytes) in the files on disk, of those the backend has.
     #[track_caller]
     pub fn assert_not_at_rest(&self, plaintext: &[u8]) {
-        let Some(rows) = self.rows() else { return };
         let text = String::from_utf8_lossy(plaintext);
-        assert!(!rows.contains(&*text), "plaintext {text} in the rows");
-        assert!(
-            !rows.contains(&hex::encode(plaintext)),
-            "plaintext {text} in the rows (hex)"
-        );
+        if let Some(rows) = self.rows() {
+            assert!(!rows.contains(&*text), "plaintext {text} in the rows");
+            assert!(
+                !rows.contains(&hex::encode(plaintext)),
+                "plaintext {text} in the rows (hex)"
+            );
+        }
+        if let Some(files) = &self.files {
+            let bytes = files();
+            assert!(
+                !bytes.windows(plaintext.len()).any(|w| w == plaintext),
+                "plaintext {text} in the files"
+            );
+        }
     }
 }
 
@@ -262,6 +281,17 @@ pub async fn stage_of(store: &dyn Store, secret: &SecretName, stage: Stage) -> O
         .await
         .expect("read stage")
         .map(|v| v.meta.id)
+}
+
+/// The SQLite database at `path` and its WAL (if any), as bytes on disk.
+pub fn sqlite_files(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("read the database file");
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(w) = std::fs::read(std::path::PathBuf::from(wal)) {
+        bytes.extend_from_slice(&w);
+    }
+    bytes
 }
 
 /// Every row of every table of the SQLite database at `path`, as text (blobs as hex): the
