@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod credential;
 pub mod duration;
 pub mod kind;
 pub mod name;
@@ -28,6 +29,7 @@ pub mod version;
 
 pub use audit::{AuditEvent, AuditRecord, ChainError};
 pub use config::{Config, ConfigError, Diagnostic, SecretSpec};
+pub use credential::{Credential, CredentialError};
 pub use duration::Duration;
 pub use kind::Kind;
 pub use name::SecretName;
