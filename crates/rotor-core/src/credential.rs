@@ -5,8 +5,8 @@
 //! database JSON) refuses the same values with the same words, and none of them holds the
 //! password outside a zeroizing buffer: parsing unescapes the password straight into one
 //! (serde would unescape into its own scratch buffer, which is freed without zeroizing),
-//! and serialising writes into a buffer sized for the worst case, so it never reallocates
-//! and leaves no copy behind. Errors say what is wrong with the shape, never any part of
+//! and serialising writes into a zeroizing buffer sized for the worst case, so it never
+//! reallocates and leaves no copy behind. Errors say what is wrong with the shape, never any part of
 //! the value; `Debug` shows the username only.
 
 use std::fmt;
@@ -138,43 +138,71 @@ impl Credential {
         Ok(Self { username, password })
     }
 
-    /// The stored form, `{"username":"…","password":"…"}`.
+    /// The stored form, `{"username":"…","password":"…"}` (the bytes rotor has always
+    /// stored for these kinds).
     pub fn to_value(&self) -> Result<SecretValue, CredentialError> {
-        self.to_value_with(&serde_json::Map::new())
+        let user = serde_json::to_vec(&self.username).map_err(|_| CredentialError::NotUtf8)?;
+        let mut out = self.buffer(user.len())?;
+        out.extend_from_slice(b"{\"username\":");
+        out.extend_from_slice(&user);
+        out.extend_from_slice(b",\"password\":");
+        self.write_password(&mut out)?;
+        out.push(b'}');
+        Ok(SecretValue::from_slice(&out))
     }
 
-    /// The stored form with non-secret `fields` before the username and password (AWS's
-    /// database JSON: `engine`, `host`, `port`, `dbname`). A `username` or `password` among
-    /// `fields` is dropped: the credential's own are written.
+    /// The credential with non-secret `fields` (AWS's database JSON: `engine`, `host`,
+    /// `port`, `dbname`), all keys in sorted order as `serde_json` writes a map: the bytes
+    /// the AWS store has always written, so values already in AWS still compare equal. A
+    /// `username` or `password` among `fields` is replaced by the credential's own.
     pub fn to_value_with(
         &self,
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<SecretValue, CredentialError> {
-        let mut head = fields.clone();
-        head.remove("username");
-        head.remove("password");
-        let head = serde_json::to_vec(&head).map_err(|_| CredentialError::WrongShape)?;
-        let user = serde_json::to_vec(&self.username).map_err(|_| CredentialError::WrongShape)?;
+        let user = serde_json::to_vec(&self.username).map_err(|_| CredentialError::NotUtf8)?;
+        let others = serde_json::to_vec(fields).map_err(|_| CredentialError::WrongShape)?;
+        let mut keys: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !matches!(*k, "username" | "password"))
+            .chain(["username", "password"])
+            .collect();
+        keys.sort_unstable();
+        let mut out = self.buffer(user.len() + others.len() + 32)?;
+        out.push(b'{');
+        for (n, key) in keys.into_iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key).map_err(|_| CredentialError::WrongShape)?;
+            out.push(b':');
+            match key {
+                "username" => out.extend_from_slice(&user),
+                "password" => self.write_password(&mut out)?,
+                _ => serde_json::to_writer(&mut *out, &fields[key])
+                    .map_err(|_| CredentialError::WrongShape)?,
+            }
+        }
+        out.push(b'}');
+        Ok(SecretValue::from_slice(&out))
+    }
+
+    /// A zeroizing buffer with room for `rest` bytes plus the password in its worst case
+    /// (`\u00XX` for each byte), so it never reallocates: a reallocation would free a copy
+    /// of the password without zeroizing it.
+    fn buffer(&self, rest: usize) -> Result<Zeroizing<Vec<u8>>, CredentialError> {
+        Ok(Zeroizing::new(Vec::with_capacity(
+            rest + self.password.len() * 6 + 32,
+        )))
+    }
+
+    /// Writes the password as a JSON string into `out` (no intermediate copy).
+    fn write_password(&self, out: &mut Vec<u8>) -> Result<(), CredentialError> {
         let pw = self
             .password
             .expose_str()
             .map_err(|_| CredentialError::NotUtf8)?;
-        // Room for the worst case (`\u00XX` for each byte), so the buffer never reallocates
-        // (a reallocation would free a copy of the password without zeroizing it).
-        let mut out = Zeroizing::new(Vec::with_capacity(
-            head.len() + user.len() + pw.len() * 6 + 32,
-        ));
-        // `head` is `{…}`: keep all but its closing brace.
-        out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
-        if head.len() > 2 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"username\":");
-        out.extend_from_slice(&user);
-        out.extend_from_slice(b",\"password\":");
-        serde_json::to_writer(&mut *out, pw).map_err(|_| CredentialError::NotUtf8)?;
-        out.push(b'}');
-        Ok(SecretValue::from_slice(&out))
+        serde_json::to_writer(out, pw).map_err(|_| CredentialError::NotUtf8)
     }
 }
 
@@ -338,6 +366,16 @@ mod tests {
         ] {
             let c = Credential::new("app\"user", SecretValue::from_slice(pw.as_bytes()));
             let v = c.to_value().expect("encode");
+            // The bytes rotor has always stored: username first, then password.
+            assert_eq!(
+                v.expose(),
+                format!(
+                    "{{\"username\":{},\"password\":{}}}",
+                    serde_json::to_string("app\"user").expect("json"),
+                    serde_json::to_string(pw).expect("json")
+                )
+                .as_bytes()
+            );
             let back = Credential::parse(&v).expect("parse");
             assert_eq!(back.username, "app\"user");
             assert!(
@@ -369,17 +407,18 @@ mod tests {
     }
 
     #[test]
-    fn extra_fields_are_written_before_the_credential() {
+    fn extra_fields_are_written_in_sorted_order_with_the_credential() {
         let mut fields = serde_json::Map::new();
         fields.insert("engine".into(), "postgres".into());
         fields.insert("port".into(), 5432.into());
         fields.insert("password".into(), "not-this-one".into());
         let c = Credential::new("app", value("pw-1"));
         let v = c.to_value_with(&fields).expect("encode");
-        let read: serde_json::Value = serde_json::from_slice(v.expose()).expect("json");
+        // Byte for byte what `serde_json` writes for the whole map (sorted keys).
+        let all = serde_json::json!({"engine": "postgres", "port": 5432, "username": "app", "password": "pw-1"});
         assert_eq!(
-            read,
-            serde_json::json!({"engine": "postgres", "port": 5432, "username": "app", "password": "pw-1"})
+            v.expose(),
+            serde_json::to_vec(&all).expect("json").as_slice()
         );
         assert!(
             Credential::parse(&v)
