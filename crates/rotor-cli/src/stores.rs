@@ -127,14 +127,14 @@ pub async fn open(
         } => match rotating_key(master_key_file)? {
             Some(new) => Arc::new(
                 PgStore::connect_rotating(
-                    url,
+                    url.expose(),
                     new,
                     master_key(master_key_file)?,
                     Default::default(),
                 )
                 .await?,
             ),
-            None => Arc::new(PgStore::connect(url, master_key(master_key_file)?).await?),
+            None => Arc::new(PgStore::connect(url.expose(), master_key(master_key_file)?).await?),
         },
         StoreConfig::Aws { .. } => Arc::new(aws::open(config, secrets).await?),
     })
@@ -180,7 +180,7 @@ pub async fn init(config: &StoreConfig, actor: &str) -> anyhow::Result<Vec<Strin
             master_key_file,
         } => {
             let key = key_for_init(master_key_file, &mut lines)?;
-            let store = PgStore::init(url, key, actor).await?;
+            let store = PgStore::init(url.expose(), key, actor).await?;
             lines.insert(0, format!("created the rotor schema in {}", store.target()));
         }
         StoreConfig::Aws { ledger, prefix, .. } => {

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod credential;
 pub mod duration;
 pub mod kind;
 pub mod name;
@@ -22,12 +23,14 @@ pub mod policy;
 pub mod rotation;
 pub mod rotator;
 pub mod schedule;
+pub mod secret_url;
 pub mod store;
 pub mod value;
 pub mod version;
 
 pub use audit::{AuditEvent, AuditRecord, ChainError};
 pub use config::{Config, ConfigError, Diagnostic, SecretSpec};
+pub use credential::{Credential, CredentialError};
 pub use duration::Duration;
 pub use kind::Kind;
 pub use name::SecretName;
@@ -35,6 +38,7 @@ pub use policy::{Automation, Policy, Tier};
 pub use rotation::{Rotation, RotationId, RotationStatus, Step, Trigger};
 pub use rotator::{Rotator, RotatorError};
 pub use schedule::SecretState;
+pub use secret_url::SecretUrl;
 pub use store::{Store, StoreError};
 pub use value::SecretValue;
 pub use version::{Stage, VersionId, VersionMeta};

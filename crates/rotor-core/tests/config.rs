@@ -465,7 +465,7 @@ fn store_kinds() {
     let cfg =
         parse("[store]\nkind = \"postgres\"\nurl = \"postgres://rotor@db/rotor\"\n").expect("pg");
     assert!(
-        matches!(&cfg.store, rotor_core::config::StoreConfig::Postgres { url, .. } if url == "postgres://rotor@db/rotor")
+        matches!(&cfg.store, rotor_core::config::StoreConfig::Postgres { url, .. } if url.expose() == "postgres://rotor@db/rotor")
     );
     let cfg = parse("[store]\nkind = \"aws\"\nregion = \"eu-west-1\"\nprefix = \"divan/prod/\"\nledger = \"sqlite\"\npath = \"ledger.db\"\n").expect("aws");
     match &cfg.store {
@@ -620,4 +620,37 @@ fn server_exposure_limits_and_scopes() {
     }
     let e = config::Scope::parse("delete:*").expect_err("unknown action");
     assert!(e.contains("confirm, emergency"), "{e}");
+}
+
+/// Issue 14 item 1: the webhook URL (a Slack token in its path) and the store URL (a
+/// password interpolated from the environment) are `SecretUrl`s: the whole config's
+/// `Debug` carries neither, and `expose` gives them back whole.
+#[test]
+fn debug_of_the_config_shows_no_webhook_token_or_store_password() {
+    let env = |k: &str| match k {
+        "PG_PASSWORD" => Some("pg-pass-4f9a1c".to_owned()),
+        "SLACK_WEBHOOK" => Some("https://hooks.slack.com/services/T0/B0/slack-tok-7d2e".to_owned()),
+        _ => None,
+    };
+    let cfg = config::parse(
+        "[store]\nkind = \"postgres\"\nurl = \"postgres://rotor:${PG_PASSWORD}@db:5432/rotor\"\n\n\
+         [[notify]]\nurl = \"${SLACK_WEBHOOK}\"\nformat = \"slack\"\n",
+        Path::new("/etc/rotor/rotor.toml"),
+        &env,
+    )
+    .expect("valid");
+    let shown = format!("{cfg:?} {cfg:#?}");
+    assert!(!shown.contains("pg-pass-4f9a1c"), "{shown}");
+    assert!(!shown.contains("slack-tok-7d2e"), "{shown}");
+    assert!(
+        shown.contains("hooks.slack.com") && shown.contains("db:5432"),
+        "{shown}"
+    );
+    assert_eq!(
+        cfg.notify[0].url.expose(),
+        "https://hooks.slack.com/services/T0/B0/slack-tok-7d2e"
+    );
+    assert!(
+        matches!(&cfg.store, rotor_core::config::StoreConfig::Postgres { url, .. } if url.expose() == "postgres://rotor:pg-pass-4f9a1c@db:5432/rotor")
+    );
 }

@@ -32,11 +32,23 @@ pub struct FetchedValue {
 }
 
 /// The client: base URL (`http://127.0.0.1:8700`) and a bearer token.
-#[derive(Debug, Clone)]
+///
+/// The token grants what its scopes allow until it is revoked, so it is zeroized on drop
+/// and `Debug` leaves it out (the CLI's errors and traces may print the client).
+#[derive(Clone)]
 pub struct Client {
     base: String,
-    token: String,
+    token: zeroize::Zeroizing<String>,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &format_args!("<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -74,7 +86,7 @@ impl Client {
             .map_err(|e| ClientError::Connection(e.to_string()))?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            token: zeroize::Zeroizing::new(token.to_owned()),
             http,
         })
     }
@@ -85,7 +97,7 @@ impl Client {
 
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
         let resp = req
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.as_str())
             .send()
             .await
             .map_err(|e| ClientError::Connection(e.to_string()))?;
@@ -215,5 +227,21 @@ impl Client {
             .and_then(|v| v.as_str())
             .map(str::to_owned)
             .ok_or_else(|| ClientError::Protocol("no version in the answer".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_token_out() {
+        let c = Client::new("http://127.0.0.1:8700/", "rtk_secret-token-value").expect("client");
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(
+            shown.contains("127.0.0.1:8700") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

@@ -224,7 +224,7 @@ impl Notifier {
             match self.post(spec, n).await {
                 Ok(()) => ok += 1,
                 Err(error) => {
-                    let host = host_of(&spec.url);
+                    let host = host_of(spec.url.expose());
                     tracing::error!(event = n.event.as_str(), webhook = %host, %error, "notification failed");
                     if let Some(store) = &self.inner.store {
                         let mut ev = AuditEvent::new(self.inner.actor.clone(), "notify.failed")
@@ -255,14 +255,21 @@ impl Notifier {
         let mut delay = retry.base;
         let mut last = String::new();
         for attempt in 1..=retry.attempts.max(1) {
-            match self.inner.http.post(&spec.url).json(&body).send().await {
+            match self
+                .inner
+                .http
+                .post(spec.url.expose())
+                .json(&body)
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => last = format!("the webhook answered {}", r.status()),
                 // Strip the URL: it may hold a token.
                 Err(e) => last = e.without_url().to_string(),
             }
             if attempt < retry.attempts {
-                tracing::warn!(webhook = %host_of(&spec.url), attempt, error = %last, "notification failed; retrying");
+                tracing::warn!(webhook = %host_of(spec.url.expose()), attempt, error = %last, "notification failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(retry.max);
             }

@@ -11,7 +11,7 @@ use rotor_tls::{TlsError, TlsFailure};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config};
 
-use crate::cred::Credential;
+use rotor_core::Credential;
 use rotor_core::SecretValue;
 
 /// How long a connection attempt (TCP connect, startup, authentication) may take.

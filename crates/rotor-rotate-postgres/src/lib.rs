@@ -35,7 +35,6 @@
 //!   rejection proofs always open a fresh connection.
 
 mod conn;
-mod cred;
 mod probe;
 mod sessions;
 mod setup;
@@ -51,7 +50,8 @@ use rotor_core::{Kind, Rotator, RotatorError, SecretName, SecretSpec, Step};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use conn::{PgFailure, Pool, Target};
-pub use cred::Credential;
+/// The stored value's type is rotor-core's (re-exported for callers of this crate).
+pub use rotor_core::Credential;
 pub use sql::{quote_ident, quote_literal};
 
 /// The PostgreSQL rotator. Cheap to share: one instance serves every postgres secret and
@@ -150,7 +150,7 @@ impl<'a> Call<'a> {
     /// Parses a stored value handed in by the engine.
     fn cred(&self, v: &Versioned, what: &str) -> Result<Credential, RotatorError> {
         Credential::parse(&v.value).map_err(|e| {
-            self.permanent(format!("the {what} value (version {}) {}", v.meta.id, e.0))
+            self.permanent(format!("the {what} value (version {}) {e}", v.meta.id))
                 .with_fix(format!(
                     "store a value of the form {{\"username\": \"…\", \"password\": \"…\"}} with `rotor put {}`",
                     v.meta.secret
@@ -193,7 +193,7 @@ impl<'a> Call<'a> {
                     .with_fix(format!("`rotor put {admin}`")));
             };
             let cred = Credential::parse(&v.value).map_err(|e| {
-                self.permanent(format!("the admin secret {admin}'s current value {}", e.0))
+                self.permanent(format!("the admin secret {admin}'s current value {e}"))
                     .with_fix(format!("`rotor put {admin}`"))
             })?;
             return Ok((cred, Who::Admin(admin)));
@@ -477,7 +477,7 @@ impl Rotator for PostgresRotator {
         let password = sql::random_password().map_err(|e| rng_error(&call, e))?;
         let value = Credential::new(username.clone(), password)
             .to_value()
-            .map_err(|e| call.permanent(e.0))?;
+            .map_err(|e| call.permanent(format!("the new value {e}")))?;
         Ok(Generated {
             value,
             metadata: serde_json::json!({ "username": username }),

@@ -47,8 +47,7 @@ use async_trait::async_trait;
 use rotor_core::config::{KindSettings, RedisSettings};
 use rotor_core::rotator::{Eviction, Generated, PlannedStep, StepContext};
 use rotor_core::store::Versioned;
-use rotor_core::{Kind, Rotator, RotatorError, SecretSpec, SecretValue, Step};
-use serde::{Deserialize, Serialize};
+use rotor_core::{Credential, Kind, Rotator, RotatorError, SecretSpec, SecretValue, Step};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -271,55 +270,24 @@ fn target_tls(query: &str, host: &str) -> Result<TargetTls, String> {
     Ok(TargetTls { opts, config })
 }
 
-/// A credential read from a value.
-struct Cred {
-    username: String,
-    password: Zeroizing<String>,
-}
-
-#[derive(Deserialize)]
-struct CredIn {
-    username: String,
-    password: String,
-}
-
-#[derive(Serialize)]
-struct CredOut<'a> {
-    username: &'a str,
-    password: &'a str,
-}
-
-impl Cred {
-    /// Reads `{"username", "password"}`; the error never quotes the value.
-    fn from_value(value: &SecretValue) -> Result<Cred, String> {
-        let parsed: CredIn = serde_json::from_slice(value.expose()).map_err(|e| {
-            format!(
-                "is not JSON {{\"username\": \"...\", \"password\": \"...\"}} (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        })?;
-        let password = Zeroizing::new(parsed.password);
-        if parsed.username.is_empty() || password.is_empty() {
-            return Err("has an empty username or password".to_owned());
-        }
-        Ok(Cred {
-            username: parsed.username,
-            password,
-        })
-    }
-
+/// What the ACL needs of a [`Credential`] (the stored value, parsed by rotor-core).
+trait AclCredential {
     /// The lowercase hex SHA-256 of the password: what `ACL GETUSER` lists and `#`/`!` take.
-    fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.password.as_bytes()))
+    fn acl_hash(&self) -> String;
+    /// Identifies the whole credential, to know when a cached session is stale.
+    fn fingerprint(&self) -> [u8; 32];
+}
+
+impl AclCredential for Credential {
+    fn acl_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.password().expose()))
     }
 
-    /// Identifies the whole credential, to know when a cached session is stale.
     fn fingerprint(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.username.as_bytes());
         h.update([0u8]);
-        h.update(self.password.as_bytes());
+        h.update(self.password().expose());
         h.finalize().into()
     }
 }
@@ -570,7 +538,7 @@ enum Auth {
 
 impl RedisRotator {
     /// Opens a fresh connection and sends `AUTH user password`.
-    async fn fresh_auth(&self, call: &Call<'_>, cred: &Cred) -> Result<Auth, RotatorError> {
+    async fn fresh_auth(&self, call: &Call<'_>, cred: &Credential) -> Result<Auth, RotatorError> {
         let mut conn = Conn::connect(
             &call.target.host,
             call.target.port,
@@ -581,7 +549,7 @@ impl RedisRotator {
         .await
         .map_err(|e| call.conn_error("connecting", &e))?;
         let reply = conn
-            .call(&[b"AUTH", cred.username.as_bytes(), cred.password.as_bytes()])
+            .call(&[b"AUTH", cred.username.as_bytes(), cred.password().expose()])
             .await
             .map_err(|e| call.conn_error("AUTH", &e))?;
         match reply {
@@ -592,7 +560,7 @@ impl RedisRotator {
     }
 
     /// The admin credential for this call: `ctx.admin`, or the user's own current value.
-    fn admin_cred(call: &Call<'_>, ctx: &StepContext<'_>) -> Result<Cred, RotatorError> {
+    fn admin_cred(call: &Call<'_>, ctx: &StepContext<'_>) -> Result<Credential, RotatorError> {
         let (value, which) = match &call.settings.admin {
             Some(admin) => (
                 ctx.admin.ok_or_else(|| {
@@ -619,7 +587,7 @@ impl RedisRotator {
                 format!("the current value of `{}`", call.secret),
             ),
         };
-        Cred::from_value(&value.value).map_err(|why| {
+        Credential::parse(&value.value).map_err(|why| {
             call.permanent(format!("{which} {why}")).with_fix(format!(
                 "`rotor put {}` with JSON {{\"username\": ..., \"password\": ...}}",
                 call.admin_secret()
@@ -631,7 +599,7 @@ impl RedisRotator {
     async fn session(
         &self,
         call: &Call<'_>,
-        admin: &Cred,
+        admin: &Credential,
     ) -> Result<tokio::sync::OwnedMutexGuard<Option<AdminSession>>, RotatorError> {
         let slot = {
             let mut map = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
@@ -712,7 +680,7 @@ impl RedisRotator {
     async fn reply_err(
         call: &Call<'_>,
         session: &mut Option<AdminSession>,
-        admin: &Cred,
+        admin: &Credential,
         what: &str,
         perm: &str,
         err: &str,
@@ -727,7 +695,7 @@ impl RedisRotator {
     async fn get_user(
         call: &Call<'_>,
         session: &mut Option<AdminSession>,
-        admin: &Cred,
+        admin: &Credential,
     ) -> Result<Option<UserInfo>, RotatorError> {
         let reply = Self::run(call, session, &[b"ACL", b"GETUSER", call.user().as_bytes()]).await?;
         match reply {
@@ -744,7 +712,7 @@ impl RedisRotator {
     async fn set_user(
         call: &Call<'_>,
         session: &mut Option<AdminSession>,
-        admin: &Cred,
+        admin: &Credential,
         rule: &str,
     ) -> Result<(), RotatorError> {
         let reply = Self::run(
@@ -767,7 +735,7 @@ impl RedisRotator {
         &self,
         call: &Call<'_>,
         session: &mut Option<AdminSession>,
-        admin: &Cred,
+        admin: &Credential,
     ) -> Result<AclFile, RotatorError> {
         if let Some(known) = session.as_ref().and_then(|s| s.aclfile.clone()) {
             return Ok(known);
@@ -825,7 +793,7 @@ impl RedisRotator {
         &self,
         call: &Call<'_>,
         mut session: tokio::sync::OwnedMutexGuard<Option<AdminSession>>,
-        admin: &Cred,
+        admin: &Credential,
     ) -> Result<Option<String>, RotatorError> {
         if let AclFile::NoFile = self.aclfile(call, &mut session, admin).await? {
             drop(session);
@@ -876,7 +844,7 @@ impl RedisRotator {
     async fn prove_rejected(
         &self,
         call: &Call<'_>,
-        cred: &Cred,
+        cred: &Credential,
         which: &str,
     ) -> Result<(), RotatorError> {
         match self.fresh_auth(call, cred).await? {
@@ -910,9 +878,9 @@ impl RedisRotator {
         keep: Option<&Versioned>,
     ) -> Result<(), RotatorError> {
         let cred = self.value_cred(call, gone, which)?;
-        let hash = cred.hash();
+        let hash = cred.acl_hash();
         let keep_hash = match keep {
-            Some(v) => Some(self.value_cred(call, v, "current")?.hash()),
+            Some(v) => Some(self.value_cred(call, v, "current")?.acl_hash()),
             None => None,
         };
         if keep_hash.as_deref() == Some(hash.as_str()) {
@@ -962,8 +930,8 @@ impl RedisRotator {
         call: &Call<'_>,
         v: &Versioned,
         which: &str,
-    ) -> Result<Cred, RotatorError> {
-        let cred = Cred::from_value(&v.value).map_err(|why| {
+    ) -> Result<Credential, RotatorError> {
+        let cred = Credential::parse(&v.value).map_err(|why| {
             call.permanent(format!(
                 "the {which} value (version {}) {why}",
                 v.meta.id.short()
@@ -1058,20 +1026,18 @@ impl Rotator for RedisRotator {
         let call = Call::new(ctx.spec, "create")?;
         let password = random_password()
             .map_err(|e| call.transient(format!("the OS random number generator failed: {e}")))?;
-        let json = serde_json::to_vec(&CredOut {
-            username: call.user(),
-            password: &password,
-        })
-        .map_err(|e| call.permanent(format!("encoding the value: {e}")))?;
+        let value = Credential::new(call.user(), SecretValue::from_slice(password.as_bytes()))
+            .to_value()
+            .map_err(|e| call.permanent(format!("the new value {e}")))?;
         Ok(Generated {
-            value: SecretValue::new(json),
+            value,
             metadata: serde_json::json!({ "username": call.user() }),
         })
     }
 
     async fn set(&self, ctx: &StepContext<'_>, pending: &Versioned) -> Result<(), RotatorError> {
         let call = Call::new(ctx.spec, "set")?;
-        let hash = self.value_cred(&call, pending, "pending")?.hash();
+        let hash = self.value_cred(&call, pending, "pending")?.acl_hash();
         let admin = Self::admin_cred(&call, ctx)?;
         let mut session = self.session(&call, &admin).await?;
         let Some(info) = Self::get_user(&call, &mut session, &admin).await? else {
@@ -1266,7 +1232,7 @@ impl Rotator for RedisRotator {
         }
         if let Some(current) = ctx.current {
             let cred = self.value_cred(&call, current, "current")?;
-            if info.has(&cred.hash()) {
+            if info.has(&cred.acl_hash()) {
                 lines.push(format!(
                     "the current value of `{}` is one of the user's passwords",
                     call.secret
@@ -1390,7 +1356,7 @@ impl RedisRotator {
         &self,
         call: &Call<'_>,
         session: &mut Option<AdminSession>,
-        admin: &Cred,
+        admin: &Credential,
     ) -> Result<Vec<u64>, RotatorError> {
         match Self::run(call, session, &[b"CLIENT", b"LIST"]).await? {
             Reply::Bulk(Some(text)) => Ok(sessions::ids_of(
@@ -1486,10 +1452,10 @@ mod tests {
     #[test]
     fn cred_errors_never_quote_the_value() {
         let v = SecretValue::from_slice(br#"{"username": "app", "pasword": "s3cr3t-value"}"#);
-        let e = Cred::from_value(&v).err().unwrap();
+        let e = Credential::parse(&v).err().unwrap().to_string();
         assert!(!e.contains("s3cr3t"), "{e}");
         let v = SecretValue::from_slice(b"s3cr3t-value");
-        let e = Cred::from_value(&v).err().unwrap();
+        let e = Credential::parse(&v).err().unwrap().to_string();
         assert!(!e.contains("s3cr3t"), "{e}");
     }
 }

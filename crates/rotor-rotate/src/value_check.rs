@@ -6,7 +6,7 @@
 //! shape expected, never the value.
 
 use rotor_core::config::KindSettings;
-use rotor_core::{SecretSpec, SecretValue};
+use rotor_core::{Credential, SecretSpec, SecretValue};
 
 /// Why a supplied value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,19 +31,12 @@ pub fn check(spec: &SecretSpec, value: &SecretValue) -> Result<serde_json::Value
     }
     match &spec.settings {
         KindSettings::Postgres(_) | KindSettings::Redis(_) => {
-            let wanted = "send a JSON object {\"username\": \"...\", \"password\": \"...\"} (both non-empty strings)";
-            let parsed: serde_json::Value = value
-                .expose_str()
-                .ok()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .ok_or_else(|| refuse(format!("the value is not JSON; {wanted}")))?;
-            let field = |k: &str| parsed[k].as_str().filter(|s| !s.is_empty());
-            match (field("username"), field("password")) {
-                (Some(user), Some(_)) => Ok(serde_json::json!({ "username": user })),
-                _ => Err(refuse(format!(
-                    "the JSON lacks a non-empty \"username\" or \"password\"; {wanted}"
-                ))),
-            }
+            let cred = Credential::parse(value).map_err(|e| {
+                refuse(format!(
+                    "the value {e}; send a JSON object {{\"username\": \"...\", \"password\": \"...\"}} (both non-empty strings)"
+                ))
+            })?;
+            Ok(serde_json::json!({ "username": cred.username }))
         }
         KindSettings::Jwt(j) => {
             let text = value

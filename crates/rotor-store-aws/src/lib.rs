@@ -665,7 +665,10 @@ impl Store for AwsStore {
             }
         }
         let change = self.drop_replays(change).await?;
-        let records = if change.ops.is_empty() && change.audit.is_empty() {
+        // A fenced change goes to the ledger even when nothing is left to write: its fence
+        // is still checked, so a writer that lost its lease hears so (store contract).
+        let records = if change.ops.is_empty() && change.audit.is_empty() && change.fence.is_none()
+        {
             Vec::new()
         } else {
             self.ledger.apply(change).await?

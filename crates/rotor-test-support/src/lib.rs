@@ -15,6 +15,9 @@
 //!   (`--tls-port` only).
 //! * [`TcpProxy`]: a small TCP proxy in front of any of them, to cut the network in the
 //!   middle of a rotation step.
+//! * [`store_contract`]: the `Store` contract written once, run for every store (the
+//!   cases, the `store_contract_tests!`/`store_migrate_tests!` macros that make one test
+//!   per case; the using crate needs `tokio` with `macros` and `rt-multi-thread`).
 //!
 //! Every instance listens on its own free port on 127.0.0.1 and keeps its data in its own
 //! temporary directory, so tests can run in parallel. Dropping an instance stops the
@@ -62,6 +65,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod redis;
+pub mod store_contract;
 mod tls;
 
 pub use moto::{Moto, python};

@@ -140,7 +140,7 @@ pub async fn rotate_master_key(config_path: &Path) -> anyhow::Result<()> {
         }
         StoreConfig::Postgres { url, .. } => {
             let store = rotor_store_postgres::PgStore::connect_rotating(
-                url,
+                url.expose(),
                 load_new()?,
                 load_old()?,
                 Default::default(),

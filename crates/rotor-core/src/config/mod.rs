@@ -80,9 +80,10 @@ pub enum StoreConfig {
     },
     /// PostgreSQL, shared by several `rotor serve` replicas.
     Postgres {
-        /// `postgres://user@host:port/db`; a password, if any, from `${VAR}` interpolation.
+        /// `postgres://user@host:port/db`; a password, if any, from `${VAR}` interpolation
+        /// (so a [`SecretUrl`](crate::SecretUrl): no `Debug` of the config prints it).
         #[serde(skip)]
-        url: String,
+        url: crate::SecretUrl,
         master_key_file: PathBuf,
     },
     /// Values in AWS Secrets Manager; rotation state and the audit log in `ledger`.

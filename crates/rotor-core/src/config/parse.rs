@@ -499,7 +499,7 @@ impl Walker<'_> {
                 );
             }
             return Some(StoreConfig::Postgres {
-                url,
+                url: crate::SecretUrl::new(url),
                 master_key_file,
             });
         }

@@ -249,9 +249,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// `[[notify]]`: a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotifySpec {
-    /// The webhook URL (Slack's contain a token: keep it in an env var, `${SLACK_WEBHOOK}`).
+    /// The webhook URL (Slack's contain a token: keep it in an env var, `${SLACK_WEBHOOK}`),
+    /// so a [`SecretUrl`](crate::SecretUrl): `Debug` shows its host only.
     #[serde(skip)]
-    pub url: String,
+    pub url: crate::SecretUrl,
     pub format: NotifyFormat,
     pub events: Vec<NotifyEvent>,
 }

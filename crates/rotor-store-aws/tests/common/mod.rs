@@ -20,6 +20,7 @@ use rotor_seal::MasterKey;
 use rotor_store_aws::{AwsSettings, AwsStore};
 use rotor_store_sqlite::SqliteStore;
 use rotor_test_support::Moto;
+use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject, sqlite_files, sqlite_rows};
 
 pub fn name(s: &str) -> SecretName {
     SecretName::new(s).expect("valid name")
@@ -77,6 +78,47 @@ pub fn rig(endpoint: &str, region: &str, settings: AwsSettings) -> Rig {
         _dir: dir,
         ledger,
         store,
+    }
+}
+
+/// Fresh AWS stores for the store contract: one moto server per test (started by
+/// [`Aws::start`]), each store under its own prefix there with its own SQLite ledger, whose
+/// rows are the store's raw rows (AWS holds the values in plaintext by design; the ledger
+/// must not).
+pub struct Aws {
+    moto: Moto,
+    made: std::sync::atomic::AtomicUsize,
+}
+
+impl Aws {
+    pub fn start() -> Aws {
+        Aws {
+            moto: start_moto(),
+            made: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl StoreFactory for Aws {
+    fn kind(&self) -> &str {
+        "aws"
+    }
+
+    async fn fresh(&self) -> Subject {
+        let n = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let ledger =
+            SqliteStore::create(&path, MasterKey::generate().expect("key"), ACTOR).expect("ledger");
+        let store = AwsStore::new(
+            Arc::new(ledger),
+            client(&self.moto.endpoint_url(), self.moto.region()),
+            settings(&format!("contract-{n}/")),
+        );
+        let files = path.clone();
+        Subject::new(Arc::new(store), dir)
+            .with_rows(move || sqlite_rows(&path))
+            .with_files(move || sqlite_files(&files))
     }
 }
 

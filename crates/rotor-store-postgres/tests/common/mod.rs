@@ -4,17 +4,18 @@
 
 pub mod rotate;
 
-use jiff::Timestamp;
-use rotor_core::audit::AuditEvent;
-use rotor_core::store::{Change, NewVersion, Op};
-use rotor_core::{
-    Rotation, RotationId, RotationStatus, SecretName, SecretValue, Step, VersionId,
-    rotation::Trigger,
-};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rotor_seal::MasterKey;
 use rotor_store_postgres::PgStore;
 use rotor_test_support::Postgres;
+use rotor_test_support::store_contract::{ACTOR, StoreFactory, Subject};
 use secrecy::ExposeSecret;
+
+/// The values, changes and rotations the tests write are the store contract's.
+#[allow(unused_imports)] // each test file uses some of them
+pub use rotor_test_support::store_contract::{name, new_version, put_change, rotation};
 
 /// A real PostgreSQL 15 with an empty database `rotor`. Fails (never skips) without one.
 pub struct Db {
@@ -34,18 +35,60 @@ impl Db {
         self.pg.psql_db("rotor", sql).expect("psql")
     }
 
-    /// Every row of every rotor table, as text (bytea as hex): a full dump for "was
-    /// anything written" and "is a value in there" checks.
+    /// Every row of every rotor table of database `rotor`: see [`dump`].
     pub fn dump(&self) -> String {
-        let tables = self
-            .psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename");
-        let mut out = String::new();
-        for t in tables.lines().filter(|t| !t.is_empty()) {
-            out.push_str(&format!("== {t}\n"));
-            out.push_str(&self.psql(&format!("SELECT t::text FROM \"{t}\" t ORDER BY 1")));
-            out.push('\n');
+        dump(&self.pg, "rotor")
+    }
+}
+
+/// Every row of every table of database `db`, as text (bytea as hex): a full dump for "was
+/// anything written" and "is a value in there" checks.
+pub fn dump(pg: &Postgres, db: &str) -> String {
+    let psql = |sql: &str| pg.psql_db(db, sql).expect("psql");
+    let tables =
+        psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename");
+    let mut out = String::new();
+    for t in tables.lines().filter(|t| !t.is_empty()) {
+        out.push_str(&format!("== {t}\n"));
+        out.push_str(&psql(&format!("SELECT t::text FROM \"{t}\" t ORDER BY 1")));
+        out.push('\n');
+    }
+    out
+}
+
+/// Fresh PostgreSQL stores for the store contract: one server per test (started by
+/// [`Pg::start`]), a new database per store, each with its rows ([`dump`]).
+pub struct Pg {
+    pg: Arc<Postgres>,
+    made: AtomicUsize,
+}
+
+impl Pg {
+    pub fn start() -> Pg {
+        Pg {
+            pg: Arc::new(Postgres::start().expect("PostgreSQL 15 (run scripts/install-deps)")),
+            made: AtomicUsize::new(0),
         }
-        out
+    }
+}
+
+impl StoreFactory for Pg {
+    fn kind(&self) -> &str {
+        "postgres"
+    }
+
+    async fn fresh(&self) -> Subject {
+        let db = format!("rotor{}", self.made.fetch_add(1, Ordering::Relaxed));
+        self.pg.create_db(&db).expect("create database");
+        let store = PgStore::init(
+            &self.pg.url(&db),
+            MasterKey::generate().expect("key"),
+            ACTOR,
+        )
+        .await
+        .expect("init");
+        let pg = self.pg.clone();
+        Subject::new(Arc::new(store), ()).with_rows(move || dump(&pg, &db))
     }
 }
 
@@ -65,70 +108,8 @@ pub fn key_pair() -> (MasterKey, MasterKey) {
     (a, b)
 }
 
-pub fn name(s: &str) -> SecretName {
-    SecretName::new(s).expect("valid name")
-}
-
 pub async fn new_store(db: &Db) -> PgStore {
     PgStore::init(&db.url, MasterKey::generate().expect("key"), "alice@host")
         .await
         .expect("init")
-}
-
-pub fn new_version(secret: &SecretName, value: &[u8]) -> NewVersion {
-    NewVersion {
-        secret: secret.clone(),
-        id: VersionId::generate(),
-        created_by: "alice@host".into(),
-        created_at: Timestamp::now(),
-        metadata: serde_json::json!({"kid": "k1"}),
-        value: SecretValue::from_slice(value),
-    }
-}
-
-/// `rotor put`: insert and promote in one change.
-pub fn put_change(secret: &SecretName, value: &[u8]) -> (VersionId, Change) {
-    let v = new_version(secret, value);
-    let id = v.id.clone();
-    let change = Change::new()
-        .op(Op::InsertVersion {
-            version: v,
-            stage: None,
-        })
-        .op(Op::Promote {
-            secret: secret.clone(),
-            version: id.clone(),
-        })
-        .audit(
-            AuditEvent::new("alice@host", "secret.put")
-                .secret(secret)
-                .version(&id),
-        );
-    (id, change)
-}
-
-pub fn rotation(secret: &SecretName) -> Rotation {
-    let now = Timestamp::now();
-    Rotation {
-        id: RotationId::generate(),
-        secret: secret.clone(),
-        trigger: Trigger::Manual,
-        actor: "alice@host".into(),
-        reason: None,
-        emergency: false,
-        evict: true,
-        status: RotationStatus::Running,
-        step: Step::Create,
-        step_done: false,
-        attempts: 0,
-        error: None,
-        pending_version: None,
-        previous_version: None,
-        started_at: now,
-        updated_at: now,
-        activate_after: None,
-        rollback_owed: false,
-        retire_after: None,
-        lease: None,
-    }
 }

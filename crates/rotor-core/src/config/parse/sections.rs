@@ -317,7 +317,7 @@ impl Walker<'_> {
                 }
             };
             out.push(NotifySpec {
-                url,
+                url: crate::SecretUrl::new(url),
                 format,
                 events,
             });
