@@ -84,7 +84,7 @@ fn ssh_key_rotates_with_grace_and_retire() {
     );
     assert!(k1.1.starts_with("ssh-ed25519 "), "{}", k1.1);
     assert!(logs_in(&sshd, &k1), "the new key logs in");
-    assert_eq!(authorized(&sshd), [k1.1.clone()]);
+    assert_eq!(authorized(&sshd), [k1.1.as_str()]);
 
     // Second rotation: the new key is added next to the old one; both log in during grace.
     let second = env.rotor(&["-v", "rotate", "deploy_key"]).ok();
@@ -93,7 +93,7 @@ fn ssh_key_rotates_with_grace_and_retire() {
     assert_eq!(key(&env, "previous"), k1, "the old key is previous");
     assert!(logs_in(&sshd, &k2), "the new key logs in");
     assert!(logs_in(&sshd, &k1), "the old key logs in during grace");
-    assert_eq!(authorized(&sshd), [k1.1.clone(), k2.1.clone()]);
+    assert_eq!(authorized(&sshd), [k1.1.as_str(), k2.1.as_str()]);
     assert_eq!(env.history("deploy_key")["rotations"][0]["status"], "grace");
 
     // After grace, retire removes the old key and the plugin proves sshd refuses it.
@@ -101,7 +101,7 @@ fn ssh_key_rotates_with_grace_and_retire() {
     let retired = env.rotor(&["-v", "retire", "--due"]).ok();
     assert!(!logs_in(&sshd, &k1), "the old key is refused after retire");
     assert!(logs_in(&sshd, &k2), "the new key still logs in");
-    assert_eq!(authorized(&sshd), [k2.1.clone()]);
+    assert_eq!(authorized(&sshd), [k2.1.as_str()]);
     assert_eq!(
         env.history("deploy_key")["rotations"][0]["status"],
         "completed"
@@ -161,7 +161,7 @@ fn other_keys_in_the_file_are_left_alone_and_rollback_removes_the_new_key() {
     assert!(text.starts_with(theirs), "{text}");
     assert_eq!(
         authorized(&sshd)[2..],
-        [k1.1.clone()],
+        [k1.1.as_str()],
         "only current is left"
     );
     assert!(logs_in(&sshd, &k1), "the current key still logs in");
