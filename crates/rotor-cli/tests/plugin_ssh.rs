@@ -5,75 +5,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::Env;
+use common::ssh::{authorized, key, logs_in, ssh_config};
 use rotor_test_support::Sshd;
-
-fn ssh_plugin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins/ssh-authorized-keys")
-}
-
-/// `[secrets.deploy_key]`: the plugin on `sshd`, with `grace`.
-fn ssh_config(sshd: &Sshd, grace: &str) -> String {
-    format!(
-        r#"
-[secrets.deploy_key]
-kind = "command"
-command = [{plugin:?}]
-timeout = "20s"
-tier = "high"
-grace = "{grace}"
-
-[secrets.deploy_key.settings]
-authorized_keys = {keys:?}
-user = {user:?}
-host = "127.0.0.1"
-port = {port}
-known_hosts = {known:?}
-"#,
-        plugin = ssh_plugin().display().to_string(),
-        keys = sshd.authorized_keys().display().to_string(),
-        user = sshd.user(),
-        port = sshd.port(),
-        known = sshd.known_hosts().display().to_string(),
-    )
-}
-
-/// The private key and the public key (metadata) of the version holding `stage`.
-fn key(env: &Env, stage: &str) -> (String, String) {
-    let meta = env
-        .rotor(&["--format", "json", "get", "deploy_key", "--stage", stage])
-        .ok()
-        .json();
-    let public = meta["metadata"]["public_key"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no public_key in {meta}"))
-        .to_owned();
-    let private = env
-        .rotor(&["get", "deploy_key", "--stage", stage, "--reveal"])
-        .ok()
-        .stdout;
-    (private, public)
-}
-
-/// The public keys (type and base64) in the authorized_keys file, in order.
-fn authorized(sshd: &Sshd) -> Vec<String> {
-    std::fs::read_to_string(sshd.authorized_keys())
-        .expect("read authorized_keys")
-        .lines()
-        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-fn logs_in(sshd: &Sshd, key: &(String, String)) -> bool {
-    sshd.ssh_login(&key.0).expect("ssh")
-}
 
 #[test]
 fn ssh_key_rotates_with_grace_and_retire() {
     let sshd = Sshd::start().expect("sshd (run scripts/install-deps)");
-    let env = Env::new(&ssh_config(&sshd, "3s"));
+    let env = Env::new(&ssh_config(&sshd, "3s", &[]));
 
     // First rotation: a new ed25519 key, the one line in the file.
     let first = env.rotor(&["-v", "rotate", "deploy_key"]).ok();
@@ -132,7 +71,7 @@ fn other_keys_in_the_file_are_left_alone_and_rollback_removes_the_new_key() {
     // Someone else's key (and a comment) in the same file: rotor must never touch them.
     let theirs = "# ops team\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example\n";
     std::fs::write(sshd.authorized_keys(), theirs).expect("write authorized_keys");
-    let env = Env::new(&ssh_config(&sshd, "1h"));
+    let env = Env::new(&ssh_config(&sshd, "1h", &[]));
     env.rotor(&["rotate", "deploy_key"]).ok();
     let k1 = key(&env, "current");
     let text = std::fs::read_to_string(sshd.authorized_keys()).expect("read");
@@ -141,7 +80,7 @@ fn other_keys_in_the_file_are_left_alone_and_rollback_removes_the_new_key() {
     // A rotation that fails at `test` (sshd lets nobody in: AllowUsers of another account is
     // simulated by pointing the plugin at a user sshd refuses) is rolled back: the new key
     // leaves the file, the current one stays.
-    let mut config = ssh_config(&sshd, "1h");
+    let mut config = ssh_config(&sshd, "1h", &[]);
     config = config.replace(
         &format!("user = {:?}", sshd.user()),
         "user = \"rotor-nobody\"",
@@ -170,7 +109,7 @@ fn other_keys_in_the_file_are_left_alone_and_rollback_removes_the_new_key() {
 #[test]
 fn probe_checks_the_file_and_sshd() {
     let sshd = Sshd::start().expect("sshd (run scripts/install-deps)");
-    let env = Env::new(&ssh_config(&sshd, "1h"));
+    let env = Env::new(&ssh_config(&sshd, "1h", &[]));
     env.rotor(&["rotate", "deploy_key"]).ok();
     let ok = env.rotor(&["probe", "deploy_key"]).ok();
     assert!(ok.stdout.contains("deploy_key: ok"), "{}", ok.stdout);
