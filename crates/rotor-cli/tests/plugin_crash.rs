@@ -163,7 +163,7 @@ fn rotate_killing_the_plugin(env: &Env, name: &str, marker: &std::path::Path, st
         .expect("spawn rotor");
     let deadline = Instant::now() + Duration::from_secs(30);
     let pid = loop {
-        if let Ok(pid) = std::fs::read_to_string(&marker) {
+        if let Ok(pid) = std::fs::read_to_string(marker) {
             break pid;
         }
         assert!(Instant::now() < deadline, "the plugin never reached {step}");
