@@ -165,6 +165,36 @@ fn postgres_probe_reports_each_tls_cause() {
         ],
     );
 
+    // A server that asks for a client certificate the url does not give: PostgreSQL refuses
+    // the login after the handshake (pg_hba `clientcert`); a TLS cause, not a wrong password.
+    let mtls = Postgres::start_tls(
+        &ca,
+        &ca.issue_server(&["localhost", "127.0.0.1"]).expect("cert"),
+        true,
+    )
+    .expect("PostgreSQL 15 with ssl=on (run scripts/install-deps)");
+    let env = pg_env(
+        &mtls,
+        &pg_url(
+            mtls.port(),
+            "127.0.0.1",
+            &format!("sslmode=verify-full&{root}"),
+        ),
+    );
+    let r = blocked(&env, "db", mtls.admin_password());
+    assert_has(
+        &r,
+        &[
+            ": TLS: 127.0.0.1 requires a valid client certificate (the server said: connection requires a valid client certificate)",
+            "sslcert=PATH&sslkey=PATH",
+        ],
+    );
+    assert!(
+        !r.stdout.contains("rotor put"),
+        "not a password problem: {}",
+        r.stdout
+    );
+
     // A server without TLS where the url requires it.
     let plain = Postgres::start().expect("PostgreSQL 15 (run scripts/install-deps)");
     let env = pg_env(
@@ -266,6 +296,27 @@ fn redis_probe_reports_each_tls_cause() {
     assert_has(
         &r,
         &[": TLS: the server's TLS certificate for 127.0.0.1 has expired"],
+    );
+
+    // A server that requires a client certificate the url does not give (TLS 1.3: the
+    // refusal arrives on the first read, after the handshake).
+    let mtls = Redis::start_tls(
+        &ca,
+        &ca.issue_server(&["localhost", "127.0.0.1"]).expect("cert"),
+        true,
+    )
+    .expect("redis-server with --tls-port (run scripts/install-deps)");
+    let env = redis_env(
+        &mtls,
+        &redis_url(mtls.port(), &format!("sslmode=verify-full&{root}")),
+    );
+    let r = blocked(&env, "cache", mtls.admin_password());
+    assert_has(
+        &r,
+        &[
+            ": TLS: 127.0.0.1 requires a client certificate",
+            "sslcert=PATH&sslkey=PATH",
+        ],
     );
 
     // A plaintext redis-server behind a rediss:// url: the probe asks it in plaintext and

@@ -171,6 +171,32 @@ async fn tls_preflight(
         Err(PgFailure::Tls(t)) => Err(call
             .permanent(format!("TLS: {}", t.message))
             .with_fix(t.fix)),
+        // pg_hba.conf's `clientcert`: the handshake passed, then the server refused the
+        // login for want of a valid client certificate. A TLS cause, whatever the
+        // password: "put the real password" would be the wrong fix.
+        Err(PgFailure::Pg(e))
+            if e.as_db_error().is_some_and(|db| {
+                db.code().code() == "28000" && db.message().contains("certificate")
+            }) =>
+        {
+            let said = e
+                .as_db_error()
+                .map(|db| db.message().to_owned())
+                .unwrap_or_default();
+            let fix = if tls.options().client.is_none() {
+                "give the client certificate and its key: sslcert=PATH&sslkey=PATH"
+            } else {
+                "the server refused the client certificate: it must be signed by a CA the \
+                 server trusts (ssl_ca_file) and, under clientcert=verify-full, name the role \
+                 as its common name"
+            };
+            Err(call
+                .permanent(format!(
+                    "TLS: {} requires a valid client certificate (the server said: {said})",
+                    tls.host()
+                ))
+                .with_fix(fix))
+        }
         // Refused login, unreachable, a timeout: the admin session below reports it.
         Err(_) => Ok(None),
     }
