@@ -39,6 +39,11 @@ impl fmt::Debug for Target {
 }
 
 impl Target {
+    /// How connections to this target are secured (the probe reports it as its own check).
+    pub fn tls(&self) -> &PgTls {
+        &self.tls
+    }
+
     /// Parses `postgres://host:port/dbname[?sslmode=...&sslrootcert=...]` as libpq would
     /// (see `rotor_tls`). The error text never repeats the URL (an operator may have
     /// pasted a password into it).

@@ -8,6 +8,7 @@ use rotor_core::config::PgStrategy;
 use rotor_core::rotator::StepContext;
 use tokio_postgres::Client;
 
+use crate::conn::PgFailure;
 use crate::{Call, PostgresRotator, Who, conn, login_roles};
 
 /// One role as the probe sees it.
@@ -35,6 +36,7 @@ impl PostgresRotator {
     ) -> Result<Vec<String>, RotatorError> {
         let call = Call::new(ctx.spec, "probe")?;
         let actor = call.actor(ctx)?;
+        let tls_check = tls_preflight(&call, &actor.0).await?;
         let group = call.pg.role.clone();
         let wanted = match call.pg.strategy {
             PgStrategy::Single => vec![group.clone()],
@@ -83,6 +85,7 @@ impl PostgresRotator {
             .await?;
         let at = &call.target.display;
         let mut checks = vec![format!("{at} reachable; logged in as {}", seen.actor)];
+        checks.extend(tls_check);
         let self_managed = matches!(actor.1, Who::Current);
         if !self_managed {
             if !seen.actor_super && !seen.actor_createrole {
@@ -144,5 +147,57 @@ impl PostgresRotator {
             checks.push(format!("the current value of {} logs in", cred.username));
         }
         Ok(checks)
+    }
+}
+
+/// TLS as its own check, before anything else: under a mode that requires TLS, one
+/// connection as `cred` whose failure is looked at directly. A TLS refusal (no TLS on the
+/// server, a certificate not valid for the host, an untrusted CA, an expired certificate)
+/// is reported as `TLS: …` with its fix, never as "cannot reach"; any other failure is left
+/// to the checks that follow, which name it. `Ok(None)`: TLS not required by the url.
+async fn tls_preflight(
+    call: &Call<'_>,
+    cred: &crate::Credential,
+) -> Result<Option<String>, RotatorError> {
+    let tls = call.target.tls();
+    let Some(line) = rotor_tls::verified_check(tls.options(), tls.host()) else {
+        return Ok(None);
+    };
+    match conn::connect(&call.target, cred).await {
+        Ok(client) => {
+            drop(client);
+            Ok(Some(line))
+        }
+        Err(PgFailure::Tls(t)) => Err(call
+            .permanent(format!("TLS: {}", t.message))
+            .with_fix(t.fix)),
+        // pg_hba.conf's `clientcert`: the handshake passed, then the server refused the
+        // login for want of a valid client certificate. A TLS cause, whatever the
+        // password: "put the real password" would be the wrong fix.
+        Err(PgFailure::Pg(e))
+            if e.as_db_error().is_some_and(|db| {
+                db.code().code() == "28000" && db.message().contains("certificate")
+            }) =>
+        {
+            let said = e
+                .as_db_error()
+                .map(|db| db.message().to_owned())
+                .unwrap_or_default();
+            let fix = if tls.options().client.is_none() {
+                "give the client certificate and its key: sslcert=PATH&sslkey=PATH"
+            } else {
+                "the server refused the client certificate: it must be signed by a CA the \
+                 server trusts (ssl_ca_file) and, under clientcert=verify-full, name the role \
+                 as its common name"
+            };
+            Err(call
+                .permanent(format!(
+                    "TLS: {} requires a valid client certificate (the server said: {said})",
+                    tls.host()
+                ))
+                .with_fix(fix))
+        }
+        // Refused login, unreachable, a timeout: the admin session below reports it.
+        Err(_) => Ok(None),
     }
 }

@@ -537,6 +537,74 @@ enum Auth {
 }
 
 impl RedisRotator {
+    /// TLS as the probe's own check, for a `rediss://` url: one handshake (and a `PING`,
+    /// since under TLS 1.3 a refused client certificate shows only on the first read) whose
+    /// failure is looked at directly. A refused certificate is `TLS: …` with its fix. A
+    /// handshake that never completes is told apart from a slow TLS server by asking the
+    /// port in plaintext: a Redis that answers `PING` there speaks no TLS, for certain.
+    /// Other failures (unreachable) are left to the session that follows, which names
+    /// them. `Ok(None)`: a `redis://` url.
+    async fn tls_preflight(&self, call: &Call<'_>) -> Result<Option<String>, RotatorError> {
+        let Some(tls) = &call.target.tls else {
+            return Ok(None);
+        };
+        let tls_err = |why: rotor_tls::TlsFailure| {
+            call.permanent(format!("TLS: {}", why.message))
+                .with_fix(why.fix)
+        };
+        let (host, port) = (&call.target.host, call.target.port);
+        let connected = Conn::connect(
+            host,
+            port,
+            Some(Arc::clone(&tls.config)),
+            self.connect_timeout,
+            self.command_timeout,
+        )
+        .await;
+        let err = match connected {
+            Ok(mut conn) => match conn.call(&[b"PING"]).await {
+                Ok(_) => return Ok(rotor_tls::verified_check(&tls.opts, host)),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        match &err {
+            ConnError::Tls(io) | ConnError::Io(io) => {
+                match rotor_tls::explain_rustls(io, &tls.opts, host) {
+                    Some(why) => Err(tls_err(why)),
+                    None => Ok(None),
+                }
+            }
+            ConnError::TlsTimeout(_) => {
+                let plain =
+                    Conn::connect(host, port, None, self.connect_timeout, self.command_timeout)
+                        .await;
+                let speaks_plaintext = match plain {
+                    Ok(mut c) => matches!(
+                        c.call(&[b"PING"]).await,
+                        Ok(Reply::Status(_) | Reply::Error(_))
+                    ),
+                    Err(_) => false,
+                };
+                if speaks_plaintext {
+                    Err(tls_err(rotor_tls::TlsFailure {
+                        message: format!(
+                            "{host}:{port} speaks plaintext Redis, not TLS, and the rediss:// url \
+                             ({}) requires TLS",
+                            tls.opts.choice.describe(tls.opts.mode)
+                        ),
+                        fix: "point the url at the server's TLS port (redis-server --tls-port), \
+                              or, on a trusted network only, use redis://"
+                            .to_owned(),
+                    }))
+                } else {
+                    Err(call.conn_error("the TLS handshake", &err))
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Opens a fresh connection and sends `AUTH user password`.
     async fn fresh_auth(&self, call: &Call<'_>, cred: &Credential) -> Result<Auth, RotatorError> {
         let mut conn = Conn::connect(
@@ -1114,11 +1182,13 @@ impl Rotator for RedisRotator {
         let call = Call::new(ctx.spec, "probe")?;
         let admin = Self::admin_cred(&call, ctx)?;
         let mut checks = Vec::new();
+        let tls_check = self.tls_preflight(&call).await?;
         let mut session = self.session(&call, &admin).await?;
         checks.push(format!(
             "{} reachable; admin `{}` authenticated",
             call.target, admin.username
         ));
+        checks.extend(tls_check);
         let Some(info) = Self::get_user(&call, &mut session, &admin).await? else {
             return Err(call.user_missing());
         };

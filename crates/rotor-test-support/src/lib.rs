@@ -10,6 +10,8 @@
 //! * [`Moto`]: moto's AWS emulator server (used for AWS Secrets Manager).
 //! * [`Nginx`]: nginx with one location behind HTTP basic auth (an htpasswd file), for
 //!   the reference command plugin.
+//! * [`Sshd`]: OpenSSH's sshd as the current user, public keys from one authorized_keys
+//!   file, for the second reference plugin (`examples/plugins/ssh-authorized-keys`).
 //! * [`TestCa`]: a CA made at test time that issues server and client certificates, for
 //!   [`Postgres::start_tls`] (`ssl=on`, TLS-only `pg_hba.conf`) and [`Redis::start_tls`]
 //!   (`--tls-port` only).
@@ -65,6 +67,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod redis;
+mod sshd;
 pub mod store_contract;
 mod tls;
 
@@ -74,6 +77,7 @@ pub use nginx::Nginx;
 pub use postgres::Postgres;
 pub use proxy::TcpProxy;
 pub use redis::Redis;
+pub use sshd::Sshd;
 pub use tls::{CertFiles, TestCa};
 
 /// What can go wrong while starting or talking to a test server.

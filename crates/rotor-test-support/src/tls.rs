@@ -81,16 +81,27 @@ impl TestCa {
 
     /// A server certificate for `names` (DNS names, or IP addresses such as `127.0.0.1`).
     pub fn issue_server(&self, names: &[&str]) -> Result<CertFiles> {
-        self.issue(names, ExtendedKeyUsagePurpose::ServerAuth)
+        self.issue(names, ExtendedKeyUsagePurpose::ServerAuth, false)
+    }
+
+    /// A server certificate for `names` that expired in 2021 (valid 2020-01-01 to
+    /// 2021-01-01): servers load it, clients that check validity refuse it.
+    pub fn issue_server_expired(&self, names: &[&str]) -> Result<CertFiles> {
+        self.issue(names, ExtendedKeyUsagePurpose::ServerAuth, true)
     }
 
     /// A client certificate with common name `user` (PostgreSQL's `clientcert=verify-full`
     /// compares it with the role).
     pub fn issue_client(&self, user: &str) -> Result<CertFiles> {
-        self.issue(&[user], ExtendedKeyUsagePurpose::ClientAuth)
+        self.issue(&[user], ExtendedKeyUsagePurpose::ClientAuth, false)
     }
 
-    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Result<CertFiles> {
+    fn issue(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        expired: bool,
+    ) -> Result<CertFiles> {
         let key = KeyPair::generate().map_err(|e| rcgen_error("generating a key", e))?;
         let mut params =
             CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
@@ -100,6 +111,10 @@ impl TestCa {
             names.first().copied().unwrap_or("rotor test"),
         );
         params.extended_key_usages = vec![usage];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,

@@ -112,3 +112,37 @@ pub fn no_tls_on_server(opts: &TlsOptions, host: &str) -> TlsFailure {
             .to_owned(),
     }
 }
+
+/// What a handshake that succeeded under `opts` proved about `host`, for the probe's list
+/// of passed checks; `None` under `disable` and `prefer`, where TLS is not required and a
+/// plaintext session may have been used.
+///
+/// WHY a line of its own: an operator reading `rotor probe` must see that TLS was checked
+/// (and how strictly) apart from "reachable", so a later TLS refusal is not mistaken for a
+/// network problem.
+pub fn verified_check(opts: &TlsOptions, host: &str) -> Option<String> {
+    let roots = match &opts.roots {
+        crate::options::Roots::File(p) => format!("the CA in {}", p.display()),
+        crate::options::Roots::System => "the system trust store".to_owned(),
+        crate::options::Roots::Default => {
+            "the default roots (~/.postgresql/root.crt or the system trust store)".to_owned()
+        }
+    };
+    let what = match opts.mode {
+        SslMode::Disable | SslMode::Prefer => return None,
+        SslMode::Require => {
+            "encrypted; the server's identity is not checked (sslmode=require)".to_owned()
+        }
+        SslMode::VerifyCa => {
+            format!("the certificate of {host} is signed by {roots} (host name not checked)")
+        }
+        SslMode::VerifyFull => {
+            format!("the certificate of {host} is valid for that name and signed by {roots}")
+        }
+    };
+    let client = match &opts.client {
+        Some((cert, _)) => format!("; client certificate {} accepted", cert.display()),
+        None => String::new(),
+    };
+    Some(format!("TLS (sslmode={}): {what}{client}", opts.mode))
+}

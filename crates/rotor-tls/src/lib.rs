@@ -29,7 +29,7 @@ mod verify;
 use std::path::Path;
 
 pub use client::client_config;
-pub use explain::{TlsFailure, explain_rustls, no_tls_on_server};
+pub use explain::{TlsFailure, explain_rustls, no_tls_on_server, verified_check};
 pub use mode::{ModeChoice, SslMode, is_loopback};
 pub use options::{Roots, TlsOptions};
 pub use rustls::ClientConfig;

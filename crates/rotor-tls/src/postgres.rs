@@ -88,6 +88,11 @@ impl PgTls {
         &self.opts
     }
 
+    /// The host certificates are checked against (the url's first host).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Connects with `config` (from [`parse_url`], possibly with user, password and
     /// timeouts added) and spawns the connection's task on the current tokio runtime; it
     /// ends when the client is dropped.

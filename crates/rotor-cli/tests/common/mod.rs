@@ -3,6 +3,7 @@
 
 pub mod plugin;
 pub mod replica;
+pub mod ssh;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
