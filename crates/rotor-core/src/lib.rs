@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod config;
 pub mod duration;
+pub mod host;
 pub mod kind;
 pub mod name;
 pub mod policy;
