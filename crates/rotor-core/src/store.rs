@@ -212,7 +212,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// version, and a keyring built from the two holds one key twice (and no previous).
     /// The stage set here comes from one [`versions`](Store::versions) read; versions never
     /// change once written, so reading their values by id afterwards keeps the snapshot.
-    async fn read_staged(&self, secret: &SecretName) -> Result<Vec<(Stage, Versioned)>, StoreError> {
+    async fn read_staged(
+        &self,
+        secret: &SecretName,
+    ) -> Result<Vec<(Stage, Versioned)>, StoreError> {
         let metas = self.versions(secret).await?;
         let mut staged = Vec::new();
         for stage in [Stage::Pending, Stage::Current, Stage::Previous] {

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rotor_core::config::ValueRef;
-use rotor_core::version::VersionId;
 use rotor_core::store::Versioned;
+use rotor_core::version::VersionId;
 use rotor_core::{SecretName, SecretValue, Stage, Store};
 use zeroize::Zeroizing;
 
@@ -42,6 +42,13 @@ impl Cache {
                 )
             })
             .collect()
+    }
+
+    /// The version `r`'s stage was held by in this render (`None`: no version, or not read).
+    pub(crate) fn version_of(&self, r: &ValueRef) -> Option<String> {
+        self.read
+            .get(&(r.secret.clone(), r.stage))
+            .and_then(|v| v.as_ref().map(|(id, _)| id.to_string()))
     }
 }
 

@@ -124,7 +124,8 @@ async fn a_finish_between_two_stage_reads_never_renders_one_version_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rotor.toml");
     std::fs::write(&path, CONFIG).unwrap();
-    let config: Arc<Config> = Arc::new(rotor_core::config::parse(CONFIG, &path, &|_| None).unwrap());
+    let config: Arc<Config> =
+        Arc::new(rotor_core::config::parse(CONFIG, &path, &|_| None).unwrap());
     let inner: Arc<dyn Store> = Arc::new(
         SqliteStore::create(
             &dir.path().join("rotor.db"),

@@ -10,6 +10,8 @@
 //! * [`Moto`]: moto's AWS emulator server (used for AWS Secrets Manager).
 //! * [`Nginx`]: nginx with one location behind HTTP basic auth (an htpasswd file), for
 //!   the reference command plugin.
+//! * [`GithubApi`]: a loopback stand-in for GitHub's Actions secrets API that decrypts what
+//!   it is sent with PyNaCl (GitHub itself cannot be reached from tests).
 //! * [`TestCa`]: a CA made at test time that issues server and client certificates, for
 //!   [`Postgres::start_tls`] (`ssl=on`, TLS-only `pg_hba.conf`) and [`Redis::start_tls`]
 //!   (`--tls-port` only).
@@ -55,6 +57,7 @@
 //! assert_eq!(replies.lines().collect::<Vec<_>>(), ["OK", "app"]);
 //! ```
 
+mod github;
 mod moto;
 mod net;
 mod nginx;
@@ -64,6 +67,7 @@ mod proxy;
 mod redis;
 mod tls;
 
+pub use github::GithubApi;
 pub use moto::{Moto, python};
 pub use net::{free_port, wait_for_port};
 pub use nginx::Nginx;

@@ -16,9 +16,9 @@ use serde::Serialize;
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use parse::{documented_keys, parse};
 pub use service::{
-    EmergencyConfig, GITHUB_API, GithubRender, HttpLimits, NotifySpec, PublicEndpoint,
-    RenderKind, RenderSpec, Scope, ScopeAction, ServerConfig, Template, TemplatePart, TokenSpec,
-    ValueRef, Window, valid_github_secret_name,
+    EmergencyConfig, GITHUB_API, GithubRender, HttpLimits, NotifySpec, PublicEndpoint, RenderKind,
+    RenderSpec, Scope, ScopeAction, ServerConfig, Template, TemplatePart, TokenSpec, ValueRef,
+    Window, valid_github_secret_name,
 };
 
 use crate::policy::Tiers;

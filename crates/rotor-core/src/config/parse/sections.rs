@@ -44,7 +44,13 @@ const RENDER_KEYS: &[&str] = &[
     "secrets",
 ];
 /// The keys of `[[render]]` that only `kind = "github"` has.
-const GITHUB_ONLY_KEYS: &[&str] = &["repository", "environment", "token_env", "api_url", "secrets"];
+const GITHUB_ONLY_KEYS: &[&str] = &[
+    "repository",
+    "environment",
+    "token_env",
+    "api_url",
+    "secrets",
+];
 /// The keys of `[[render]]` that only files have (a GitHub target runs no command).
 const FILE_ONLY_KEYS: &[&str] = &["template", "vars", "on_change", "timeout"];
 const EMERGENCY_KEYS: &[&str] = &["health_urls", "error_rate_url", "report_dir"];
@@ -427,7 +433,11 @@ impl Walker<'_> {
         for (name, v) in vt.iter() {
             let span = v.span().unwrap_or(0..0);
             let Some(text) = v.as_str() else {
-                self.error(span, format!("render {key} `{name}` must be a string"), None);
+                self.error(
+                    span,
+                    format!("render {key} `{name}` must be a string"),
+                    None,
+                );
                 continue;
             };
             match Template::parse(text, known) {
@@ -535,7 +545,8 @@ impl Walker<'_> {
         };
         let environment = match self.string(t, "environment") {
             Some((e, span)) => {
-                if e.trim().is_empty() || e.chars().count() > 255 || e.chars().any(char::is_control) {
+                if e.trim().is_empty() || e.chars().count() > 255 || e.chars().any(char::is_control)
+                {
                     self.error(
                         span,
                         format!("`environment` = {e:?} is not a GitHub environment name"),
@@ -607,7 +618,10 @@ impl Walker<'_> {
         }) {
             self.error(
                 kind_span,
-                format!("this GitHub target repeats {} (same secrets or the same state file)", other.target()),
+                format!(
+                    "this GitHub target repeats {} (same secrets or the same state file)",
+                    other.target()
+                ),
                 Some("merge the two [render.secrets] tables into one [[render]] entry".into()),
             );
             return None;
