@@ -30,10 +30,12 @@ pub(crate) async fn deliver(
 ) -> Result<RenderResult, DeliverError> {
     let target = spec.target();
     // Every reference resolves before anything is sent: a render error sends nothing.
+    // Errors name the target (`github:OWNER/REPO`), not its state file.
+    let named = std::path::PathBuf::from(&target);
     let mut cache = Cache::default();
     let mut values = Vec::with_capacity(templates.len());
     for (name, t) in templates {
-        let mut text = renderer.render_template(&spec.path, t, &mut cache).await?;
+        let mut text = renderer.render_template(&named, t, &mut cache).await?;
         values.push((
             name,
             t,
