@@ -398,3 +398,28 @@ fn check_validates_github_targets() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("needs `secrets`"), "{}", r.stderr);
 }
+
+#[test]
+fn a_long_rate_limit_wait_fails_the_delivery_at_once() {
+    // Owner "secondary": 429 with retry-after 30 s, longer than a retry may wait (5 s).
+    let gh = GithubApi::start(TOKEN).expect("the GitHub API fixture (PyNaCl)");
+    let env = Env::new(&config(&gh.api(), "secondary"));
+    rotor(&env, Some(TOKEN), &["rotate", "jwt-signing"], None).ok();
+    let started = Instant::now();
+    let r = rotor(&env, Some(TOKEN), &["put", "sendgrid"], Some(b"SG.one")).ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "not slept through"
+    );
+    assert!(
+        r.stderr
+            .contains("GitHub's secondary rate limit (HTTP 429: You have exceeded a secondary rate limit.); retry in 30 s"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.reveal("sendgrid", "current"), "SG.one");
+    assert_eq!(gh.state().unwrap()["counts"]["put"], 0);
+    let r = rotor(&env, Some(TOKEN), &["render"], None);
+    assert_eq!(r.code, 1, "still behind, said again: {}", r.stderr);
+    assert!(r.stderr.contains("secondary rate limit"), "{}", r.stderr);
+}
