@@ -1,4 +1,5 @@
-//! Delivery to consumers: the `[[render]]` files of the config.
+//! Delivery to consumers: the `[[render]]` targets of the config, files and (`kind =
+//! "github"`, module `github`) GitHub Actions secrets through `rotor-deliver-github`.
 //!
 //! A [`Renderer`] writes each `[[render]]` target from the store's stages: a `dotenv` file
 //! (the seed's `.env`: `SECRET_KEY`, `SECRET_KEY_PREVIOUS`, `DATABASE_URL`, …), a `json`
