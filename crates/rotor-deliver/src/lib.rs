@@ -75,7 +75,8 @@ pub struct Renderer {
     store: Arc<dyn Store>,
     /// One per `config.render` entry: renders of one target never interleave.
     locks: Vec<tokio::sync::Mutex<()>>,
-    /// How transient failures of remote targets (GitHub) are retried within a delivery.
+    /// How transient failures of remote targets (GitHub) are retried within a delivery: the
+    /// engine's step policy (4 tries, 200 ms doubling, at most 5 s a wait).
     retry: RetryPolicy,
 }
 
@@ -198,13 +199,6 @@ impl Renderer {
             locks,
             retry: RetryPolicy::default(),
         }
-    }
-
-    /// Retries transient failures of remote targets with `retry` (default: the engine's
-    /// step policy, 4 tries from 200 ms doubling to 5 s).
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Renderer {
-        self.retry = retry;
-        self
     }
 
     /// Renders every target (`rotor render`). All targets are tried; when some fail, the
