@@ -341,21 +341,29 @@ fn check_validates_github_targets() {
         assert!(r.stderr.contains(said), "{extra}: {}", r.stderr);
     }
 
-    // A pasted token in token_env is refused and never echoed.
-    let pasted = "ghp_AAAAbbbbCCCCddddEEEE1234";
-    let r = check(
-        &base(&format!(
-            "repository = \"divan/app\"\ntoken_env = \"{pasted}-x\""
-        )),
-        None,
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("not an environment variable name"),
-        "{}",
-        r.stderr
-    );
-    assert!(!r.stderr.contains(pasted), "{}", r.stderr);
+    // A pasted token in token_env is refused and never echoed, whether or not it also
+    // happens to be a valid variable name (classic tokens are).
+    for (pasted, said) in [
+        (
+            "ghp_AAAAbbbbCCCCddddEEEE1234ffffGGGG5678",
+            "looks like a GitHub token",
+        ),
+        (
+            "github_pat_11AAAA_bbbbCCCCdddd",
+            "looks like a GitHub token",
+        ),
+        ("0123-secret-token", "not an environment variable name"),
+    ] {
+        let r = check(
+            &base(&format!(
+                "repository = \"divan/app\"\ntoken_env = \"{pasted}\""
+            )),
+            None,
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains(said), "{pasted}: {}", r.stderr);
+        assert!(!r.stderr.contains(pasted), "{}", r.stderr);
+    }
 
     // Secret names by GitHub's rules; a target must reference the store.
     for (secrets, said) in [

@@ -656,6 +656,15 @@ impl Walker<'_> {
                 }
             },
         };
+        if looks_like_github_token(&raw) {
+            // Never echo it.
+            self.error(
+                span,
+                "`token_env` holds what looks like a GitHub token, not a variable name".into(),
+                Some("revoke that token (it is in the config file now), put the new one in an environment variable and write its name: token_env = \"GITHUB_TOKEN\"".into()),
+            );
+            return None;
+        }
         if !valid_env_name(&raw) {
             let help = if raw.contains('$') {
                 "write the variable's name (token_env = \"GITHUB_TOKEN\"), not ${...}: the token never goes in the config"
@@ -756,6 +765,14 @@ fn github_repository(s: &str) -> Option<(String, String)> {
         && repo != "."
         && repo != "..";
     (owner_ok && repo_ok).then(|| (owner.to_owned(), repo.to_owned()))
+}
+
+/// GitHub's token formats: `ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` (classic, OAuth, user,
+/// server, refresh) and `github_pat_` (fine-grained). Some are valid variable names too.
+fn looks_like_github_token(s: &str) -> bool {
+    ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]
+        .iter()
+        .any(|p| s.starts_with(p))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`.
