@@ -339,6 +339,11 @@ fn check_validates_github_targets() {
         let r = check(&base(extra), Some(TOKEN));
         assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
         assert!(r.stderr.contains(said), "{extra}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("x:y@"),
+            "credentials never echoed: {}",
+            r.stderr
+        );
     }
 
     // A pasted token in token_env is refused and never echoed, whether or not it also

@@ -700,7 +700,8 @@ impl Walker<'_> {
             Err(why) => {
                 self.error(
                     span,
-                    format!("`api_url` = {url:?}: {why}"),
+                    // Not echoed: it may carry credentials or a token in its query.
+                    format!("`api_url`: {why}"),
                     Some("use https://api.github.com (the default) or https://HOST/api/v3 for GitHub Enterprise Server; http:// only for a loopback host".into()),
                 );
                 None
