@@ -148,7 +148,7 @@ impl CatchUp {
             match &r.on_change {
                 rotor_deliver::OnChangeOutcome::Failed(m) => eprintln!("warning: {m}"),
                 _ if r.changed => {
-                    eprintln!("{}: was behind the store; rendered again", r.path.display())
+                    eprintln!("{}: was behind the store; rendered again", r.target)
                 }
                 _ => {}
             }

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod config;
 pub mod credential;
 pub mod duration;
+pub mod host;
 pub mod kind;
 pub mod name;
 pub mod policy;

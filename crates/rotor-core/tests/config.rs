@@ -461,6 +461,112 @@ window = "Tue 02:00-04:00 Mars/Olympus"
 }
 
 #[test]
+fn github_render_targets() {
+    let text = r#"
+[secrets.jwt-signing]
+kind = "random"
+tier = "high"
+
+[[render]]
+kind = "github"
+repository = "divan/app"
+[render.secrets]
+JWT_SIGNING_KEY = "{{ jwt-signing.current }}"
+
+[[render]]
+kind = "github"
+repository = "divan/app"
+environment = "staging / eu"
+token_env = "STAGING_GITHUB_TOKEN"
+api_url = "http://127.0.0.1:8080/"
+path = "state/gh.json"
+[render.secrets]
+JWT_SIGNING_KEY = "k={{ jwt-signing.current }}"
+"#;
+    // Defaults: the public API, GITHUB_TOKEN, a state file beside the config; an unset
+    // token variable is a warning (it may be set only where rotor runs), never an error.
+    let cfg = parse(text).expect("valid");
+    let g = cfg.render[0].github.as_ref().expect("github");
+    assert_eq!(cfg.render[0].kind, config::RenderKind::Github);
+    assert_eq!(
+        (g.owner.as_str(), g.repo.as_str(), g.environment.as_deref()),
+        ("divan", "app", None)
+    );
+    assert_eq!(g.api_url, "https://api.github.com");
+    assert_eq!(g.token_env, "GITHUB_TOKEN");
+    assert_eq!(
+        cfg.render[0].path,
+        Path::new("/etc/rotor/.rotor-github-divan-app.json")
+    );
+    assert_eq!(cfg.render[0].target(), "github:divan/app");
+    assert_eq!(cfg.render[0].vars[0].0, "JWT_SIGNING_KEY");
+    let g = cfg.render[1].github.as_ref().expect("github");
+    assert_eq!(g.environment.as_deref(), Some("staging / eu"));
+    assert_eq!(
+        g.api_url, "http://127.0.0.1:8080",
+        "loopback http, trailing / dropped"
+    );
+    assert_eq!(cfg.render[1].path, Path::new("/etc/rotor/state/gh.json"));
+    let warned: Vec<_> = cfg
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.clone()))
+        .collect();
+    assert_eq!(warned.len(), 2, "{warned:?}");
+    assert!(
+        warned[0].1.contains("GITHUB_TOKEN is not set"),
+        "{warned:?}"
+    );
+    assert_eq!(warned[1].0, 16, "the warning points at token_env");
+    let set = config::parse(text, Path::new("/etc/rotor/rotor.toml"), &|k| {
+        (k == "GITHUB_TOKEN" || k == "STAGING_GITHUB_TOKEN").then(|| "t".to_owned())
+    })
+    .expect("valid");
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+
+    // The same repository twice would fight over its secrets.
+    let twice = format!(
+        "{text}\n[[render]]\nkind = \"github\"\nrepository = \"Divan/App\"\n[render.secrets]\nX = \"{{{{ jwt-signing.current }}}}\"\n"
+    );
+    check(
+        &twice,
+        &[("23:8 -", "repeats github:divan/app", "merge the two")],
+    );
+    // File keys on a GitHub target, GitHub keys on a file.
+    check(
+        r#"
+[secrets.a]
+kind = "random"
+tier = "high"
+[[render]]
+kind = "github"
+repository = "divan/app"
+timeout = "5s"
+[render.secrets]
+A = "{{ a.current }}"
+[[render]]
+kind = "dotenv"
+path = ".env"
+repository = "divan/app"
+[render.vars]
+A = "{{ a.current }}"
+"#,
+        &[
+            (
+                "8:1 -",
+                "`timeout` is not a key of a kind = \"github\" render",
+                "",
+            ),
+            (
+                "14:1 -",
+                "`repository` is not a key of a kind = \"dotenv\" render",
+                "kind = \"github\"",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn store_kinds() {
     let cfg =
         parse("[store]\nkind = \"postgres\"\nurl = \"postgres://rotor@db/rotor\"\n").expect("pg");

@@ -24,7 +24,7 @@ use crate::GithubError;
 use crate::seal::RepoKey;
 
 /// GitHub's API, unless configured otherwise (GitHub Enterprise: `https://HOST/api/v3`).
-pub const DEFAULT_API: &str = "https://api.github.com";
+pub const DEFAULT_API: &str = rotor_core::config::GITHUB_API;
 
 /// Where the secrets go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,16 +65,9 @@ impl Scope {
     }
 }
 
-/// Whether GitHub accepts `name` as a secret name: letters, digits and `_`, not starting
-/// with a digit or `GITHUB_`.
-pub fn valid_secret_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.to_ascii_uppercase().starts_with("GITHUB_")
-}
+/// Whether GitHub accepts `name` as a secret name (the rule lives in rotor-core, where
+/// `rotor check` applies it to `[render.secrets]`).
+pub use rotor_core::config::valid_github_secret_name as valid_secret_name;
 
 /// What a `PUT` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

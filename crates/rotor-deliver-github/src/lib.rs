@@ -7,6 +7,10 @@
 //! Rate limits, permissions, unknown repositories and outages become errors that say what
 //! to do and whether a retry helps ([`GithubError`]).
 //!
+//! Selected by `[[render]] kind = "github"` in `rotor.toml`; `rotor-deliver` renders the
+//! values and calls [`GithubTarget::write`], so engine deliveries, `rotor render` and
+//! catch-up reach it alike. This crate knows nothing of the store or the config.
+//!
 //! What was and was not tested against the real service: see `docs/github-secrets.md`.
 
 mod client;

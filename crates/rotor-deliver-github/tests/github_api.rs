@@ -1,10 +1,10 @@
 //! The GitHub target against a loopback server that follows GitHub's documented endpoints
-//! (tests/fixtures/github_api.py) and decrypts every value with PyNaCl, plus the sealed box
+//! (rotor-test-support's `GithubApi`, fixtures/github_api.py) and decrypts every value with PyNaCl, plus the sealed box
 //! checked directly by PyNaCl with a test key pair.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use rotor_core::SecretValue;
 use rotor_deliver_github::{GithubClient, GithubTarget, Item, RepoKey, Scope};
@@ -17,52 +17,20 @@ fn python() -> std::path::PathBuf {
         .expect("the test venv's python with PyNaCl (run scripts/install-deps)")
 }
 
-/// The fixture server; killed on drop.
-struct Fixture {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The fixture server (rotor-test-support's `GithubApi`, `fixtures/github_api.py`).
+struct Fixture(rotor_test_support::GithubApi);
 
 impl Fixture {
     fn start() -> Fixture {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github_api.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg(TOKEN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the GitHub API fixture");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("fixture said {line:?}"));
-        Fixture { child, port }
+        Fixture(rotor_test_support::GithubApi::start(TOKEN).expect("the GitHub API fixture"))
     }
 
     fn api(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.api()
     }
 
     fn state(&self) -> serde_json::Value {
-        let out = Command::new(python())
-            .arg("-c")
-            .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())")
-            .arg(format!("{}/_fixture", self.api()))
-            .output()
-            .expect("query fixture");
-        serde_json::from_slice(&out.stdout).expect("fixture json")
+        self.0.state().expect("fixture state")
     }
 
     fn client(&self, token: &str, scope: Scope) -> GithubClient {

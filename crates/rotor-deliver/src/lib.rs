@@ -1,4 +1,5 @@
-//! Delivery to consumers: the `[[render]]` files of the config.
+//! Delivery to consumers: the `[[render]]` targets of the config, files and (`kind =
+//! "github"`, module `github`) GitHub Actions secrets through `rotor-deliver-github`.
 //!
 //! A [`Renderer`] writes each `[[render]]` target from the store's stages: a `dotenv` file
 //! (the seed's `.env`: `SECRET_KEY`, `SECRET_KEY_PREVIOUS`, `DATABASE_URL`, …), a `json`
@@ -49,6 +50,7 @@
 
 mod command;
 mod format;
+mod github;
 pub mod private_dir;
 mod state;
 mod values;
@@ -59,7 +61,7 @@ use std::sync::Arc;
 
 use rotor_core::config::{RenderKind, RenderSpec, Template};
 use rotor_core::{Config, SecretName, Store, StoreError};
-use rotor_engine::{Deliver, StageChange};
+use rotor_engine::{Deliver, RetryPolicy, StageChange};
 use zeroize::Zeroizing;
 
 pub use format::{dotenv_quote, valid_var_name};
@@ -73,6 +75,9 @@ pub struct Renderer {
     store: Arc<dyn Store>,
     /// One per `config.render` entry: renders of one target never interleave.
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// How transient failures of remote targets (GitHub) are retried within a delivery: the
+    /// engine's step policy (4 tries, 200 ms doubling, at most 5 s a wait).
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -84,7 +89,7 @@ impl std::fmt::Debug for Renderer {
                     .config
                     .render
                     .iter()
-                    .map(|r| r.path.display().to_string())
+                    .map(RenderSpec::target)
                     .collect::<Vec<_>>(),
             )
             .field("store", &self.store)
@@ -95,8 +100,12 @@ impl std::fmt::Debug for Renderer {
 /// What rendering one target did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderResult {
+    /// The file written (for a GitHub target: its state file).
     pub path: PathBuf,
-    /// The file was (re)written: its content differed, or it did not exist.
+    /// What the target is called: the file, or `github:OWNER/REPO[/ENVIRONMENT]`.
+    pub target: String,
+    /// The file was (re)written: its content differed, or it did not exist (GitHub: some
+    /// secret was written).
     pub changed: bool,
     pub on_change: OnChangeOutcome,
 }
@@ -154,6 +163,14 @@ pub enum DeliverError {
     /// The target's directory lets other users replace the file (see [`private_dir`]).
     #[error("render {path}: {why}")]
     UnsafeDirectory { path: PathBuf, why: String },
+    /// A GitHub target failed: the crate's message, its fix, and whether a retry helps
+    /// (`source.transient`). Never the token or a value.
+    #[error("render {target}: {source}")]
+    Github {
+        target: String,
+        #[source]
+        source: rotor_deliver_github::GithubError,
+    },
     #[error("render {path}: cannot {op}: {source}")]
     Io {
         path: PathBuf,
@@ -180,6 +197,7 @@ impl Renderer {
             config,
             store,
             locks,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -237,6 +255,11 @@ impl Renderer {
         {
             return Ok(None);
         }
+        if let Some(github) = &spec.github {
+            return github::deliver(self, spec, github, &templates)
+                .await
+                .map(Some);
+        }
         // Every reference resolves before anything is touched: a render error leaves the
         // target (and its state) as they were.
         let (content, from) = self.content(spec, &templates).await?;
@@ -287,6 +310,7 @@ impl Renderer {
         tracing::info!(path = %spec.path.display(), changed, "rendered");
         Ok(Some(RenderResult {
             path: spec.path.clone(),
+            target: spec.target(),
             changed,
             on_change,
         }))
@@ -343,7 +367,7 @@ impl Renderer {
         let bytes = match spec.kind {
             RenderKind::Dotenv => format::dotenv(&spec.path, &rendered)?,
             RenderKind::Json => format::json(&rendered),
-            RenderKind::Template => {
+            RenderKind::Template | RenderKind::Github => {
                 let mut out = Zeroizing::new(Vec::new());
                 for (_, v) in &rendered {
                     out.extend_from_slice(v.as_bytes());

@@ -43,6 +43,13 @@ impl Cache {
             })
             .collect()
     }
+
+    /// The version `r`'s stage was held by in this render (`None`: no version, or not read).
+    pub(crate) fn version_of(&self, r: &ValueRef) -> Option<String> {
+        self.read
+            .get(&(r.secret.clone(), r.stage))
+            .and_then(|v| v.as_ref().map(|(id, _)| id.to_string()))
+    }
 }
 
 /// The text a reference renders to.

@@ -39,7 +39,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub(crate) fn delay(&self, attempt: u32) -> std::time::Duration {
+    /// The wait before try `attempt + 1` (the first retry waits `base`).
+    pub fn delay(&self, attempt: u32) -> std::time::Duration {
         self.base
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
             .min(self.max)

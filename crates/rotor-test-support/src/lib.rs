@@ -12,6 +12,8 @@
 //!   the reference command plugin.
 //! * [`Sshd`]: OpenSSH's sshd as the current user, public keys from one authorized_keys
 //!   file, for the second reference plugin (`examples/plugins/ssh-authorized-keys`).
+//! * [`GithubApi`]: a loopback stand-in for GitHub's Actions secrets API that decrypts what
+//!   it is sent with PyNaCl (GitHub itself cannot be reached from tests).
 //! * [`TestCa`]: a CA made at test time that issues server and client certificates, for
 //!   [`Postgres::start_tls`] (`ssl=on`, TLS-only `pg_hba.conf`) and [`Redis::start_tls`]
 //!   (`--tls-port` only).
@@ -60,6 +62,7 @@
 //! assert_eq!(replies.lines().collect::<Vec<_>>(), ["OK", "app"]);
 //! ```
 
+mod github;
 mod moto;
 mod net;
 mod nginx;
@@ -71,6 +74,7 @@ mod sshd;
 pub mod store_contract;
 mod tls;
 
+pub use github::GithubApi;
 pub use moto::{Moto, python};
 pub use net::{free_port, wait_for_port};
 pub use nginx::Nginx;

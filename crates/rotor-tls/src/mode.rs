@@ -1,7 +1,6 @@
 //! libpq's `sslmode`: what each mode promises, and which one applies when the URL names none.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::TlsError;
@@ -105,19 +104,8 @@ impl ModeChoice {
     }
 }
 
-/// `localhost`, `127.0.0.0/8`, `::1` (with or without brackets), or a unix socket path:
-/// hosts whose traffic never leaves the machine. Names are not resolved: a DNS name that
-/// happens to point at 127.0.0.1 is treated as remote, which errs on the safe side.
-pub fn is_loopback(host: &str) -> bool {
-    if host.starts_with('/') || host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+/// Loopback hosts (the rule lives in rotor-core, shared with the config's URL checks).
+pub use rotor_core::host::is_loopback;
 
 /// The mode for `explicit` (from the URL) or the default for `hosts`.
 pub fn choose(explicit: Option<SslMode>, hosts: &[&str]) -> (SslMode, ModeChoice) {

@@ -28,9 +28,12 @@ pub fn check(config_path: &Path, format: Format) -> anyhow::Result<()> {
             if format == Format::Json {
                 println!(
                     "{}",
-                    serde_json::json!({ "valid": true, "secrets": config.secrets.len() })
+                    serde_json::json!({ "valid": true, "secrets": config.secrets.len(), "warnings": config.warnings })
                 );
             } else {
+                for w in &config.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: ok, {} secrets",
                     config.source.display(),

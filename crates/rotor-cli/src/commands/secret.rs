@@ -190,7 +190,7 @@ pub async fn render(config_path: &Path, format: Format) -> anyhow::Result<()> {
         .iter()
         .map(|r| {
             vec![
-                r.path.display().to_string(),
+                r.target.clone(),
                 if r.changed { "written" } else { "unchanged" }.to_owned(),
                 match &r.on_change {
                     rotor_deliver::OnChangeOutcome::NotConfigured => "-".to_owned(),
@@ -203,7 +203,7 @@ pub async fn render(config_path: &Path, format: Format) -> anyhow::Result<()> {
         .collect();
     let json: Vec<_> = results
         .iter()
-        .map(|r| serde_json::json!({ "path": r.path, "changed": r.changed, "ok": r.is_ok() }))
+        .map(|r| serde_json::json!({ "path": r.path, "target": r.target, "changed": r.changed, "ok": r.is_ok() }))
         .collect();
     output::print(format, &["TARGET", "FILE", "ON_CHANGE"], rows, &json)?;
     for e in &errors {

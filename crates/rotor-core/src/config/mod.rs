@@ -16,8 +16,9 @@ use serde::Serialize;
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use parse::{documented_keys, parse};
 pub use service::{
-    EmergencyConfig, HttpLimits, NotifySpec, PublicEndpoint, RenderKind, RenderSpec, Scope,
-    ScopeAction, ServerConfig, Template, TemplatePart, TokenSpec, ValueRef, Window,
+    EmergencyConfig, GITHUB_API, GithubRender, HttpLimits, NotifySpec, PublicEndpoint, RenderKind,
+    RenderSpec, Scope, ScopeAction, ServerConfig, Template, TemplatePart, TokenSpec, ValueRef,
+    Window, valid_github_secret_name,
 };
 
 use crate::policy::Tiers;
@@ -37,6 +38,10 @@ pub struct Config {
     pub notify: Vec<NotifySpec>,
     pub render: Vec<RenderSpec>,
     pub emergency: EmergencyConfig,
+    /// Problems that do not stop rotor from starting but will fail something later (e.g. a
+    /// GitHub target's token variable not set now): `rotor check` prints them.
+    #[serde(skip)]
+    pub warnings: Vec<Diagnostic>,
     /// Secret name → position in `secrets`, so lookups stay O(1) in large inventories.
     #[serde(skip)]
     index: std::collections::HashMap<String, usize>,

@@ -85,6 +85,7 @@ pub fn parse(
         file: path.to_path_buf(),
         env,
         diags: Vec::new(),
+        warnings: Vec::new(),
         secret: None,
     };
     let doc = match Document::parse(text) {
@@ -153,6 +154,7 @@ pub fn parse(
             notify,
             render,
             emergency,
+            warnings: w.warnings,
             index: Default::default(),
         }
         .indexed())
@@ -168,21 +170,34 @@ struct Walker<'a> {
     file: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
     diags: Vec<Diagnostic>,
+    /// Diagnostics that do not make the config invalid ([`Config::warnings`]).
+    warnings: Vec<Diagnostic>,
     /// The secret being walked, named in its diagnostics.
     secret: Option<String>,
 }
 
 impl Walker<'_> {
     fn error(&mut self, span: Range<usize>, message: String, help: Option<String>) {
+        let d = self.diagnostic(span, message, help);
+        self.diags.push(d);
+    }
+
+    /// A problem that does not make the config invalid (see [`Config::warnings`]).
+    fn warn(&mut self, span: Range<usize>, message: String, help: Option<String>) {
+        let d = self.diagnostic(span, message, help);
+        self.warnings.push(d);
+    }
+
+    fn diagnostic(&self, span: Range<usize>, message: String, help: Option<String>) -> Diagnostic {
         let (line, column) = line_col(self.text, span.start);
-        self.diags.push(Diagnostic {
+        Diagnostic {
             file: self.file.clone(),
             line,
             column,
             secret: self.secret.clone(),
             message,
             help,
-        });
+        }
     }
 
     fn unknown_keys(&mut self, table: &dyn TableLike, known: &[&str], section: &str) {

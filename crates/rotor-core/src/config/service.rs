@@ -2,6 +2,7 @@
 //! (`[[notify]]`), delivery to consumers (`[[render]]`), emergency checks (`[emergency]`), and
 //! per-secret maintenance windows.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -296,18 +297,35 @@ impl NotifyEvent {
     }
 }
 
-/// `[[render]]`: a file written for consumers after every finish and retire.
+/// `[[render]]`: a target written for consumers after every finish, retire and put: a file,
+/// or (`kind = "github"`) GitHub Actions secrets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RenderSpec {
     pub kind: RenderKind,
+    /// The file to write; for `github`, the state file recording what was written there
+    /// (fingerprints only, never a value).
     pub path: PathBuf,
     /// For `kind = "template"`: the template file (with `{{ secret.stage[.field] }}` references).
     pub template: Option<PathBuf>,
-    /// For `dotenv` and `json`: variable name → template, in file order.
+    /// For `dotenv` and `json`: variable name → template, in file order; for `github`
+    /// (`[render.secrets]`): GitHub secret name → template.
     pub vars: Vec<(String, Template)>,
     /// A shell command run after the file changed (e.g. `docker compose restart backend`).
     pub on_change: Option<String>,
     pub timeout: Duration,
+    /// For `kind = "github"`: where the secrets go.
+    pub github: Option<GithubRender>,
+}
+
+impl RenderSpec {
+    /// What the target is called in messages and `rotor render`: the file, or
+    /// `github:OWNER/REPO[/ENVIRONMENT]`.
+    pub fn target(&self) -> String {
+        match &self.github {
+            Some(g) => g.to_string(),
+            None => self.path.display().to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -316,6 +334,47 @@ pub enum RenderKind {
     Dotenv,
     Json,
     Template,
+    /// GitHub Actions repository or environment secrets (`rotor-deliver-github`).
+    Github,
+}
+
+/// GitHub's API, unless `api_url` says otherwise (GitHub Enterprise: `https://HOST/api/v3`).
+pub const GITHUB_API: &str = "https://api.github.com";
+
+/// `[[render]] kind = "github"`: a repository's (or one of its environments') Actions
+/// secrets. The token is never in the config: `token_env` names the variable holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GithubRender {
+    pub owner: String,
+    pub repo: String,
+    /// Environment secrets of this deployment environment instead of repository secrets.
+    pub environment: Option<String>,
+    /// The environment variable holding the token (read at every delivery).
+    pub token_env: String,
+    /// `https://api.github.com` by default; `http://` only for a loopback host.
+    pub api_url: String,
+}
+
+impl fmt::Display for GithubRender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "github:{}/{}", self.owner, self.repo)?;
+        if let Some(env) = &self.environment {
+            write!(f, "/{env}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether GitHub accepts `name` as an Actions secret name: letters, digits and `_`, not
+/// starting with a digit or `GITHUB_` (GitHub's documented naming rules; GitHub compares
+/// names case-insensitively and stores them upper-case).
+pub fn valid_github_secret_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_uppercase().starts_with("GITHUB_")
 }
 
 /// A string with `{{ secret.stage[.field] }}` references.
