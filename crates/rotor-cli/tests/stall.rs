@@ -10,23 +10,13 @@
 
 mod common;
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{count, serve};
+use common::replica::{count, random_fleet_config, serve, signal};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 250;
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig}");
-}
 
 const FINISHED: &str = "SELECT count(*) FROM rotor_audit WHERE action = 'rotation.finish'";
 /// rotor sessions idle inside a transaction for more than 200 ms: only a stopped process's
@@ -41,15 +31,7 @@ const STUCK: &str = "SELECT count(*) FROM pg_stat_activity WHERE application_nam
 fn a_replica_stopped_inside_a_transaction_does_not_stall_the_other() {
     let pg = Postgres::start().expect("start PostgreSQL");
     pg.create_db("rotor").expect("create db");
-    let mut config = format!(
-        "[store]\nkind = \"postgres\"\nurl = \"postgres://postgres:${{PGPW}}@127.0.0.1:{}/rotor\"\n\n[server]\nlease = \"3s\"\nmax_concurrent_rotations = 8\nretry_backoff = \"1s\"\n",
-        pg.port()
-    );
-    for i in 0..SECRETS {
-        config.push_str(&format!(
-            "\n[secrets.s{i:04}]\nkind = \"random\"\nrotate_every = \"90d\"\ngrace = \"0s\"\n"
-        ));
-    }
+    let config = random_fleet_config(&pg, SECRETS, "3s");
     let env = Env::uninit(&config);
     let mut init = env.command(&["init"]);
     init.env("PGPW", pg.admin_password());

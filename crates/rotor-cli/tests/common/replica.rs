@@ -1,6 +1,6 @@
 //! `rotor serve` replicas on one PostgreSQL store, and counting what they did from its tables.
 
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use rotor_test_support::Postgres;
 
@@ -25,4 +25,29 @@ pub fn serve(env: &Env, pw: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn rotor serve")
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to `child` with kill(1).
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+/// The config of `secrets` due random secrets on the PostgreSQL store `pg` (password from
+/// `PGPW`), with the given `[server]` lease.
+pub fn random_fleet_config(pg: &Postgres, secrets: usize, lease: &str) -> String {
+    let mut config = format!(
+        "[store]\nkind = \"postgres\"\nurl = \"postgres://postgres:${{PGPW}}@127.0.0.1:{}/rotor\"\n\n[server]\nlease = \"{lease}\"\nmax_concurrent_rotations = 8\nretry_backoff = \"1s\"\n",
+        pg.port()
+    );
+    for i in 0..secrets {
+        config.push_str(&format!(
+            "\n[secrets.s{i:04}]\nkind = \"random\"\nrotate_every = \"90d\"\ngrace = \"0s\"\n"
+        ));
+    }
+    config
 }
