@@ -95,20 +95,32 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
 /// (replicas on one host, a CLI beside `rotor serve`) each anchor their own changes, in any
 /// order: an exclusive lock on `audit.anchor.lock` orders them, and a head older than the
 /// anchored one is left alone (it would read as a cut tail).
-pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
+///
+/// The lock is only tried, never waited for: when another process holds it, this head is
+/// left to the next change's anchor (any later head of the shared chain covers it) and
+/// `Ok(false)` says so. WHY: the holder may be stopped (SIGSTOP, a frozen VM) while it holds
+/// the lock, and a wait here blocks the caller's async runtime thread (this runs inside
+/// `Store::apply`), so one paused replica froze every other replica in its directory for as
+/// long as it stayed stopped (issue 15.2).
+pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<bool> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(path.with_extension("anchor.lock"))?;
-    lock.lock()?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
     if let Ok(Some(anchored)) = read(path, key)
         && anchored.seq >= head.seq
     {
-        return Ok(());
+        return Ok(true);
     }
-    write(path, head, key)
+    write(path, head, key)?;
+    Ok(true)
 }
 
 /// Reads and authenticates the checkpoint: `Ok(None)` when there is none.
@@ -170,10 +182,17 @@ impl Anchored {
     }
 
     fn anchor(&self, records: &[AuditRecord]) {
-        if let Some(head) = Head::of(records)
-            && let Err(e) = advance(&self.path, &head, &self.key)
-        {
-            tracing::error!(error = %e, anchor = %self.path.display(), "cannot write the audit anchor");
+        let Some(head) = Head::of(records) else {
+            return;
+        };
+        match advance(&self.path, &head, &self.key) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(anchor = %self.path.display(), seq = head.seq, "another process is writing the audit anchor; a later change anchors this head");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, anchor = %self.path.display(), "cannot write the audit anchor");
+            }
         }
     }
 }
@@ -245,5 +264,59 @@ impl Store for Anchored {
         let all = self.inner.audit_all().await?;
         self.anchor(&all);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use rotor_seal::MasterKey;
+
+    use super::*;
+
+    /// Issue 15.2: a process holding the anchor lock (here another open of the lock file, as a
+    /// stopped replica would) must not block `advance`: before, it waited on the lock for as
+    /// long as the holder kept it, inside the caller's async runtime thread.
+    #[test]
+    fn advance_does_not_wait_for_a_held_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.anchor");
+        let master = MasterKey::generate().expect("key");
+        let key = AuditKey::derive(&master);
+        let first = Head {
+            seq: 1,
+            hash: "a".repeat(64),
+        };
+        assert!(advance(&path, &first, &key).expect("advance"));
+        let held = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.with_extension("anchor.lock"))
+            .expect("open the lock");
+        held.lock().expect("hold the lock");
+
+        let (tx, rx) = mpsc::channel();
+        let (p, k) = (path.clone(), AuditKey::derive(&master));
+        std::thread::spawn(move || {
+            let next = Head {
+                seq: 2,
+                hash: "b".repeat(64),
+            };
+            let _ = tx.send(advance(&p, &next, &k).map_err(|e| e.to_string()));
+        });
+        let skipped = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("advance waited on the lock another process holds");
+        assert_eq!(skipped, Ok(false), "the head is left to a later change");
+        assert_eq!(read(&path, &key).expect("read"), Some(first.clone()));
+
+        drop(held);
+        let next = Head {
+            seq: 2,
+            hash: "b".repeat(64),
+        };
+        assert!(advance(&path, &next, &key).expect("advance"));
+        assert_eq!(read(&path, &key).expect("read"), Some(next));
     }
 }

@@ -58,8 +58,15 @@ impl Rng {
 
 /// What the test did to a process, with wall-clock times comparable to the audit's.
 enum Fault {
-    Killed { pid: u32, at: Timestamp },
-    Paused { pid: u32, from: Timestamp, to: Timestamp },
+    Killed {
+        pid: u32,
+        at: Timestamp,
+    },
+    Paused {
+        pid: u32,
+        from: Timestamp,
+        to: Timestamp,
+    },
 }
 
 struct Record {
@@ -252,12 +259,7 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
         .lines()
         .map(str::to_owned)
         .collect();
-    let count_of = |what: &str| {
-        records
-            .iter()
-            .filter(|r| r.action == what)
-            .count()
-    };
+    let count_of = |what: &str| records.iter().filter(|r| r.action == what).count();
     let line = serde_json::json!({
         "seed": seed,
         "secrets": SECRETS,
@@ -297,7 +299,10 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
         0,
         "every rotation completed"
     );
-    assert!(backwards.is_empty(), "audit times go backwards: {backwards:?}");
+    assert!(
+        backwards.is_empty(),
+        "audit times go backwards: {backwards:?}"
+    );
     assert_eq!(
         count(
             &pg,
