@@ -1,9 +1,9 @@
 //! Issue 15: replicas under chaos, judged from the audit log.
 //!
-//! Three `rotor serve` replicas on one PostgreSQL store (lease 2 s) rotate 300 random and 30
+//! Three `rotor serve` replicas on one PostgreSQL store (lease 3 s) rotate 300 random and 30
 //! JWT secrets (ES256, so each waits at `activate` for its 1 s prepublish), all due. While they
 //! work, replicas are SIGKILLed at random moments and restarted (four kills), and one replica is
-//! SIGSTOPped for 4 s (twice the lease) and then SIGCONTed. The seed is printed; `CHAOS_SEED`
+//! SIGSTOPped for 6 s (twice the lease) and then SIGCONTed. The seed is printed; `CHAOS_SEED`
 //! replays a run's choices (not its timing).
 //!
 //! Then, read from the store's audit log (and its tables):
@@ -41,7 +41,7 @@ const SECRETS: usize = RANDOM + JWT;
 const REPLICAS: usize = 3;
 const KILLS: usize = 4;
 /// Twice the lease.
-const PAUSE: Duration = Duration::from_secs(4);
+const PAUSE: Duration = Duration::from_secs(6);
 const FINISHED: &str = "SELECT count(*) FROM rotor_audit WHERE action = 'rotation.finish'";
 
 /// A small xorshift generator: the test needs varied choices, not good randomness.
@@ -57,6 +57,7 @@ impl Rng {
 }
 
 /// What the test did to a process, with wall-clock times comparable to the audit's.
+#[derive(Debug)]
 enum Fault {
     Killed {
         pid: u32,
@@ -142,7 +143,7 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
 
     let pg = Postgres::start().expect("start PostgreSQL");
     pg.create_db("rotor").expect("create db");
-    let mut config = random_fleet_config(&pg, RANDOM, "2s");
+    let mut config = random_fleet_config(&pg, RANDOM, "3s");
     for i in 0..JWT {
         config.push_str(&format!(
             "\n[secrets.j{i:02}]\nkind = \"jwt\"\nalgorithm = \"ES256\"\njwks_max_age = \"0s\"\ntoken_lifetime = \"1s\"\nleeway = \"0s\"\ngrace = \"1s\"\nrotate_every = \"90d\"\n"
@@ -177,8 +178,8 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
         let i = usize::try_from(rng.below(REPLICAS as u64)).unwrap_or(0);
         let pid = replicas[i].id();
         if pause {
-            let from = Timestamp::now();
             signal(&replicas[i], "-STOP");
+            let from = Timestamp::now();
             std::thread::sleep(PAUSE);
             signal(&replicas[i], "-CONT");
             faults.push(Fault::Paused {
@@ -238,11 +239,16 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
             "rotation.lease" if rec.reason.is_some() => match judge(rec, &faults) {
                 Some(kind) => *takeovers.entry(kind).or_default() += 1,
                 None => live.push(format!(
-                    "seq {} at {} by {}: {}",
+                    "seq {} at {} by {}: {}; before it: {:?}",
                     rec.seq,
                     rec.time,
                     rec.actor,
-                    rec.reason.as_deref().unwrap_or("")
+                    rec.reason.as_deref().unwrap_or(""),
+                    records
+                        .iter()
+                        .filter(|r| r.rotation == rec.rotation && r.seq < rec.seq)
+                        .map(|r| format!("{} {} {}", r.time, r.action, r.actor))
+                        .collect::<Vec<_>>()
                 )),
             },
             _ => {}
@@ -289,7 +295,10 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
     assert_eq!(finishes.len(), SECRETS, "a finish of an unknown rotation");
     let twice: Vec<_> = retires.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "retired more than once: {twice:?}");
-    assert!(live.is_empty(), "leases taken from live holders: {live:#?}");
+    assert!(
+        live.is_empty(),
+        "leases taken from live holders: {live:#?}\nfaults: {faults:#?}"
+    );
     assert_eq!(count_of("rotation.failed"), 0, "a rotation failed");
     assert_eq!(
         count(

@@ -1,6 +1,7 @@
 //! `rotor serve` replicas on one PostgreSQL store, and counting what they did from its tables.
 
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rotor_test_support::Postgres;
 
@@ -27,7 +28,9 @@ pub fn serve(env: &Env, pw: &str) -> Child {
         .expect("spawn rotor serve")
 }
 
-/// Sends `sig` (`-STOP`, `-CONT`) to `child` with kill(1).
+/// Sends `sig` (`-STOP`, `-CONT`) to `child` with kill(1). For those two, returns only once
+/// `/proc` shows the process stopped (or no longer stopped), so a caller's clock reading after
+/// it brackets the moment (spawning kill(1) can take seconds on a loaded machine).
 pub fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -35,6 +38,25 @@ pub fn signal(child: &Child, sig: &str) {
         .expect("kill")
         .success();
     assert!(ok, "kill {sig}");
+    let want_stopped = match sig {
+        "-STOP" => true,
+        "-CONT" => false,
+        _ => return,
+    };
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The state is the field after the parenthesised command name.
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        let state = text
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if matches!(state, Some('T')) == want_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sig} not in effect: {text}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The config of `secrets` due random secrets on the PostgreSQL store `pg` (password from
