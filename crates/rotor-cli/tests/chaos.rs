@@ -27,11 +27,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{count, random_fleet_config, serve, signal};
+use common::replica::{Replica, count, random_fleet_config, serve, signal};
 use jiff::Timestamp;
 use rotor_test_support::Postgres;
 
@@ -157,7 +156,7 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
 
     let start = Instant::now();
     let deadline = Duration::from_secs(55);
-    let mut replicas: Vec<Child> = (0..REPLICAS).map(|_| serve(&env, &pw)).collect();
+    let mut replicas: Vec<Replica> = (0..REPLICAS).map(|_| serve(&env, &pw)).collect();
     let mut faults = Vec::new();
 
     // Faults at random points of the work: four kills (each restarted after a moment) and one

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{count, random_fleet_config, serve};
+use common::replica::{Replica, count, random_fleet_config, serve};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 1_000;
@@ -24,7 +23,7 @@ fn three_replicas_one_killed_every_secret_rotated_exactly_once() {
     assert!(init.output().expect("init").status.success());
 
     let pw = pg.admin_password().to_owned();
-    let mut replicas: Vec<Child> = (0..3).map(|_| serve(&env, &pw)).collect();
+    let mut replicas: Vec<Replica> = (0..3).map(|_| serve(&env, &pw)).collect();
 
     // Kill replica 0 with SIGKILL once about a third of the secrets are done.
     let start = Instant::now();

@@ -16,16 +16,42 @@ pub fn count(pg: &Postgres, sql: &str) -> usize {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// A running `rotor serve`, SIGKILLed when dropped: a failed assertion leaves no replica
+/// (stopped or not) behind.
+pub struct Replica(Child);
+
+impl std::ops::Deref for Replica {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Replica {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A `rotor serve` replica of `env`'s config, the store's password in `PGPW`.
-pub fn serve(env: &Env, pw: &str) -> Child {
-    env.command(&["serve", "--listen", "127.0.0.1:0"])
+pub fn serve(env: &Env, pw: &str) -> Replica {
+    let child = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("PGPW", pw)
         .env("ROTOR_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn rotor serve")
+        .expect("spawn rotor serve");
+    Replica(child)
 }
 
 /// Sends `sig` (`-STOP`, `-CONT`) to `child` with kill(1). For those two, returns only once
