@@ -23,6 +23,13 @@
 //! - every secret has exactly one `current` and none is left `pending`.
 //!
 //! The counts (finishes, retires, takeovers, kills) are printed as one JSON line.
+//!
+//! What it found: a replica stopped while it held the audit anchor's file lock froze every
+//! other replica sharing its config directory (their `Store::apply` waited for the lock on an
+//! async thread) until it was continued, so their leases lapsed and were taken over from live
+//! holders; fixed in `rotor-cli` `anchor.rs` (regression test there). And a 2 s lease is too
+//! short: a stopped replica may hold the audit head for the 2 s idle-in-transaction timeout,
+//! and a live holder's lease can lapse meanwhile; hence 3 s here, as docs/ha-postgres.md says.
 
 mod common;
 
