@@ -41,7 +41,10 @@ fn main() -> ExitCode {
             Ok(text) => text.replace('\n', " "),
             Err(e) => format!("ERROR: {}", e.to_string().replace('\n', " ")),
         };
-        if writeln!(out, "{answer}").and_then(|()| out.flush()).is_err() {
+        if writeln!(out, "{answer}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             break;
         }
     }
