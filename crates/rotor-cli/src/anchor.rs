@@ -15,7 +15,7 @@
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -95,20 +95,33 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
 /// (replicas on one host, a CLI beside `rotor serve`) each anchor their own changes, in any
 /// order: an exclusive lock on `audit.anchor.lock` orders them, and a head older than the
 /// anchored one is left alone (it would read as a cut tail).
-pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
+///
+/// With `wait` false the lock is only tried: when another process holds it, nothing is
+/// written and `Ok(false)` says so (see [`Anchored`], which then leaves the head to a
+/// background writer).
+pub fn advance(path: &Path, head: &Head, key: &AuditKey, wait: bool) -> std::io::Result<bool> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(path.with_extension("anchor.lock"))?;
-    lock.lock()?;
+    if wait {
+        lock.lock()?;
+    } else {
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
     if let Ok(Some(anchored)) = read(path, key)
         && anchored.seq >= head.seq
     {
-        return Ok(());
+        return Ok(true);
     }
-    write(path, head, key)
+    write(path, head, key)?;
+    Ok(true)
 }
 
 /// Reads and authenticates the checkpoint: `Ok(None)` when there is none.
@@ -157,24 +170,123 @@ pub async fn anchor_now(store: &Arc<dyn Store>, config: &Config) -> anyhow::Resu
 }
 
 /// A store that rewrites the checkpoint after every change it commits.
+///
+/// The anchor lock is tried, never waited for, on the caller's (async) thread: when another
+/// process holds it, the head is handed to a background thread that waits for the lock and
+/// writes the newest head handed to it. WHY: the holder may be stopped (SIGSTOP, a frozen VM)
+/// while it holds the lock; a wait inside `apply` blocked the runtime thread, so one paused
+/// replica froze every other replica sharing its config directory for as long as it stayed
+/// stopped (issue 15.2). Dropping the store waits for that thread, so a CLI command's last
+/// head is anchored before it exits.
 #[derive(Debug)]
 pub struct Anchored {
     inner: Arc<dyn Store>,
+    writer: Arc<Writer>,
+}
+
+/// The anchor file, its key, and the head waiting for the lock.
+#[derive(Debug)]
+struct Writer {
     path: PathBuf,
     key: AuditKey,
+    state: Mutex<Deferred>,
+}
+
+#[derive(Debug, Default)]
+struct Deferred {
+    /// The newest head not yet written because the lock was held.
+    head: Option<Head>,
+    /// The thread waiting for the lock, while one runs.
+    thread: Option<std::thread::JoinHandle<()>>,
+    running: bool,
+}
+
+impl Writer {
+    fn state(&self) -> std::sync::MutexGuard<'_, Deferred> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn report(&self, result: std::io::Result<bool>, head: &Head) -> bool {
+        match result {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::error!(error = %e, anchor = %self.path.display(), seq = head.seq, "cannot write the audit anchor");
+                true
+            }
+        }
+    }
+
+    /// Writes `head` now if the lock is free, else leaves it to the background thread.
+    fn anchor(self: &Arc<Self>, head: Head) {
+        let result = advance(&self.path, &head, &self.key, false);
+        if !self.report(result, &head) {
+            tracing::debug!(anchor = %self.path.display(), seq = head.seq, "another process holds the audit anchor lock; anchoring this head in the background");
+            self.defer(head);
+        }
+    }
+
+    /// Waits for the background thread, if one runs.
+    fn flush(&self) {
+        let thread = self.state().thread.take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    /// Hands `head` to the background thread (starting it if none runs).
+    fn defer(self: &Arc<Self>, head: Head) {
+        let mut state = self.state();
+        if state.head.as_ref().is_none_or(|h| h.seq < head.seq) {
+            state.head = Some(head);
+        }
+        if state.running {
+            return;
+        }
+        state.running = true;
+        let writer = Arc::clone(self);
+        state.thread = Some(std::thread::spawn(move || {
+            loop {
+                let head = {
+                    let mut state = writer.state();
+                    match state.head.take() {
+                        Some(h) => h,
+                        None => {
+                            state.running = false;
+                            return;
+                        }
+                    }
+                };
+                let result = advance(&writer.path, &head, &writer.key, true);
+                writer.report(result, &head);
+            }
+        }));
+    }
 }
 
 impl Anchored {
     pub fn wrap(inner: Arc<dyn Store>, path: PathBuf, key: AuditKey) -> Arc<dyn Store> {
-        Arc::new(Self { inner, path, key })
+        Arc::new(Self {
+            inner,
+            writer: Arc::new(Writer {
+                path,
+                key,
+                state: Mutex::new(Deferred::default()),
+            }),
+        })
     }
 
     fn anchor(&self, records: &[AuditRecord]) {
-        if let Some(head) = Head::of(records)
-            && let Err(e) = advance(&self.path, &head, &self.key)
-        {
-            tracing::error!(error = %e, anchor = %self.path.display(), "cannot write the audit anchor");
+        if let Some(head) = Head::of(records) {
+            self.writer.anchor(head);
         }
+    }
+}
+
+impl Drop for Anchored {
+    fn drop(&mut self) {
+        self.writer.flush();
     }
 }
 
@@ -245,5 +357,62 @@ impl Store for Anchored {
         let all = self.inner.audit_all().await?;
         self.anchor(&all);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use rotor_seal::MasterKey;
+
+    use super::*;
+
+    /// Issue 15.2: a process holding the anchor lock (here another open of the lock file, as a
+    /// stopped replica would) must not block the anchoring of a change: before, `advance`
+    /// waited on the lock for as long as the holder kept it, inside the caller's async runtime
+    /// thread. The head is written once the lock is free.
+    #[test]
+    fn anchoring_does_not_wait_for_a_held_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.anchor");
+        let master = MasterKey::generate().expect("key");
+        let head = |seq: u64, c: &str| Head {
+            seq,
+            hash: c.repeat(64),
+        };
+        let writer = Arc::new(Writer {
+            path: path.clone(),
+            key: AuditKey::derive(&master),
+            state: Mutex::new(Deferred::default()),
+        });
+        writer.anchor(head(1, "a"));
+        let key = AuditKey::derive(&master);
+        assert_eq!(read(&path, &key).expect("read"), Some(head(1, "a")));
+
+        let held = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.with_extension("anchor.lock"))
+            .expect("open the lock");
+        held.lock().expect("hold the lock");
+        let (tx, rx) = mpsc::channel();
+        let w = Arc::clone(&writer);
+        std::thread::spawn(move || {
+            w.anchor(head(2, "b"));
+            w.anchor(head(3, "c"));
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("anchoring waited on the lock another process holds");
+        assert_eq!(read(&path, &key).expect("read"), Some(head(1, "a")));
+
+        drop(held);
+        writer.flush();
+        assert_eq!(
+            read(&path, &key).expect("read"),
+            Some(head(3, "c")),
+            "the newest deferred head is written once the lock is free"
+        );
     }
 }

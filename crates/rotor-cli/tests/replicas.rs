@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{count, serve};
+use common::replica::{Replica, count, random_fleet_config, serve};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 1_000;
@@ -17,22 +16,14 @@ const SECRETS: usize = 1_000;
 fn three_replicas_one_killed_every_secret_rotated_exactly_once() {
     let pg = Postgres::start().expect("start PostgreSQL");
     pg.create_db("rotor").expect("create db");
-    let mut config = format!(
-        "[store]\nkind = \"postgres\"\nurl = \"postgres://postgres:${{PGPW}}@127.0.0.1:{}/rotor\"\n\n[server]\nlease = \"3s\"\nmax_concurrent_rotations = 8\nretry_backoff = \"1s\"\n",
-        pg.port()
-    );
-    for i in 0..SECRETS {
-        config.push_str(&format!(
-            "\n[secrets.s{i:04}]\nkind = \"random\"\nrotate_every = \"90d\"\ngrace = \"0s\"\n"
-        ));
-    }
+    let config = random_fleet_config(&pg, SECRETS, "3s");
     let env = Env::uninit(&config);
     let mut init = env.command(&["init"]);
     init.env("PGPW", pg.admin_password());
     assert!(init.output().expect("init").status.success());
 
     let pw = pg.admin_password().to_owned();
-    let mut replicas: Vec<Child> = (0..3).map(|_| serve(&env, &pw)).collect();
+    let mut replicas: Vec<Replica> = (0..3).map(|_| serve(&env, &pw)).collect();
 
     // Kill replica 0 with SIGKILL once about a third of the secrets are done.
     let start = Instant::now();
