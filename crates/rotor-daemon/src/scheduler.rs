@@ -20,9 +20,17 @@
 //! - a rollback owed by a failed rotation (its target was unreachable) is retried with the
 //!   same doubling backoff, held failed or not, until the target confirms it;
 //! - a manual secret gets one `overdue` notification per overdue period (per deadline);
+//! - replicas do not chase each other: each scheduler starts the jobs of a tick in its own
+//!   random order (a per-process hash of the secret name), so replicas on one store begin
+//!   with different secrets instead of racing for the same one and losing every other time;
+//! - a finished job wakes the loop to look at the store again, but at most every
+//!   [`TICK_FLOOR`]: with thousands of due secrets, re-reading every secret's status after
+//!   every single rotation cost more than the rotations;
 //! - time comes from a [`Clock`] and sleeps are tokio sleeps, so tests run on paused time.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -177,6 +185,10 @@ impl SchedulerHandle {
     }
 }
 
+/// The least time between two looks at the store that a finished job causes (a wake, a due
+/// time or a retry still looks at once).
+pub const TICK_FLOOR: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The scheduler. Build it with [`Scheduler::new`] and drive it with [`Scheduler::run`].
 #[derive(Debug)]
 pub struct Scheduler {
@@ -187,6 +199,8 @@ pub struct Scheduler {
     opts: SchedulerOptions,
     handle: SchedulerHandle,
     semaphore: Arc<Semaphore>,
+    /// This process's order of starting jobs (random keys per process).
+    order: RandomState,
 }
 
 impl Scheduler {
@@ -207,6 +221,7 @@ impl Scheduler {
             opts,
             handle,
             semaphore: Arc::new(Semaphore::new(permits)),
+            order: RandomState::new(),
         }
     }
 
@@ -233,7 +248,25 @@ impl Scheduler {
         }
         let mut jobs: JoinSet<JobDone> = JoinSet::new();
         let mut inflight: HashSet<SecretName> = HashSet::new();
+        let mut last_tick = tokio::time::Instant::now();
+        let mut after_job = false;
         loop {
+            if after_job {
+                let floor = last_tick + TICK_FLOOR;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(floor) => {}
+                    _ = self.handle.wake.notified() => {}
+                }
+                while let Some(done) = jobs.try_join_next() {
+                    if let Ok(done) = done {
+                        inflight.remove(&done.name);
+                        self.finished(done).await;
+                    }
+                }
+            }
+            after_job = false;
+            last_tick = tokio::time::Instant::now();
             let now = self.clock.now();
             let wake_at = match self.tick(&mut jobs, &mut inflight).await {
                 Ok(t) => t,
@@ -263,6 +296,7 @@ impl Scheduler {
                             self.finished(done).await;
                         }
                     }
+                    after_job = true;
                 }
             }
         }
@@ -358,6 +392,7 @@ impl Scheduler {
             .checked_add(jiff::SignedDuration::try_from(self.opts.max_sleep).unwrap_or_default())
             .unwrap_or(now);
         let rows = self.engine.status().await?;
+        let mut starts: Vec<(SecretName, JobKind)> = Vec::new();
         let open = self.engine.store().open_rotations().await?;
         let owed = self.engine.store().owed_rollbacks().await?;
 
@@ -395,7 +430,7 @@ impl Scheduler {
                 })
             };
             if at <= now {
-                self.start(jobs, inflight, rot.secret.clone(), JobKind::Settle);
+                self.start(&mut starts, inflight, rot.secret.clone(), JobKind::Settle);
             } else {
                 wake = wake.min(at);
             }
@@ -419,7 +454,7 @@ impl Scheduler {
                 _ => continue,
             };
             if at <= now {
-                self.start(jobs, inflight, rot.secret.clone(), JobKind::Resume);
+                self.start(&mut starts, inflight, rot.secret.clone(), JobKind::Resume);
             } else {
                 wake = wake.min(at);
             }
@@ -488,7 +523,7 @@ impl Scheduler {
             }
             if let Some(at) = retry_at {
                 if at <= now {
-                    self.start(jobs, inflight, name, JobKind::Rotate);
+                    self.start(&mut starts, inflight, name, JobKind::Rotate);
                 } else {
                     wake = wake.min(at);
                 }
@@ -504,10 +539,15 @@ impl Scheduler {
             }
             // The placed due time (window and jitter), as `rotor plan` shows it.
             if standing.wants_scheduled_rotation() {
-                self.start(jobs, inflight, name, JobKind::Rotate);
+                self.start(&mut starts, inflight, name, JobKind::Rotate);
             } else if standing.next_due > now {
                 wake = wake.min(standing.next_due);
             }
+        }
+        // In this process's own order: see the module docs (replicas do not chase each other).
+        starts.sort_by_cached_key(|(name, _)| self.order.hash_one(name.as_str()));
+        for (name, kind) in starts {
+            self.spawn_job(jobs, name, kind);
         }
         Ok(wake)
     }
@@ -527,14 +567,19 @@ impl Scheduler {
         }
     }
 
+    /// Marks `name` in flight and queues its job for the end of the tick.
     fn start(
         &self,
-        jobs: &mut JoinSet<JobDone>,
+        starts: &mut Vec<(SecretName, JobKind)>,
         inflight: &mut HashSet<SecretName>,
         name: SecretName,
         kind: JobKind,
     ) {
         inflight.insert(name.clone());
+        starts.push((name, kind));
+    }
+
+    fn spawn_job(&self, jobs: &mut JoinSet<JobDone>, name: SecretName, kind: JobKind) {
         let engine = self.engine.clone();
         let semaphore = self.semaphore.clone();
         jobs.spawn(async move {
