@@ -212,7 +212,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// version, and a keyring built from the two holds one key twice (and no previous).
     /// The stage set here comes from one [`versions`](Store::versions) read; versions never
     /// change once written, so reading their values by id afterwards keeps the snapshot.
-    async fn read_staged(&self, secret: &SecretName) -> Result<Vec<(Stage, Versioned)>, StoreError> {
+    async fn read_staged(
+        &self,
+        secret: &SecretName,
+    ) -> Result<Vec<(Stage, Versioned)>, StoreError> {
         let metas = self.versions(secret).await?;
         let mut staged = Vec::new();
         for stage in [Stage::Pending, Stage::Current, Stage::Previous] {
@@ -251,6 +254,15 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The whole audit log in stored order, for `rotor audit verify`.
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The whole audit log and the check of its chain and MACs under this store's record key
+    /// ([`crate::audit::verify_keyed`]), for `rotor audit verify`. Only the store holds the
+    /// key (derived from its master key), so only the store can check the MACs.
+    async fn audit_verify(&self) -> Result<crate::audit::Verified, StoreError> {
+        Err(StoreError::Unsupported {
+            what: "audit verification".into(),
+        })
+    }
 
     /// Everything in the store (for `rotor store migrate`).
     async fn export(&self) -> Result<Dump, StoreError> {
