@@ -34,8 +34,8 @@ async fn init_writes_the_schema_once_and_refuses_a_second_init() {
     assert_eq!(audit[0].event.action, "store.init");
     assert_eq!(audit[0].event.actor, "alice@host");
     assert_eq!(
-        db.psql("SELECT version || ' ' || name FROM rotor_schema_migrations"),
-        "1 0001_init"
+        db.psql("SELECT version || ' ' || name FROM rotor_schema_migrations ORDER BY version"),
+        "1 0001_init\n2 0002_audit_mac"
     );
     assert!(
         !store.target().contains(db.pg.admin_password()),
@@ -66,7 +66,10 @@ async fn two_processes_initialising_at_once_get_one_store() {
         matches!(loser, Err(StoreError::AlreadyExists { .. })),
         "{loser:?}"
     );
-    assert_eq!(db.psql("SELECT count(*) FROM rotor_schema_migrations"), "1");
+    assert_eq!(
+        db.psql("SELECT count(*) FROM rotor_schema_migrations"),
+        SCHEMA_VERSION.to_string()
+    );
 }
 
 #[tokio::test]
@@ -419,7 +422,8 @@ async fn missing_too_new_and_edited_schemas_are_refused() {
     drop(PgStore::init(&db.url, k, "alice").await.expect("init"));
 
     // Newer schema.
-    db.psql("INSERT INTO rotor_schema_migrations (version, name, checksum) VALUES (2, '0002_future', 'x')");
+    let future = SCHEMA_VERSION + 1;
+    db.psql(&format!("INSERT INTO rotor_schema_migrations (version, name, checksum) VALUES ({future}, 'future', 'x')"));
     let before = db.dump();
     let err = PgStore::connect(&db.url, MasterKey::generate().expect("key"))
         .await
@@ -433,7 +437,9 @@ async fn missing_too_new_and_edited_schemas_are_refused() {
         other => panic!("{other:?}"),
     }
     assert_eq!(db.dump(), before);
-    db.psql("DELETE FROM rotor_schema_migrations WHERE version = 2");
+    db.psql(&format!(
+        "DELETE FROM rotor_schema_migrations WHERE version = {future}"
+    ));
 
     // An applied migration whose SQL differs from the embedded one.
     db.psql("UPDATE rotor_schema_migrations SET checksum = 'edited' WHERE version = 1");
