@@ -30,13 +30,20 @@ use sha2::{Digest, Sha256};
 
 use crate::{RotationId, SecretName, VersionId};
 
-/// The action of the record that starts the MACs under a key: appended by the migration that
-/// added them to an older store, after a master-key rotation (MACs under the old key no
-/// longer verify), and after an imported log (`rotor store migrate`).
+/// The action of the record the migration that added MACs to an older store appends: MACs
+/// apply from it (the records before carry none).
 pub const KEYED: &str = "audit.keyed";
 
 /// The first record of a store. Like [`KEYED`], MACs apply from it.
 pub const INIT: &str = "store.init";
+
+/// The record of a finished master-key rotation, authenticated under the new key (MACs
+/// under the old one no longer verify): like [`KEYED`], MACs apply from it.
+pub const MASTER_KEY_ROTATE: &str = "store.master_key.rotate";
+
+/// The record `Store::import` appends after a log copied from another store (`rotor store
+/// migrate`), whose MACs are under the source's key: like [`KEYED`], MACs apply from it.
+pub const MIGRATE: &str = "store.migrate";
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -233,14 +240,15 @@ pub fn verify_chain<'a>(
 pub struct Keyed {
     /// Records in the log.
     pub records: u64,
-    /// The record from which MACs verify under the key ([`INIT`] or [`KEYED`]); the records
+    /// The record from which MACs verify under the key (a start: see [`verify_keyed`]); the
+    /// records
     /// before it are checked by hash and bound to it by the chain. `None` for an empty log.
     pub keyed_from: Option<u64>,
 }
 
 /// Checks the chain ([`verify_chain`]) and the MACs: `verify(data, mac_hex)` is the store's
-/// constant-time check. MACs apply from the first [`INIT`] or [`KEYED`] record whose MAC
-/// verifies; every record after it must carry a MAC that verifies. A log with records but
+/// constant-time check. MACs apply from the last start ([`INIT`] at seq 1, [`KEYED`],
+/// [`MIGRATE`] or [`MASTER_KEY_ROTATE`]) whose MAC verifies; every record after it must carry a MAC that verifies. A log with records but
 /// none of them a keyed start under this key fails (its keyed records were cut off, or the
 /// log was rebuilt without the key), so stripping MACs cannot pass as an older store.
 pub fn verify_keyed(
@@ -258,9 +266,14 @@ pub fn verify_keyed(
             .as_deref()
             .is_some_and(|mac| verify(&r.mac_input(prev_mac), mac))
     };
-    let start = (0..records.len()).find(|&i| {
+    // The last start that verifies: a key may come back (a log copied into a store under the
+    // key it was once written with), and only the newest start tells which MACs are
+    // under this key. Every start is bound to all records before it by the chain.
+    let start = (0..records.len()).rfind(|&i| {
         let action = records[i].event.action.as_str();
-        (action == KEYED || (action == INIT && i == 0)) && ok(i)
+        let start =
+            [KEYED, MIGRATE, MASTER_KEY_ROTATE].contains(&action) || (action == INIT && i == 0);
+        start && ok(i)
     });
     let Some(start) = start else {
         return match records.last() {

@@ -276,7 +276,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// versions with their ids, times, stages and values (sealed with this store's key),
     /// rotations, and the audit log verbatim, replacing the target's lone `store.init` record
     /// so the copied chain still verifies from its first record; then appends `event` (a
-    /// `store.migrate` record) to the chain. One transaction: all or nothing.
+    /// `store.migrate` record) to the chain, authenticated under this store's key: the
+    /// copied MACs are under the source's key, and MACs apply again from `event`
+    /// ([`crate::audit::MIGRATE`]). One transaction: all or nothing.
     async fn import(&self, _dump: Dump, _event: AuditEvent) -> Result<(), StoreError> {
         Err(StoreError::Unsupported {
             what: "import (rotor store migrate)".into(),

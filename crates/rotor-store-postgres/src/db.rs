@@ -1324,17 +1324,15 @@ pub(crate) async fn import(
     )
     .await?;
     // Chained after the last copied record (seq + 1, its hash). The copied MACs are under
-    // the source's key, which may not be this store's: MACs apply again from here.
+    // the source's key, which may not be this store's: MACs apply again from this record
+    // (`store.migrate` starts them, like `audit.keyed`).
     append_audit(
         ctx,
         &ctx.records,
         &tx,
         stmts,
         None,
-        &[
-            keyed_event("records before this one were copied from another store"),
-            event.clone(),
-        ],
+        std::slice::from_ref(event),
     )
     .await?;
     tx.commit().await.map_err(|e| ctx.pg(e))?;

@@ -714,17 +714,10 @@ impl PgStore {
                 old.key_id(),
                 new.key_id()
             )));
-            db::append_audit(ctx, &ctx.records, &tx, stmts, None, &[event])
-                .await
-                .map_err(fail)?;
             // MACs under the old key no longer verify once only the new key opens the
-            // store: they apply again from here, bound by the chain to the records before.
-            let keyed = db::keyed_event(&format!(
-                "master key {} replaced by {}",
-                old.key_id(),
-                new.key_id()
-            ));
-            db::append_audit(ctx, &AuditKey::for_records(new), &tx, stmts, None, &[keyed])
+            // store: they apply again from this record (`store.master_key.rotate` starts
+            // them, like `audit.keyed`), which the chain binds to every record before it.
+            db::append_audit(ctx, &AuditKey::for_records(new), &tx, stmts, None, &[event])
                 .await
                 .map_err(fail)?;
             tx.commit().await.map_err(pg)?;

@@ -1046,19 +1046,15 @@ fn rewrap_finish_tx(
         old.key_id(),
         new.key_id()
     )));
-    append_audit(&tx, path, &ctx.records, Timestamp::now(), vec![event])?;
     // MACs under the old key no longer verify once only the new key opens the store: they
-    // apply again from here, and the records before are bound to this one by the chain.
+    // apply again from this record (`store.master_key.rotate` starts them, like
+    // `audit.keyed`), which the chain binds to every record before it.
     append_audit(
         &tx,
         path,
         &AuditKey::for_records(new),
         Timestamp::now(),
-        vec![keyed_event(&format!(
-            "master key {} replaced by {}",
-            old.key_id(),
-            new.key_id()
-        ))],
+        vec![event],
     )?;
     tx.commit().map_err(e)?;
     Ok(n)
@@ -1217,17 +1213,9 @@ fn import_tx(ctx: &Ctx, conn: &mut Connection, dump: Dump, event: AuditEvent) ->
         }
     }
     // Chained after the last copied record (seq + 1, its hash). The copied MACs are under
-    // the source's key, which may not be this store's: MACs apply again from here.
-    append_audit(
-        &tx,
-        path,
-        &ctx.records,
-        Timestamp::now(),
-        vec![
-            keyed_event("records before this one were copied from another store"),
-            event,
-        ],
-    )?;
+    // the source's key, which may not be this store's: MACs apply again from this record
+    // (`store.migrate` starts them, like `audit.keyed`).
+    append_audit(&tx, path, &ctx.records, Timestamp::now(), vec![event])?;
     tx.commit().map_err(e)?;
     Ok(())
 }

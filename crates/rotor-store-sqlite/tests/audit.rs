@@ -223,3 +223,59 @@ async fn rewriting_an_old_record_with_the_chain_recomputed_is_detected() {
     assert!(rotor_core::audit::verify_chain(&store.audit_all().await.expect("all")).is_ok());
     assert_eq!(bad_seq(&store).await, 3);
 }
+
+#[tokio::test]
+async fn macs_apply_again_after_a_master_key_rotation_and_an_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rotor.db");
+    let old = MasterKey::generate().expect("key");
+    let new = MasterKey::generate().expect("key");
+    let mut olds = copies(&old, 3);
+    let mut news = copies(&new, 3);
+    let store = SqliteStore::create(&path, olds.pop().expect("key"), "alice@host").expect("create");
+    store.apply(put("a")).await.expect("put");
+    drop(store);
+    let rotating = SqliteStore::open_rotating(
+        &path,
+        news.pop().expect("key"),
+        olds.pop().expect("key"),
+        rotor_store_sqlite::Settings::default(),
+    )
+    .expect("open rotating");
+    rotating
+        .rewrap_all(&old, &new, "bob@host")
+        .await
+        .expect("rotate");
+    drop(rotating);
+    let store = SqliteStore::open(&path, news.pop().expect("key")).expect("open with new");
+    store.apply(put("b")).await.expect("put");
+    let v = store.audit_verify().await.expect("verify");
+    let keyed = v.outcome.expect("verifies under the new key");
+    let marker = v
+        .records
+        .iter()
+        .find(|r| Some(r.seq) == keyed.keyed_from)
+        .expect("marker");
+    assert_eq!(marker.event.action, "store.master_key.rotate");
+    assert!(keyed.keyed_from > Some(1));
+
+    // A log copied into a store under another key verifies there from the migrate record.
+    let dump = store.export().await.expect("export");
+    let n = dump.audit.len() as u64;
+    let target_path = dir.path().join("target.db");
+    let target = SqliteStore::create(&target_path, olds.pop().expect("key"), "alice@host")
+        .expect("create target");
+    target
+        .import(dump, AuditEvent::new("alice@host", "store.migrate"))
+        .await
+        .expect("import");
+    let keyed = target
+        .audit_verify()
+        .await
+        .expect("verify")
+        .outcome
+        .expect("imported log verifies");
+    assert_eq!(keyed.keyed_from, Some(n + 1));
+    let seq = forge_append(&target_path, None);
+    assert_eq!(bad_seq(&target).await, seq);
+}
