@@ -237,6 +237,9 @@ impl Store for Anchored {
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_all().await
     }
+    async fn audit_verify(&self) -> Result<rotor_core::audit::Verified, StoreError> {
+        self.inner.audit_verify().await
+    }
     async fn export(&self) -> Result<Dump, StoreError> {
         self.inner.export().await
     }
