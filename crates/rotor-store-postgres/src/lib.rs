@@ -5,7 +5,8 @@
 //! `rotor-store-sqlite` (prefixed `rotor_`): versions whose values are sealed with
 //! `rotor-seal` (a fresh data key per value, wrapped by the master key, bound to
 //! `(secret name, version id)`), stage labels keyed by `(secret, stage)`, rotation records
-//! as indexed columns plus the whole record as JSON, and the hash-chained audit log. The
+//! as indexed columns plus the whole record as JSON, and the hash-chained audit log (every
+//! record with a MAC under a key derived from the master key; migration 0002). The
 //! schema comes from numbered, append-only migrations embedded in the binary
 //! (`migrations/*.sql`), recorded with their SHA-256 in `rotor_schema_migrations` and
 //! applied under `pg_advisory_xact_lock(MIGRATION_LOCK)`, so two processes never migrate

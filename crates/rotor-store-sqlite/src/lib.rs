@@ -5,7 +5,9 @@
 //! key per value, wrapped by the master key), bound to `(secret name, version id)` as
 //! associated data, so a ciphertext copied onto another row does not open. Stage labels live
 //! in their own table keyed by `(secret, stage)`, rotation records as indexed columns plus a
-//! JSON copy of the whole record, and the audit log as a hash chain (`rotor_core::audit`).
+//! JSON copy of the whole record, and the audit log as a hash chain (`rotor_core::audit`)
+//! whose every record carries a MAC under `rotor_seal::AuditKey::for_records` of the master
+//! key (migration 0002 added it; an older store gets an `audit.keyed` record when opened).
 //!
 //! Invariants:
 //! - **a stage moves only inside a transaction that also appends its audit record**: every
