@@ -93,3 +93,42 @@ async fn records_carry_macs_and_an_old_store_migrates() {
         .expect("open");
     assert_eq!(bad_seq(&other).await, seq);
 }
+
+#[tokio::test]
+async fn macs_start_again_under_the_new_master_key() {
+    let db = db();
+    let mut olds = key_copies(3);
+    let mut news = key_copies(3);
+    let store = PgStore::init(&db.url, olds.pop().expect("key"), "alice@host")
+        .await
+        .expect("init");
+    let (_, c) = put_change(&name("a"), b"v");
+    store.apply(c).await.expect("put");
+    drop(store);
+    let both = PgStore::connect_rotating(
+        &db.url,
+        news.pop().expect("key"),
+        olds.pop().expect("key"),
+        rotor_store_postgres::Settings::default(),
+    )
+    .await
+    .expect("rotating");
+    let (old, new) = (olds.pop().expect("key"), news.pop().expect("key"));
+    both.rewrap_all(&old, &new, "alice").await.expect("rewrap");
+    drop(both);
+    let store = PgStore::connect(&db.url, news.pop().expect("key"))
+        .await
+        .expect("open with the new key");
+    let (_, c) = put_change(&name("b"), b"v");
+    store.apply(c).await.expect("put");
+    let v = store.audit_verify().await.expect("verify");
+    let keyed = v.outcome.expect("verifies under the new key");
+    let start = v
+        .records
+        .iter()
+        .find(|r| Some(r.seq) == keyed.keyed_from)
+        .expect("start");
+    assert_eq!(start.event.action, "store.master_key.rotate");
+    let seq = forge_append(&db, None);
+    assert_eq!(bad_seq(&store).await, seq);
+}
