@@ -158,10 +158,12 @@ pub async fn anchor_now(store: &Arc<dyn Store>, config: &Config) -> anyhow::Resu
             "this store keeps no anchor (a passphrase or AWS store): pass --expect-head to `rotor audit verify` instead"
         );
     };
-    let records = store.audit_all().await?;
-    if let Err(e) = rotor_core::audit::verify_chain(&records) {
-        anyhow::bail!("the chain does not verify, so it is not anchored: {e}");
+    // Chain and MACs: anchoring a log rebuilt without the key would bless it.
+    let verified = store.audit_verify().await?;
+    if let Err(e) = &verified.outcome {
+        anyhow::bail!("the log does not verify, so it is not anchored: {e}");
     }
+    let records = verified.records;
     let Some(head) = Head::of(&records) else {
         anyhow::bail!("the audit log is empty: nothing to anchor");
     };
@@ -348,6 +350,9 @@ impl Store for Anchored {
     }
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit_all().await
+    }
+    async fn audit_verify(&self) -> Result<rotor_core::audit::Verified, StoreError> {
+        self.inner.audit_verify().await
     }
     async fn export(&self) -> Result<Dump, StoreError> {
         self.inner.export().await

@@ -1,6 +1,11 @@
 //! Tampering with a store's audit log (with sqlite3, as someone holding only the store file
 //! would) is detected by `rotor audit verify`: edits, deletes, a cut tail, an emptied log, a
 //! forged correctly-chained append, a chain rebuilt from a point, and a forged anchor.
+//!
+//! A cut tail and an emptied log are caught by the anchor (`audit.anchor`); a forged append
+//! and a rebuilt chain by the MAC every record carries, so also where no anchor helps: a
+//! store that keeps none (passphrase, AWS), a lost anchor file, or an operator who runs
+//! `rotor audit anchor` on the tampered log.
 
 mod common;
 
@@ -157,6 +162,52 @@ fn tampering_is_detected() {
             }),
         ),
     ];
+    // Where the anchor cannot help, the MACs must: no anchor file at all, or one rewritten
+    // by `rotor audit anchor` after the tampering (before MACs, both cases passed).
+    let no_anchor = |e: &Env| std::fs::remove_file(e.path("audit.anchor")).expect("rm anchor");
+    let reanchor = |e: &Env| {
+        e.rotor(&["audit", "anchor"]);
+    };
+    let mac_cases: Vec<(&str, Tamper)> = vec![
+        (
+            "append a correctly chained forged record, no anchor",
+            Box::new(move |e| {
+                forge_append(e);
+                no_anchor(e);
+            }),
+        ),
+        (
+            "rewrite a record and re-chain from there, no anchor",
+            Box::new(move |e| {
+                rebuild_from(e, 3);
+                no_anchor(e);
+            }),
+        ),
+        (
+            "rewrite the last record and re-chain it, no anchor",
+            Box::new(move |e| {
+                rebuild_from(e, n - 1);
+                no_anchor(e);
+            }),
+        ),
+        (
+            "append a correctly chained forged record, then `rotor audit anchor`",
+            Box::new(move |e| {
+                forge_append(e);
+                reanchor(e);
+            }),
+        ),
+        (
+            "rewrite a record and re-chain from there, then `rotor audit anchor`",
+            Box::new(move |e| {
+                rebuild_from(e, 3);
+                reanchor(e);
+            }),
+        ),
+    ];
+    // The seq the MAC check names for each, in order.
+    let mac_seqs = [n as u64 + 1, 4, n as u64, n as u64 + 1, 4];
+
     let mut detected = 0;
     for (what, tamper) in &cases {
         tamper(&env);
@@ -168,12 +219,27 @@ fn tampering_is_detected() {
         }
         restore(&env);
     }
+    for ((what, tamper), seq) in mac_cases.iter().zip(mac_seqs) {
+        tamper(&env);
+        let r = env.rotor(&["--format", "json", "audit", "verify"]);
+        let report: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or(serde_json::Value::Null);
+        if r.code == 1 && report["intact"] == false && report["seq"] == seq {
+            detected += 1;
+        } else {
+            eprintln!(
+                "NOT detected (or not named #{seq}): {what}: {} {}",
+                r.stdout, r.stderr
+            );
+        }
+        restore(&env);
+    }
 
     // Without the anchor file, a head kept elsewhere still catches a cut tail.
     sql(&env, &format!("DELETE FROM audit WHERE seq > {}", n - 2));
     std::fs::remove_file(env.path("audit.anchor")).expect("rm");
     let r = env.rotor(&["audit", "verify", "--expect-head", &head.to_string()]);
-    let tried = cases.len() + 1;
+    let tried = cases.len() + mac_cases.len() + 1;
     if r.code == 1 && r.stderr.contains("cut off") {
         detected += 1;
     } else {

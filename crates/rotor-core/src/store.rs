@@ -255,6 +255,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The whole audit log in stored order, for `rotor audit verify`.
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// The whole audit log and the check of its chain and MACs under this store's record key
+    /// ([`crate::audit::verify_keyed`]), for `rotor audit verify`. Only the store holds the
+    /// key (derived from its master key), so only the store can check the MACs.
+    async fn audit_verify(&self) -> Result<crate::audit::Verified, StoreError> {
+        Err(StoreError::Unsupported {
+            what: "audit verification".into(),
+        })
+    }
+
     /// Everything in the store (for `rotor store migrate`).
     async fn export(&self) -> Result<Dump, StoreError> {
         Err(StoreError::Unsupported {
@@ -267,7 +276,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// versions with their ids, times, stages and values (sealed with this store's key),
     /// rotations, and the audit log verbatim, replacing the target's lone `store.init` record
     /// so the copied chain still verifies from its first record; then appends `event` (a
-    /// `store.migrate` record) to the chain. One transaction: all or nothing.
+    /// `store.migrate` record) to the chain, authenticated under this store's key: the
+    /// copied MACs are under the source's key, and MACs apply again from `event`
+    /// ([`crate::audit::MIGRATE`]). One transaction: all or nothing.
     async fn import(&self, _dump: Dump, _event: AuditEvent) -> Result<(), StoreError> {
         Err(StoreError::Unsupported {
             what: "import (rotor store migrate)".into(),

@@ -1,6 +1,7 @@
-//! [`AuditKey`]: the key that authenticates the audit log's anchor, derived from the master
-//! key with HKDF-SHA256 (aws-lc-rs), so that whoever holds only the store file (or a copy of
-//! it) cannot write an anchor that verifies.
+//! [`AuditKey`]: the keys that authenticate the audit log, derived from the master key with
+//! HKDF-SHA256 (aws-lc-rs): one for the anchor file ([`AuditKey::derive`]) and one for the
+//! MAC every record carries ([`AuditKey::for_records`]), so that whoever holds only the store
+//! file (or a copy of it) can neither write an anchor that verifies nor forge a record.
 //!
 //! Why derived, not stored: a key kept in the store would be readable by exactly the attacker
 //! it is meant to stop. Why a separate key: the master key itself is never used for two
@@ -12,8 +13,10 @@ use crate::MasterKey;
 
 const SALT: &[u8] = b"rotor audit";
 const INFO: &[u8] = b"rotor audit anchor v1";
+const RECORDS_INFO: &[u8] = b"rotor audit records v1";
 
-/// HMAC-SHA256 key for audit anchors. No `Debug` of the key bytes (aws-lc keeps them).
+/// HMAC-SHA256 key for the audit anchor or the audit records. No `Debug` of the key bytes
+/// (aws-lc keeps them).
 pub struct AuditKey {
     key: hmac::Key,
 }
@@ -25,14 +28,24 @@ impl std::fmt::Debug for AuditKey {
 }
 
 impl AuditKey {
-    /// Derives the audit key of `master`.
+    /// Derives the anchor key of `master`.
     pub fn derive(master: &MasterKey) -> Self {
+        Self::derive_for(master, INFO)
+    }
+
+    /// Derives the key of the MAC each audit record carries (`rotor_core::audit`). A key of
+    /// its own (another HKDF `info`), so an anchor tag can never pass as a record MAC.
+    pub fn for_records(master: &MasterKey) -> Self {
+        Self::derive_for(master, RECORDS_INFO)
+    }
+
+    fn derive_for(master: &MasterKey, info: &'static [u8]) -> Self {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(master.secret_bytes());
         let key = prk
-            .expand(&[INFO], hmac::HMAC_SHA256)
+            .expand(&[info], hmac::HMAC_SHA256)
             .map(hmac::Key::from)
             // expand fails only for outputs longer than 255 hash lengths; 32 bytes never is.
-            .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, INFO));
+            .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, info));
         Self { key }
     }
 
@@ -68,5 +81,11 @@ mod tests {
         assert!(!AuditKey::derive(&b).verify(b"12:abcd", &tag));
         assert!(!ka.verify(b"12:abcd", "zz"));
         assert_ne!(format!("{ka:?}"), tag);
+        let records = AuditKey::for_records(&a);
+        assert!(
+            !records.verify(b"12:abcd", &tag),
+            "records key differs from the anchor's"
+        );
+        assert!(records.verify(b"12:abcd", &records.tag(b"12:abcd")));
     }
 }

@@ -760,6 +760,11 @@ impl Store for AwsStore {
         self.ledger.audit_all().await
     }
 
+    /// The ledger writes and authenticates the audit log (its master key derives the key).
+    async fn audit_verify(&self) -> Result<rotor_core::audit::Verified, StoreError> {
+        self.ledger.audit_verify().await
+    }
+
     /// The ledger holds every value (sealed), so an export needs no AWS call.
     async fn export(&self) -> Result<rotor_core::store::Dump, StoreError> {
         self.ledger.export().await

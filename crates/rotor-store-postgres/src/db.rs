@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use rotor_core::audit::{AuditEvent, GENESIS};
+use rotor_core::audit::{AuditEvent, GENESIS, KEYED, Verified, verify_keyed};
 use rotor_core::rotation::Lease;
 use rotor_core::store::{
     Change, Dump, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp,
@@ -29,7 +29,7 @@ use rotor_core::{
     AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
     VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, Sealed};
+use rotor_seal::{Aad, AuditKey, Sealed};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
@@ -185,7 +185,7 @@ pub(crate) async fn apply(
     for op in &change.ops {
         apply_op(ctx, &tx, stmts, op).await?;
     }
-    let records = append_audit(ctx, &tx, stmts, None, &change.audit).await?;
+    let records = append_audit(ctx, &ctx.records, &tx, stmts, None, &change.audit).await?;
     tx.commit().await.map_err(|e| ctx.pg(e))?;
     Ok(records)
 }
@@ -660,7 +660,15 @@ pub(crate) async fn claim(
         .reason(reason.as_deref());
     // `None`: the record's time is read after the audit-head lock, not the claimer's `now`
     // from before it waited for it, so times follow `seq`.
-    append_audit(ctx, &tx, stmts, None, std::slice::from_ref(&event)).await?;
+    append_audit(
+        ctx,
+        &ctx.records,
+        &tx,
+        stmts,
+        None,
+        std::slice::from_ref(&event),
+    )
+    .await?;
     tx.commit().await.map_err(|e| ctx.pg(e))?;
     Ok(lease)
 }
@@ -670,9 +678,12 @@ pub(crate) async fn claim(
 const HEAD_LOCK_WAIT_SQL: &str = "SET LOCAL lock_timeout = 250";
 
 /// Appends `events` after the chain's head, which it locks first (see the module docs).
-/// `time` defaults to the clock read after the lock, so record times follow `seq`.
+/// `time` defaults to the clock read after the lock, so record times follow `seq`. Each
+/// record is authenticated under `key` (its MAC covers the previous record's, kept in the
+/// head row): computed under the head lock, microseconds.
 pub(crate) async fn append_audit(
     ctx: &Ctx,
+    key: &AuditKey,
     tx: &Transaction<'_>,
     stmts: &mut Stmts,
     time: Option<Timestamp>,
@@ -694,7 +705,7 @@ pub(crate) async fn append_audit(
         ctx,
         tx,
         stmts,
-        "SELECT seq, hash FROM rotor_audit_head WHERE singleton FOR UPDATE",
+        "SELECT seq, hash, mac FROM rotor_audit_head WHERE singleton FOR UPDATE",
         &[],
     )
     .await
@@ -705,21 +716,24 @@ pub(crate) async fn append_audit(
     .ok_or_else(|| ctx.corrupt("the audit head row is missing".into()))?;
     let mut seq = u64::try_from(get::<i64>(ctx, &head, 0)?).unwrap_or(0);
     let mut prev: String = get(ctx, &head, 1)?;
+    let mut prev_mac: Option<String> = get(ctx, &head, 2)?;
     let now = time.unwrap_or_else(Timestamp::now);
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
-        let rec = AuditRecord::chain(seq, now, event.clone(), &prev);
+        let link = (seq > 1).then_some((prev.as_str(), prev_mac.as_deref()));
+        let rec = AuditRecord::chain_keyed(seq, now, event.clone(), link, |d| key.tag(d));
         insert_audit(ctx, tx, stmts, &rec).await?;
         prev.clone_from(&rec.hash);
+        prev_mac.clone_from(&rec.mac);
         out.push(rec);
     }
     exec(
         ctx,
         tx,
         stmts,
-        "UPDATE rotor_audit_head SET seq = $1, hash = $2 WHERE singleton",
-        &[&i64::try_from(seq).unwrap_or(i64::MAX), &prev],
+        "UPDATE rotor_audit_head SET seq = $1, hash = $2, mac = $3 WHERE singleton",
+        &[&i64::try_from(seq).unwrap_or(i64::MAX), &prev, &prev_mac],
     )
     .await?;
     Ok(out)
@@ -737,8 +751,8 @@ async fn insert_audit(
         ctx,
         tx,
         stmts,
-        "INSERT INTO rotor_audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO rotor_audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash, mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &i64::try_from(rec.seq).unwrap_or(i64::MAX),
             &rec.time.to_string(),
@@ -751,6 +765,7 @@ async fn insert_audit(
             &rec.event.outcome,
             &rec.prev_hash,
             &rec.hash,
+            &rec.mac,
         ],
     )
     .await
@@ -1061,6 +1076,7 @@ fn audit_row(ctx: &Ctx, row: &Row) -> Result<AuditRecord> {
         },
         prev_hash: get(ctx, row, 9)?,
         hash: get(ctx, row, 10)?,
+        mac: get(ctx, row, 11)?,
     })
 }
 
@@ -1080,7 +1096,7 @@ pub(crate) async fn audit_tail(ctx: &Ctx, conn: &mut PgConn, n: usize) -> Result
     let mut out = audit_list(
         ctx,
         conn,
-        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash
+        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash, mac
          FROM rotor_audit ORDER BY seq DESC LIMIT $1",
         &[&n],
     )
@@ -1089,11 +1105,23 @@ pub(crate) async fn audit_tail(ctx: &Ctx, conn: &mut PgConn, n: usize) -> Result
     Ok(out)
 }
 
+/// The record from which MACs apply under the store's (new) key.
+pub(crate) fn keyed_event(reason: &str) -> AuditEvent {
+    AuditEvent::new("rotor", KEYED).reason(Some(reason))
+}
+
+/// The whole log (one read) and its check under the store's record key.
+pub(crate) async fn audit_verify(ctx: &Ctx, conn: &mut PgConn) -> Result<Verified> {
+    let records = audit_all(ctx, conn).await?;
+    let outcome = verify_keyed(&records, |data, mac| ctx.records.verify(data, mac));
+    Ok(Verified { records, outcome })
+}
+
 pub(crate) async fn audit_all(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<AuditRecord>> {
     audit_list(
         ctx,
         conn,
-        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash
+        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash, mac
          FROM rotor_audit ORDER BY seq",
         &[],
     )
@@ -1141,7 +1169,7 @@ pub(crate) async fn export(ctx: &Ctx, conn: &mut PgConn) -> Result<Dump> {
         ctx,
         &tx,
         stmts,
-        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash
+        "SELECT seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash, mac
          FROM rotor_audit ORDER BY seq",
         &[],
     )
@@ -1284,20 +1312,29 @@ pub(crate) async fn import(
     for rec in &dump.audit {
         insert_audit(ctx, &tx, stmts, rec).await?;
     }
-    let (seq, hash) = dump
-        .audit
-        .last()
-        .map_or((0, GENESIS), |r| (r.seq, r.hash.as_str()));
+    let (seq, hash, mac) = dump.audit.last().map_or((0, GENESIS, None), |r| {
+        (r.seq, r.hash.as_str(), r.mac.as_deref())
+    });
     exec(
         ctx,
         &tx,
         stmts,
-        "UPDATE rotor_audit_head SET seq = $1, hash = $2 WHERE singleton",
-        &[&i64::try_from(seq).unwrap_or(i64::MAX), &hash],
+        "UPDATE rotor_audit_head SET seq = $1, hash = $2, mac = $3 WHERE singleton",
+        &[&i64::try_from(seq).unwrap_or(i64::MAX), &hash, &mac],
     )
     .await?;
-    // Chained after the last copied record (seq + 1, its hash).
-    append_audit(ctx, &tx, stmts, None, std::slice::from_ref(event)).await?;
+    // Chained after the last copied record (seq + 1, its hash). The copied MACs are under
+    // the source's key, which may not be this store's: MACs apply again from this record
+    // (`store.migrate` starts them, like `audit.keyed`).
+    append_audit(
+        ctx,
+        &ctx.records,
+        &tx,
+        stmts,
+        None,
+        std::slice::from_ref(event),
+    )
+    .await?;
     tx.commit().await.map_err(|e| ctx.pg(e))?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! `rotor-store-sqlite` (prefixed `rotor_`): versions whose values are sealed with
 //! `rotor-seal` (a fresh data key per value, wrapped by the master key, bound to
 //! `(secret name, version id)`), stage labels keyed by `(secret, stage)`, rotation records
-//! as indexed columns plus the whole record as JSON, and the hash-chained audit log. The
+//! as indexed columns plus the whole record as JSON, and the hash-chained audit log (every
+//! record with a MAC under a key derived from the master key; migration 0002). The
 //! schema comes from numbered, append-only migrations embedded in the binary
 //! (`migrations/*.sql`), recorded with their SHA-256 in `rotor_schema_migrations` and
 //! applied under `pg_advisory_xact_lock(MIGRATION_LOCK)`, so two processes never migrate
@@ -67,13 +68,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rotor_core::audit::{AuditEvent, verify_chain};
+use rotor_core::audit::{AuditEvent, Verified, verify_chain};
 use rotor_core::rotation::Lease;
 use rotor_core::store::{Change, Dump, SecretSummary, Takeover, Versioned};
 use rotor_core::{
     AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, KeyCheck, MasterKey, Sealed};
+use rotor_seal::{Aad, AuditKey, KeyCheck, MasterKey, Sealed};
 use rotor_tls::postgres::PgTls;
 use sha2::{Digest, Sha256};
 use tokio_postgres::config::Host;
@@ -91,7 +92,17 @@ const FORMAT: &str = "rotor-store";
 
 /// Embedded, numbered, append-only migrations: entry `i` takes the schema from version `i`
 /// to `i + 1`. Never edit a released one; append.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    (
+        "0002_audit_mac",
+        include_str!("../migrations/0002_audit_mac.sql"),
+    ),
+];
+
+/// The first schema whose audit records carry a MAC: migrating past it appends the
+/// `audit.keyed` record from which MACs apply.
+const KEYED_SCHEMA: i64 = 2;
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -160,6 +171,8 @@ pub(crate) struct Ctx {
     pub(crate) master: MasterKey,
     /// During a master-key rotation: the old key, which still opens rows not yet rewrapped.
     pub(crate) old: Option<MasterKey>,
+    /// Authenticates every audit record appended (derived from `master`).
+    pub(crate) records: AuditKey,
 }
 
 impl fmt::Debug for PgStore {
@@ -367,12 +380,13 @@ async fn validate(
 
 /// Applies the migrations this build has and the database lacks, under the migration
 /// advisory lock, and returns the still-open transaction (the caller commits, after adding
-/// its own rows when it creates the store). With `fresh`, refuses a database that has any.
+/// its own rows when it creates the store) and the schema version it migrated from. With
+/// `fresh`, refuses a database that has any.
 async fn migrate<'c>(
     client: &'c mut Client,
     target: &str,
     fresh: bool,
-) -> Result<tokio_postgres::Transaction<'c>, StoreError> {
+) -> Result<(tokio_postgres::Transaction<'c>, i64), StoreError> {
     let pg = |e: tokio_postgres::Error| pg_error(target, &e);
     let tx = client.transaction().await.map_err(pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -423,7 +437,7 @@ async fn migrate<'c>(
         .await
         .map_err(pg)?;
     }
-    Ok(tx)
+    Ok((tx, now))
 }
 
 /// Runs one pooled operation: `$body` sees `$ctx: &Ctx` and `$conn: &mut PgConn`.
@@ -472,7 +486,7 @@ impl PgStore {
             .connect()
             .await
             .map_err(|e| connect_error(&ctx.target, &e))?;
-        let tx = migrate(&mut client, &ctx.target, true).await?;
+        let (tx, _) = migrate(&mut client, &ctx.target, true).await?;
         let created_at = Timestamp::now();
         for (key, value) in [
             ("format", FORMAT.as_bytes().to_vec()),
@@ -488,6 +502,7 @@ impl PgStore {
         }
         db::append_audit(
             ctx,
+            &ctx.records,
             &tx,
             &mut stmts,
             Some(created_at),
@@ -546,6 +561,7 @@ impl PgStore {
             inner: Arc::new(Inner {
                 ctx: Ctx {
                     target,
+                    records: AuditKey::for_records(&master),
                     master,
                     old,
                 },
@@ -564,7 +580,10 @@ impl PgStore {
         let store = Self::build(url, master, old, settings)?;
         let inner = &store.inner;
         let ctx = &inner.ctx;
-        let PgConn { mut client, stmts } = inner
+        let PgConn {
+            mut client,
+            mut stmts,
+        } = inner
             .pool
             .connect()
             .await
@@ -572,7 +591,15 @@ impl PgStore {
         let found = validate(&client, &ctx.target, &ctx.master, ctx.old.as_ref()).await?;
         // Validated: from here on writing is allowed.
         if found < SCHEMA_VERSION {
-            let tx = migrate(&mut client, &ctx.target, false).await?;
+            let (tx, from) = migrate(&mut client, &ctx.target, false).await?;
+            if from < KEYED_SCHEMA {
+                let keyed = db::keyed_event(
+                    "records before this one were written without a MAC (store schema 1)",
+                );
+                db::append_audit(ctx, &ctx.records, &tx, &mut stmts, None, &[keyed])
+                    .await
+                    .map_err(fail)?;
+            }
             tx.commit().await.map_err(|e| pg_error(&ctx.target, &e))?;
         }
         drop((client, stmts));
@@ -688,7 +715,10 @@ impl PgStore {
                 old.key_id(),
                 new.key_id()
             )));
-            db::append_audit(ctx, &tx, stmts, None, &[event])
+            // MACs under the old key no longer verify once only the new key opens the
+            // store: they apply again from this record (`store.master_key.rotate` starts
+            // them, like `audit.keyed`), which the chain binds to every record before it.
+            db::append_audit(ctx, &AuditKey::for_records(new), &tx, stmts, None, &[event])
                 .await
                 .map_err(fail)?;
             tx.commit().await.map_err(pg)?;
@@ -838,6 +868,10 @@ impl Store for PgStore {
 
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
         pooled!(self, |ctx, conn| db::audit_all(ctx, conn)).map_err(fail)
+    }
+
+    async fn audit_verify(&self) -> Result<Verified, StoreError> {
+        pooled!(self, |ctx, conn| db::audit_verify(ctx, conn)).map_err(fail)
     }
 
     async fn export(&self) -> Result<Dump, StoreError> {

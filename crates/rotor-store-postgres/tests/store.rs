@@ -23,8 +23,8 @@ async fn init_writes_the_schema_once_and_refuses_a_second_init() {
     let store = new_store(&db).await;
     // What a new store holds is the contract's `a_new_store_holds_only_its_init_record`.
     assert_eq!(
-        db.psql("SELECT version || ' ' || name FROM rotor_schema_migrations"),
-        "1 0001_init"
+        db.psql("SELECT version || ' ' || name FROM rotor_schema_migrations ORDER BY version"),
+        "1 0001_init\n2 0002_audit_mac"
     );
     assert!(
         !store.target().contains(db.pg.admin_password()),
@@ -55,7 +55,10 @@ async fn two_processes_initialising_at_once_get_one_store() {
         matches!(loser, Err(StoreError::AlreadyExists { .. })),
         "{loser:?}"
     );
-    assert_eq!(db.psql("SELECT count(*) FROM rotor_schema_migrations"), "1");
+    assert_eq!(
+        db.psql("SELECT count(*) FROM rotor_schema_migrations"),
+        SCHEMA_VERSION.to_string()
+    );
 }
 
 #[tokio::test]
@@ -205,7 +208,8 @@ async fn missing_too_new_and_edited_schemas_are_refused() {
     drop(PgStore::init(&db.url, k, "alice").await.expect("init"));
 
     // Newer schema.
-    db.psql("INSERT INTO rotor_schema_migrations (version, name, checksum) VALUES (2, '0002_future', 'x')");
+    let future = SCHEMA_VERSION + 1;
+    db.psql(&format!("INSERT INTO rotor_schema_migrations (version, name, checksum) VALUES ({future}, 'future', 'x')"));
     let before = db.dump();
     let err = PgStore::connect(&db.url, MasterKey::generate().expect("key"))
         .await
@@ -219,7 +223,9 @@ async fn missing_too_new_and_edited_schemas_are_refused() {
         other => panic!("{other:?}"),
     }
     assert_eq!(db.dump(), before);
-    db.psql("DELETE FROM rotor_schema_migrations WHERE version = 2");
+    db.psql(&format!(
+        "DELETE FROM rotor_schema_migrations WHERE version = {future}"
+    ));
 
     // An applied migration whose SQL differs from the embedded one.
     db.psql("UPDATE rotor_schema_migrations SET checksum = 'edited' WHERE version = 1");

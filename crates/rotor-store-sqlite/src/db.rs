@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use jiff::Timestamp;
-use rotor_core::audit::{AuditEvent, GENESIS, verify_chain};
+use rotor_core::audit::{AuditEvent, KEYED, Verified, verify_chain, verify_keyed};
 use rotor_core::rotation::Lease;
 use rotor_core::store::{
     Change, Dump, Fence, NewVersion, Op, RotationStamp, SecretSummary, Takeover, VersionStamp,
@@ -18,7 +18,7 @@ use rotor_core::{
     AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
     VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, KeyCheck, MasterKey, Sealed};
+use rotor_seal::{Aad, AuditKey, KeyCheck, MasterKey, Sealed};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{Ctx, Synchronous, show, sql_err};
@@ -92,7 +92,7 @@ fn apply_tx(ctx: &Ctx, conn: &mut Connection, change: Change) -> Result<Vec<Audi
     for op in change.ops {
         apply_op(ctx, &tx, op)?;
     }
-    let records = append_audit(&tx, path, Timestamp::now(), change.audit)?;
+    let records = append_audit(&tx, path, &ctx.records, Timestamp::now(), change.audit)?;
     tx.commit().map_err(|e| sql_err(path, e))?;
     Ok(records)
 }
@@ -430,15 +430,27 @@ pub(crate) fn claim(
         .reason(reason.as_deref());
     // The record's time is read now, under the write lock that orders `seq`, not the
     // claimer's `now` from before it waited for the lock: times follow the sequence.
-    append_audit(&tx, path, Timestamp::now(), vec![event])?;
+    append_audit(&tx, path, &ctx.records, Timestamp::now(), vec![event])?;
     tx.commit().map_err(|e| sql_err(path, e))?;
     Ok(lease)
 }
 
-/// Appends `events` to the chain: seq = previous max + 1, prev = previous record's hash.
+/// The audit `INSERT` of one record with every column.
+const INSERT_AUDIT: &str = "INSERT INTO audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash, mac)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// The record from which MACs apply under the store's (new) key.
+pub(crate) fn keyed_event(reason: &str) -> AuditEvent {
+    AuditEvent::new("rotor", KEYED).reason(Some(reason))
+}
+
+/// Appends `events` to the chain: seq = previous max + 1, prev = previous record's hash,
+/// each authenticated under `key` (its MAC covers the previous record's MAC). Runs inside
+/// the write transaction that orders `seq`; the MACs add microseconds.
 pub(crate) fn append_audit(
     tx: &Transaction<'_>,
     path: &Path,
+    key: &AuditKey,
     now: Timestamp,
     events: Vec<AuditEvent>,
 ) -> Result<Vec<AuditRecord>> {
@@ -446,26 +458,30 @@ pub(crate) fn append_audit(
         return Ok(Vec::new());
     }
     let e = |e| sql_err(path, e);
-    let last: Option<(i64, String)> = tx
-        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+    let last: Option<(i64, String, Option<String>)> = tx
+        .prepare_cached("SELECT seq, hash, mac FROM audit ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| {
+            s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .map_err(e)?;
     let (mut seq, mut prev) = match last {
-        Some((seq, hash)) => (u64::try_from(seq).unwrap_or(0), hash),
-        None => (0, GENESIS.to_owned()),
+        Some((seq, hash, mac)) => (u64::try_from(seq).unwrap_or(0), Some((hash, mac))),
+        None => (0, None),
     };
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .map_err(e)?;
+    let mut stmt = tx.prepare_cached(INSERT_AUDIT).map_err(e)?;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         seq += 1;
-        let rec = AuditRecord::chain(seq, now, event, &prev);
+        let rec = AuditRecord::chain_keyed(
+            seq,
+            now,
+            event,
+            prev.as_ref().map(|(h, m)| (h.as_str(), m.as_deref())),
+            |data| key.tag(data),
+        );
         insert_audit(&mut stmt, path, &rec)?;
-        prev.clone_from(&rec.hash);
+        prev = Some((rec.hash.clone(), rec.mac.clone()));
         out.push(rec);
     }
     Ok(out)
@@ -491,6 +507,7 @@ fn insert_audit(
         rec.event.outcome,
         rec.prev_hash,
         rec.hash,
+        rec.mac,
     ])
     .map(drop)
     .map_err(|e| {
@@ -803,7 +820,7 @@ pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSu
 }
 
 const AUDIT_COLS: &str =
-    "seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash";
+    "seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash, mac";
 
 fn audit_row(path: &Path, row: &Row<'_>) -> Result<AuditRecord> {
     let e = |e| sql_err(path, e);
@@ -835,6 +852,7 @@ fn audit_row(path: &Path, row: &Row<'_>) -> Result<AuditRecord> {
         },
         prev_hash: row.get(9).map_err(e)?,
         hash: row.get(10).map_err(e)?,
+        mac: row.get(11).map_err(e)?,
     })
 }
 
@@ -873,6 +891,13 @@ pub(crate) fn audit_all(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<AuditRec
         &format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"),
         [],
     )
+}
+
+/// The whole log (one read) and its check under the store's record key.
+pub(crate) fn audit_verify(ctx: &Ctx, conn: &mut Connection) -> Result<Verified> {
+    let records = audit_all(ctx, conn)?;
+    let outcome = verify_keyed(&records, |data, mac| ctx.records.verify(data, mac));
+    Ok(Verified { records, outcome })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1021,7 +1046,16 @@ fn rewrap_finish_tx(
         old.key_id(),
         new.key_id()
     )));
-    append_audit(&tx, path, Timestamp::now(), vec![event])?;
+    // MACs under the old key no longer verify once only the new key opens the store: they
+    // apply again from this record (`store.master_key.rotate` starts them, like
+    // `audit.keyed`), which the chain binds to every record before it.
+    append_audit(
+        &tx,
+        path,
+        &AuditKey::for_records(new),
+        Timestamp::now(),
+        vec![event],
+    )?;
     tx.commit().map_err(e)?;
     Ok(n)
 }
@@ -1173,18 +1207,15 @@ fn import_tx(ctx: &Ctx, conn: &mut Connection, dump: Dump, event: AuditEvent) ->
     // The target's own `store.init` record gives way to the copied chain.
     tx.execute("DELETE FROM audit", []).map_err(e)?;
     {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO audit (seq, time, actor, action, secret, versions, rotation, reason, outcome, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(e)?;
+        let mut stmt = tx.prepare_cached(INSERT_AUDIT).map_err(e)?;
         for rec in &dump.audit {
             insert_audit(&mut stmt, path, rec)?;
         }
     }
-    // Chained after the last copied record (seq + 1, its hash).
-    append_audit(&tx, path, Timestamp::now(), vec![event])?;
+    // Chained after the last copied record (seq + 1, its hash). The copied MACs are under
+    // the source's key, which may not be this store's: MACs apply again from this record
+    // (`store.migrate` starts them, like `audit.keyed`).
+    append_audit(&tx, path, &ctx.records, Timestamp::now(), vec![event])?;
     tx.commit().map_err(e)?;
     Ok(())
 }

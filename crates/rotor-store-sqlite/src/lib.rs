@@ -5,7 +5,9 @@
 //! key per value, wrapped by the master key), bound to `(secret name, version id)` as
 //! associated data, so a ciphertext copied onto another row does not open. Stage labels live
 //! in their own table keyed by `(secret, stage)`, rotation records as indexed columns plus a
-//! JSON copy of the whole record, and the audit log as a hash chain (`rotor_core::audit`).
+//! JSON copy of the whole record, and the audit log as a hash chain (`rotor_core::audit`)
+//! whose every record carries a MAC under `rotor_seal::AuditKey::for_records` of the master
+//! key (migration 0002 added it; an older store gets an `audit.keyed` record when opened).
 //!
 //! Invariants:
 //! - **a stage moves only inside a transaction that also appends its audit record**: every
@@ -71,13 +73,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use rotor_core::audit::AuditEvent;
+use rotor_core::audit::{AuditEvent, Verified};
 use rotor_core::rotation::Lease;
 use rotor_core::store::{Change, Dump, SecretSummary, Takeover, Versioned};
 use rotor_core::{
     AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId, VersionMeta,
 };
-use rotor_seal::{KdfParams, KeyCheck, MasterKey};
+use rotor_seal::{AuditKey, KdfParams, KeyCheck, MasterKey};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use secrecy::{ExposeSecret, SecretString};
@@ -94,7 +96,14 @@ const FORMAT: &str = "rotor-store";
 /// Embedded, numbered, append-only migrations. Entry `i` takes the schema from version `i`
 /// to `i + 1`; the schema version is `PRAGMA user_version` (in the file header, so it
 /// changes atomically with the migration's transaction).
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_audit_mac.sql"),
+];
+
+/// The first schema whose audit records carry a MAC: migrating past it appends the
+/// `audit.keyed` record from which MACs apply.
+const KEYED_SCHEMA: i64 = 2;
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -173,6 +182,8 @@ pub(crate) struct Ctx {
     /// During a master-key rotation ([`SqliteStore::open_rotating`]): the old key, which
     /// still opens the rows not yet rewrapped.
     pub(crate) old: Option<MasterKey>,
+    /// Authenticates every audit record appended (derived from `master`).
+    pub(crate) records: AuditKey,
     pub(crate) synchronous: Synchronous,
 }
 
@@ -559,7 +570,13 @@ impl SqliteStore {
                     .map_err(e)?;
             }
         }
-        db::append_audit(&tx, path, now, vec![AuditEvent::new(actor, "store.init")])?;
+        db::append_audit(
+            &tx,
+            path,
+            &AuditKey::for_records(&master),
+            now,
+            vec![AuditEvent::new(actor, "store.init")],
+        )?;
         tx.commit().map_err(e)?;
         configure(&conn, path, settings)?;
         restrict_sidecars(path)?;
@@ -630,6 +647,17 @@ impl SqliteStore {
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(e)?;
             migrate(&tx, path, now)?;
+            if now < KEYED_SCHEMA {
+                db::append_audit(
+                    &tx,
+                    path,
+                    &AuditKey::for_records(&master),
+                    Timestamp::now(),
+                    vec![db::keyed_event(
+                        "records before this one were written without a MAC (store schema 1)",
+                    )],
+                )?;
+            }
             tx.commit().map_err(e)?;
         }
         restrict_sidecars(path)?;
@@ -714,6 +742,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 ctx: Ctx {
                     path: path.to_owned(),
+                    records: AuditKey::for_records(&master),
                     master,
                     old,
                     synchronous: settings.synchronous,
@@ -902,6 +931,10 @@ impl Store for SqliteStore {
 
     async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.run(db::audit_all).await
+    }
+
+    async fn audit_verify(&self) -> Result<Verified, StoreError> {
+        self.run(db::audit_verify).await
     }
 
     async fn export(&self) -> Result<Dump, StoreError> {

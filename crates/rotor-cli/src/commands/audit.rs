@@ -6,18 +6,28 @@ use crate::Exit;
 use crate::cli::{AuditCommand, Format};
 use crate::context::Context;
 use crate::output::{self, time};
-use rotor_core::AuditRecord;
-use rotor_core::audit::{Head, check_head};
+use rotor_core::audit::{Head, Verified, check_head};
 
-/// The chain, then the anchor file, then `expected`. `Ok((records, notes))` or the failing
-/// `(seq, why)`.
+/// The chain and the MACs (checked by the store, which holds the key), then the anchor file,
+/// then `expected`. `Ok((records, notes))` or the failing `(seq, why)`.
 fn verify(
     ctx: &Context,
-    records: &[AuditRecord],
+    verified: &Verified,
     expected: Option<&Head>,
 ) -> Result<(u64, Vec<String>), (u64, String)> {
-    let n = rotor_core::audit::verify_chain(records).map_err(|e| (e.seq, e.to_string()))?;
+    let records = verified.records.as_slice();
+    let keyed = verified
+        .outcome
+        .as_ref()
+        .map_err(|e| (e.seq, e.to_string()))?;
+    let n = keyed.records;
     let mut notes = Vec::new();
+    if let Some(from) = keyed.keyed_from.filter(|&f| f > 1) {
+        notes.push(format!(
+            "records #1 to #{} carry no MAC under this store's key (written before MACs, or under an earlier master key): they are checked by hash and bound by the chain to #{from}, whose MAC verifies",
+            from - 1
+        ));
+    }
     let mut heads = Vec::new();
     match crate::anchor::key_for(&ctx.config().store) {
         Some(key) => {
@@ -67,15 +77,16 @@ pub async fn run(config_path: &Path, format: Format, cmd: AuditCommand) -> anyho
                 .map(Head::parse)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--expect-head: {e}"))?;
-            let records = ctx.store().audit_all().await?;
-            let report = verify(&ctx, &records, expected.as_ref());
+            let verified = ctx.store().audit_verify().await?;
+            let report = verify(&ctx, &verified, expected.as_ref());
             match report {
                 Ok((n, notes)) => {
-                    let head = Head::of(&records);
+                    let head = Head::of(&verified.records);
+                    let keyed_from = verified.outcome.as_ref().ok().and_then(|k| k.keyed_from);
                     if format == Format::Json {
                         println!(
                             "{}",
-                            serde_json::json!({ "intact": true, "records": n, "head": head.as_ref().map(ToString::to_string), "notes": notes })
+                            serde_json::json!({ "intact": true, "records": n, "keyed_from": keyed_from, "head": head.as_ref().map(ToString::to_string), "notes": notes })
                         );
                     } else {
                         for note in &notes {
@@ -83,9 +94,13 @@ pub async fn run(config_path: &Path, format: Format, cmd: AuditCommand) -> anyho
                         }
                         match head {
                             Some(h) => {
-                                println!("audit log intact: {n} records, chain verified, head {h}")
+                                println!(
+                                    "audit log intact: {n} records, chain and MACs verified, head {h}"
+                                )
                             }
-                            None => println!("audit log intact: {n} records, chain verified"),
+                            None => {
+                                println!("audit log intact: {n} records, chain and MACs verified")
+                            }
                         }
                     }
                     Ok(())

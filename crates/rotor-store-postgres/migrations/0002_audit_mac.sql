@@ -1,0 +1,6 @@
+-- Every audit record carries a MAC (HMAC-SHA256 under a key derived from the master key)
+-- over its canonical bytes and the previous record's MAC; the head row keeps the last MAC
+-- so the next append chains to it. Records written before this migration keep NULL; the
+-- store appends an `audit.keyed` record in the same transaction, from which MACs apply.
+ALTER TABLE rotor_audit ADD COLUMN mac TEXT;
+ALTER TABLE rotor_audit_head ADD COLUMN mac TEXT;
