@@ -251,3 +251,30 @@ fn tampering_is_detected() {
     println!("audit tamper cases: {tried} tried, {detected} detected");
     assert_eq!(detected, tried);
 }
+
+/// `rotor store migrate` does not launder a forged log: the copy's MACs start again at its
+/// `store.migrate` record under the target's key, so a forged record copied across would
+/// verify there. The source is checked (MACs included) before anything is copied.
+#[test]
+fn a_forged_log_is_not_migrated() {
+    let env = Env::new(CONFIG);
+    env.rotor(&["rotate", "quick"]).ok();
+    forge_append(&env);
+    std::fs::write(
+        env.path("target.toml"),
+        format!("[store]\npath = \"target.db\"\nmaster_key_file = \"target.key\"\n{CONFIG}"),
+    )
+    .expect("target config");
+    let r = env.rotor(&["store", "migrate", "--to", "target.toml"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("does not verify") && r.stderr.contains("nothing was copied"),
+        "{}",
+        r.stderr
+    );
+    // Refused before the target was even created.
+    assert!(
+        !env.path("target.db").exists(),
+        "the target store was created"
+    );
+}

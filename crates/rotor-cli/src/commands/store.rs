@@ -39,6 +39,14 @@ pub async fn sync(config_path: &Path) -> anyhow::Result<()> {
 pub async fn migrate(config_path: &Path, to: &Path) -> anyhow::Result<()> {
     let source = Context::open(config_path).await?;
     let target_config = context::load_config(to)?;
+    // The source's log must verify, MACs included, before it is copied: the copy's MACs
+    // start again at its `store.migrate` record under the target's key, so a forged record
+    // copied across would come out looking authentic.
+    if let Err(e) = source.store().audit_verify().await?.outcome {
+        anyhow::bail!(
+            "the source's audit log does not verify ({e}); nothing was copied or created. Run `rotor audit verify` on the source and investigate before migrating"
+        );
+    }
     let actor = context::actor();
     // Create the target when it does not exist yet (a new file, an empty database).
     if let Ok(lines) = stores::init(&target_config.store, &actor).await {
@@ -86,9 +94,12 @@ pub async fn migrate(config_path: &Path, to: &Path) -> anyhow::Result<()> {
             v.meta.secret
         );
     }
-    let n = rotor_core::audit::verify_chain(&copy.audit)?;
+    let n = match target.audit_verify().await?.outcome {
+        Ok(k) => k.records,
+        Err(e) => anyhow::bail!("the copy's audit log does not verify: {e}"),
+    };
     println!(
-        "migrated {versions} versions, {rotations} rotations and {records} audit records to {}; verified: values and stages equal, audit chain intact ({n} records)",
+        "migrated {versions} versions, {rotations} rotations and {records} audit records to {}; verified: values and stages equal, audit chain and MACs intact ({n} records)",
         to.display()
     );
     Ok(())

@@ -5,7 +5,7 @@
 //! - `/`: the overview, public like the status page it replaces (names and states only);
 //! - `/console/secrets/{name}`: one secret (versions, rotation history, failure reason, next
 //!   due in its window, grace) for a signed-in token;
-//! - `/console/audit`: the audit log and whether its hash chain verifies (`admin`);
+//! - `/console/audit`: the audit log and whether its hash chain and MACs verify (`admin`);
 //! - `/console/sign-in`: the sign-in form; `/console/events`: live updates (SSE).
 //!
 //! Actions (`POST`, signed in, CSRF token checked): sign-in, sign-out, rotate now, retire,

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::StreamExt as _;
 use minijinja::context;
 use rotor_core::SecretName;
-use rotor_core::audit::verify_chain;
 use rotor_core::config::ScopeAction;
 use rotor_core::schedule::SecretState;
 use serde::Deserialize;
@@ -221,14 +220,20 @@ pub(super) async fn audit(State(st): State<ConsoleState>, visitor: Visitor) -> R
         );
     }
     let engine = &st.api.0.engine;
-    let records = match engine.store().audit_all().await {
-        Ok(r) => r,
+    // The store's own check (chain and MACs under its record key), the one `rotor audit
+    // verify` reads: a forged record appended with its chain recomputed fails here too.
+    let checked = match engine.store().audit_verify().await {
+        Ok(v) => v,
         Err(e) => return st.error(&visitor, StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
     };
-    let (verified, problem) = match verify_chain(&records) {
-        Ok(n) => (true, format!("{n} records, hash chain intact")),
+    let (verified, problem) = match &checked.outcome {
+        Ok(k) => (
+            true,
+            format!("{} records, hash chain and MACs intact", k.records),
+        ),
         Err(e) => (false, e.to_string()),
     };
+    let records = checked.records;
     let now = engine.now();
     st.render(
         StatusCode::OK,
