@@ -10,8 +10,6 @@
 //! time, and the next delivery (any store change, `rotor render`, `rotor serve` start-up)
 //! tries again.
 
-use std::path::Path;
-
 use rotor_core::SecretValue;
 use rotor_core::config::{GithubRender, RenderSpec, Template, TemplatePart};
 use rotor_deliver_github::{GithubClient, GithubError, GithubTarget, Item, Scope};
@@ -19,7 +17,7 @@ use rotor_engine::RetryPolicy;
 use sha2::{Digest, Sha256};
 
 use crate::values::Cache;
-use crate::{DeliverError, OnChangeOutcome, RenderResult, Renderer, private_dir};
+use crate::{DeliverError, OnChangeOutcome, RenderResult, Renderer};
 
 /// Renders every secret of `spec` and writes those whose fingerprint changed.
 pub(crate) async fn deliver(
@@ -50,15 +48,8 @@ pub(crate) async fn deliver(
             fingerprint: fingerprint(t, &cache),
         })
         .collect();
-    let dir = match spec.path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
     // The state file decides what is sent: nobody else may be able to replace it.
-    private_dir::check(dir).map_err(|why| DeliverError::UnsafeDirectory {
-        path: spec.path.clone(),
-        why,
-    })?;
+    crate::check_dir_of(&spec.path)?;
     let fail = |source: GithubError| DeliverError::Github {
         target: target.clone(),
         source,

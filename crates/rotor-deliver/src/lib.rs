@@ -263,14 +263,7 @@ impl Renderer {
         // Every reference resolves before anything is touched: a render error leaves the
         // target (and its state) as they were.
         let (content, from) = self.content(spec, &templates).await?;
-        let dir = match spec.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        private_dir::check(dir).map_err(|why| DeliverError::UnsafeDirectory {
-            path: spec.path.clone(),
-            why,
-        })?;
+        check_dir_of(&spec.path)?;
         let recorded = state::read(&spec.path).await;
         let owed = spec.on_change.is_some() && recorded.as_ref().is_some_and(|s| s.on_change_owed);
         if spec.on_change.is_some() && !write::holds(&spec.path, &content).await? {
@@ -420,4 +413,17 @@ impl Deliver for Renderer {
             Err(failures.join("; "))
         }
     }
+}
+
+/// Refuses to write `path` (a rendered file, a state file) into a directory others may
+/// write: see [`private_dir`].
+pub(crate) fn check_dir_of(path: &Path) -> Result<(), DeliverError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    private_dir::check(dir).map_err(|why| DeliverError::UnsafeDirectory {
+        path: path.to_path_buf(),
+        why,
+    })
 }
