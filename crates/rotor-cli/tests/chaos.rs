@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{Replica, count, random_fleet_config, serve, signal};
+use common::replica::{Replica, count, random_fleet_config, serve, signal, wait_settled};
 use jiff::Timestamp;
 use rotor_test_support::Postgres;
 
@@ -208,24 +208,7 @@ fn replicas_under_kills_and_a_pause_do_every_step_once() {
     }
 
     // Every secret rotated and retired: a current value each, no rotation open.
-    loop {
-        let current = count(
-            &pg,
-            "SELECT count(*) FROM rotor_stages WHERE stage = 'current'",
-        );
-        let open = count(
-            &pg,
-            "SELECT count(*) FROM rotor_rotations WHERE status IN ('running', 'grace')",
-        );
-        if current == SECRETS && open == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "after {deadline:?}: {current} secrets have a current value, {open} rotations open"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_settled(&pg, SECRETS, start + deadline, Duration::from_millis(100));
     let elapsed = start.elapsed();
     for r in &mut replicas {
         r.kill().expect("stop replica");

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{Replica, count, random_fleet_config, serve};
+use common::replica::{Replica, count, random_fleet_config, serve, wait_settled};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 1_000;
@@ -50,24 +50,7 @@ fn three_replicas_one_killed_every_secret_rotated_exactly_once() {
     }
 
     // The survivors finish everything, including what replica 0 left running.
-    loop {
-        let current = count(
-            &pg,
-            "SELECT count(*) FROM rotor_stages WHERE stage = 'current'",
-        );
-        let open = count(
-            &pg,
-            "SELECT count(*) FROM rotor_rotations WHERE status IN ('running', 'grace')",
-        );
-        if current == SECRETS && open == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "after {deadline:?}: {current} secrets have a current value, {open} rotations open"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_settled(&pg, SECRETS, start + deadline, Duration::from_millis(200));
     eprintln!("all {SECRETS} rotated in {:?}", start.elapsed());
     for r in replicas.iter_mut().skip(1) {
         r.kill().expect("stop replica");

@@ -20,7 +20,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use common::replica::{count, random_fleet_config, serve, signal};
+use common::replica::{count, random_fleet_config, serve, signal, wait_settled};
 use rotor_test_support::Postgres;
 
 const SECRETS: usize = 500;
@@ -129,24 +129,7 @@ fn a_replica_stopped_inside_a_transaction_does_not_stall_the_other() {
     );
 
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let current = count(
-            &pg,
-            "SELECT count(*) FROM rotor_stages WHERE stage = 'current'",
-        );
-        let open = count(
-            &pg,
-            "SELECT count(*) FROM rotor_rotations WHERE status IN ('running', 'grace')",
-        );
-        if current == SECRETS && open == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{current} secrets have a current value, {open} rotations open"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_settled(&pg, SECRETS, deadline, Duration::from_millis(200));
     for r in [&mut a, &mut b] {
         r.kill().expect("stop replica");
         r.wait().expect("reap");

@@ -99,3 +99,26 @@ pub fn random_fleet_config(pg: &Postgres, secrets: usize, lease: &str) -> String
     }
     config
 }
+
+/// Waits until every one of `secrets` secrets has a current value and no rotation is open
+/// (running or in grace), polling every `every`; fails once `deadline` has passed.
+pub fn wait_settled(pg: &Postgres, secrets: usize, deadline: Instant, every: Duration) {
+    loop {
+        let current = count(
+            pg,
+            "SELECT count(*) FROM rotor_stages WHERE stage = 'current'",
+        );
+        let open = count(
+            pg,
+            "SELECT count(*) FROM rotor_rotations WHERE status IN ('running', 'grace')",
+        );
+        if current == secrets && open == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "past the deadline: {current} secrets have a current value, {open} rotations open"
+        );
+        std::thread::sleep(every);
+    }
+}
