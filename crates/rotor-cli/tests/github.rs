@@ -2,7 +2,6 @@
 //! server that follows GitHub's documented Actions secrets endpoints and opens every value
 //! with PyNaCl, as GitHub does (rotor-test-support's `GithubApi`). GitHub itself cannot be
 //! reached from the tests: see docs/github-secrets.md for what that leaves untested.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -14,6 +14,7 @@
 //!   redacting `Debug`.
 
 pub mod audit;
+pub mod backoff;
 pub mod config;
 pub mod credential;
 pub mod duration;
@@ -30,6 +31,7 @@ pub mod value;
 pub mod version;
 
 pub use audit::{AuditEvent, AuditRecord, ChainError};
+pub use backoff::Backoff;
 pub use config::{Config, ConfigError, Diagnostic, SecretSpec};
 pub use credential::{Credential, CredentialError};
 pub use duration::Duration;

@@ -2,7 +2,6 @@
 //! `tests/alerts/rules_test.yml` prove each rule fires while its state holds and resolves when
 //! it ends (issue 9 item 2: the failed alert keys on the gauge; issue 10 item 1: never-rotated
 //! secrets alert).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! Webhooks against a real loopback server, and the emergency runbook / drill reports.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

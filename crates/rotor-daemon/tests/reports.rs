@@ -2,7 +2,6 @@
 //! are in grace reports "in grace until T" (not "all checks passed" with the check ticked
 //! n/a); an emergency report names each secret with what was done (no empty lines from
 //! skipped secrets), and its webhook announces only the secrets it rotates.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! Values written through the API are checked like `rotor put` checks them, and a bad stored
 //! key never takes the JWKS down (real listener, real SQLite store).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -346,7 +346,6 @@ pub(crate) fn classify(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,7 +1,7 @@
 //! The GitHub target against a loopback server that follows GitHub's documented endpoints
 //! (rotor-test-support's `GithubApi`, fixtures/github_api.py) and decrypts every value with PyNaCl, plus the sealed box
 //! checked directly by PyNaCl with a test key pair.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -111,7 +111,6 @@ fn push_json_string(s: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn z(s: &str) -> Zeroizing<String> {

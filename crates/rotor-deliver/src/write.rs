@@ -160,7 +160,6 @@ fn fill_and_rename(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use std::os::unix::fs::MetadataExt;
 
     use super::*;

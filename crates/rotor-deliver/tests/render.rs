@@ -1,6 +1,6 @@
 //! The renderer against a real SqliteStore: values staged with `Engine::put` (which also
 //! drives delivery, as after a rotation), files read back by bash and serde_json.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

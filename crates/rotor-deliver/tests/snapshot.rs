@@ -6,7 +6,7 @@
 //! after it are the same version, and the app loses the key its live tokens were signed with.
 //! The store below lets a real SqliteStore finish a rotation between the render's first read
 //! and the next, deterministically.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 

@@ -5,7 +5,6 @@
 //!
 //! Real PostgreSQL 15 and Redis 7 servers on loopback (rotor-test-support); real wall time
 //! (the grace is 2 s of wall time by nature).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

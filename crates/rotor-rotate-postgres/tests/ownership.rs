@@ -2,7 +2,7 @@
 //! migration) the other can use after a rotation, because setup makes both act as the group
 //! role on login; a pair set up before that is repaired by running setup again. Real
 //! PostgreSQL 15 and the real psql client.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! PostgresRotator against real PostgreSQL 15 servers (one per test; never mocks).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! `probe` of the postgres rotator on a real PostgreSQL 15: one case per cause that would
 //! block a rotation, and the all-clear for both strategies.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

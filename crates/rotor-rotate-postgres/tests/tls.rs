@@ -1,7 +1,7 @@
 //! PostgresRotator over TLS against real PostgreSQL 15 servers with `ssl = on` and a
 //! TLS-only `pg_hba.conf` (a plaintext login is refused, so a rotation that works went over
 //! TLS), certificates made at test time by a throwaway CA.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1443,7 +1443,6 @@ impl RedisRotator {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -258,7 +258,6 @@ fn parse(buf: &[u8], pos: usize) -> Result<Option<(Reply, usize)>, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,5 +1,4 @@
 //! The redis rotator against a real redis-server (rotor_test_support): happy paths.
-#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -79,7 +79,6 @@ fn key_error_kind(e: &rotor_keyring::KeyError) -> &'static str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rotor_keyring::secrecy::ExposeSecret;

@@ -120,7 +120,6 @@ pub fn choose(explicit: Option<SslMode>, hosts: &[&str]) -> (SslMode, ModeChoice
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -160,7 +160,6 @@ fn decode(s: &str, what: &str) -> Result<String, TlsError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

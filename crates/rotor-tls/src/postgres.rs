@@ -144,7 +144,6 @@ impl PgTls {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::mode::ModeChoice;
 

@@ -212,7 +212,6 @@ impl From<EngineError> for ApiError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rotor_core::{RotatorError, Step};

@@ -3,7 +3,7 @@
 //! (SqliteStore, the real rotators, a [`Renderer`] as delivery) over a generated config, and
 //! a client load that behaves like the seed's app: it re-reads the rendered `.env` every
 //! 100 ms and opens a fresh connection for every query.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
