@@ -1,5 +1,4 @@
 //! The redis rotator against a real redis-server (rotor_test_support): what goes wrong.
-#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -281,15 +280,15 @@ struct NoAclRedis {
 
 impl NoAclRedis {
     fn start() -> NoAclRedis {
-        let password = random_password().unwrap();
-        let port = free_port().unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let password = random_password().expect("random password for requirepass");
+        let port = free_port().expect("free port for redis-server (no ACL)");
+        let dir = tempfile::tempdir().expect("temp dir for redis-server (no ACL)");
         let conf = dir.path().join("redis.conf");
         std::fs::write(
             &conf,
             format!("requirepass {password}\nrename-command ACL \"\"\n"),
         )
-        .unwrap();
+        .expect("write redis.conf (no ACL)");
         let child = Command::new("redis-server")
             .arg(&conf)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])

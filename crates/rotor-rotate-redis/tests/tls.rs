@@ -1,6 +1,5 @@
 //! The redis rotator over `rediss://` against real redis-servers that speak only TLS
 //! (`--port 0 --tls-port P`), certificates made at test time by a throwaway CA.
-#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -10,9 +9,11 @@ use rotor_test_support::{CertFiles, Redis, TestCa, random_password};
 use support::*;
 
 fn tls_server(ca: &TestCa, names: &[&str], client_cert: bool) -> (Redis, String) {
-    let cert = ca.issue_server(names).unwrap();
+    let cert = ca
+        .issue_server(names)
+        .expect("issue redis server certificate");
     let redis = Redis::start_tls(ca, &cert, client_cert).expect("redis-server with TLS");
-    let old = random_password().unwrap();
+    let old = random_password().expect("random password for user app");
     create_user(&redis, "app", &old);
     (redis, old)
 }
@@ -28,7 +29,7 @@ async fn set_through(redis: &Redis, url: &str, old: &str) -> Result<String, Rota
     let current = cred("app", old, Stage::Current);
     let rot = RedisRotator::new();
     let c = ctx(&spec, Some(&current), Some(&admin));
-    let pending = pending_from(rot.create(&c).await.unwrap());
+    let pending = pending_from(rot.create(&c).await.expect("redis rotator create"));
     rot.set(&c, &pending).await?;
     Ok(password(&pending))
 }

@@ -1,10 +1,5 @@
 //! Master key encoding, sources, key files and Argon2id derivation.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests fail loudly on any unexpected error"
-)]
-
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -20,13 +15,13 @@ fn leak_forms(k: &MasterKey) -> Vec<String> {
     let b64 = enc
         .expose_secret()
         .strip_prefix("rotor-mk-v1:")
-        .unwrap()
+        .expect("encoded master key starts with rotor-mk-v1:")
         .to_owned();
     let raw = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD
             .decode(&b64)
-            .unwrap()
+            .expect("base64-decode the encoded master key")
     };
     vec![
         b64,

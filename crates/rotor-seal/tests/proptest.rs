@@ -1,11 +1,6 @@
 //! Property tests: random plaintexts round-trip; any single-byte corruption of
 //! a stored record never opens.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests fail loudly on any unexpected error"
-)]
-
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
@@ -13,7 +8,7 @@ use rotor_seal::{Aad, MasterKey, Sealed, open, seal};
 
 fn key() -> &'static MasterKey {
     static KEY: OnceLock<MasterKey> = OnceLock::new();
-    KEY.get_or_init(|| MasterKey::generate().unwrap())
+    KEY.get_or_init(|| MasterKey::generate().expect("generate master key"))
 }
 
 proptest! {

@@ -1,15 +1,10 @@
 //! Behavioural tests of sealing, opening, rewrapping and the key check.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests fail loudly on any unexpected error"
-)]
-
 use rotor_seal::{Aad, Error, KeyCheck, MasterKey, Sealed, open, open_any, rewrap, seal};
 use secrecy::ExposeSecret;
 
 fn key() -> MasterKey {
-    MasterKey::generate().unwrap()
+    MasterKey::generate().expect("generate master key")
 }
 
 const AAD: Aad<'static> = Aad::new("prod/db/password", "0194f0b8-7d2e-7c1a-9b3e-1f2a3b4c5d6e");

@@ -1,6 +1,6 @@
 //! Helpers for the redis rotator's tests: specs and versions built by hand, an engine-like
 //! rotation driver, and a raw RESP connection that stays open (to watch sessions survive).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +21,7 @@ pub const ADMIN_SECRET: &str = "redis-admin";
 
 pub fn spec(url: &str, user: &str, admin: Option<&str>) -> SecretSpec {
     SecretSpec {
-        name: SecretName::new(SECRET).unwrap(),
+        name: SecretName::new(SECRET).expect("secret name app-redis"),
         kind: Kind::Redis,
         description: None,
         owner: None,
@@ -32,11 +32,11 @@ pub fn spec(url: &str, user: &str, admin: Option<&str>) -> SecretSpec {
             Automation::Automatic,
             false,
         )
-        .unwrap(),
+        .expect("policy: rotate every 30 days, overlap 1 hour"),
         settings: KindSettings::Redis(RedisSettings {
             url: url.to_owned(),
             user: user.to_owned(),
-            admin: admin.map(|a| SecretName::new(a).unwrap()),
+            admin: admin.map(|a| SecretName::new(a).expect("admin secret name")),
         }),
         window: None,
         jitter: Duration::ZERO,
@@ -52,7 +52,7 @@ pub fn url(port: u16) -> String {
 pub fn value(username: &str, password: &str) -> SecretValue {
     SecretValue::new(
         serde_json::to_vec(&serde_json::json!({"username": username, "password": password}))
-            .unwrap(),
+            .expect("encode username/password value as JSON"),
     )
 }
 
@@ -60,7 +60,7 @@ pub fn versioned(secret: &str, value: SecretValue, stage: Stage) -> Versioned {
     Versioned {
         meta: VersionMeta {
             id: VersionId::generate(),
-            secret: SecretName::new(secret).unwrap(),
+            secret: SecretName::new(secret).expect("version's secret name"),
             created_at: jiff::Timestamp::now(),
             created_by: "test".to_owned(),
             metadata: serde_json::json!({}),
@@ -91,8 +91,12 @@ pub fn pending_from(generated: Generated) -> Versioned {
 
 /// The password inside a value.
 pub fn password(v: &Versioned) -> String {
-    let json: serde_json::Value = serde_json::from_slice(v.value.expose()).unwrap();
-    json["password"].as_str().unwrap().to_owned()
+    let json: serde_json::Value =
+        serde_json::from_slice(v.value.expose()).expect("parse credential value as JSON");
+    json["password"]
+        .as_str()
+        .expect("credential value has a string \"password\"")
+        .to_owned()
 }
 
 pub fn ctx<'a>(
@@ -116,9 +120,13 @@ pub async fn start_rotation(
     admin: Option<&Versioned>,
 ) -> Versioned {
     let c = ctx(spec, current, admin);
-    let pending = pending_from(rot.create(&c).await.unwrap());
-    rot.set(&c, &pending).await.unwrap();
-    rot.test(&c, &pending).await.unwrap();
+    let pending = pending_from(rot.create(&c).await.expect("redis rotator create"));
+    rot.set(&c, &pending)
+        .await
+        .expect("redis rotator set pending");
+    rot.test(&c, &pending)
+        .await
+        .expect("redis rotator test pending");
     pending
 }
 
@@ -135,7 +143,7 @@ pub async fn rotate(
     previous.meta.stages = vec![Stage::Previous];
     rot.retire(&ctx(spec, Some(&new), admin), &previous)
         .await
-        .unwrap();
+        .expect("redis rotator retire previous");
     new
 }
 
@@ -144,7 +152,7 @@ pub async fn rotate(
 pub fn auth(redis: &Redis, user: &str, password: &str) -> String {
     let out = redis
         .cli_session(&format!("AUTH {user} {password}\nPING\n"))
-        .unwrap();
+        .expect("redis-cli session AUTH + PING");
     out.lines().next().unwrap_or_default().to_owned()
 }
 
@@ -156,9 +164,15 @@ pub fn sha256_hex(password: &str) -> String {
 
 /// The password hashes of an ACL user, read as the admin.
 pub fn password_hashes(redis: &Redis, user: &str) -> Vec<String> {
-    let out = redis.cli(&["ACL", "GETUSER", user]).unwrap();
+    let out = redis
+        .cli(&["ACL", "GETUSER", user])
+        .expect("redis-cli ACL GETUSER");
     let lines: Vec<&str> = out.lines().collect();
-    let start = lines.iter().position(|l| *l == "passwords").unwrap() + 1;
+    let start = lines
+        .iter()
+        .position(|l| *l == "passwords")
+        .expect("ACL GETUSER reply has a \"passwords\" field")
+        + 1;
     lines[start..]
         .iter()
         .take_while(|l| **l != "commands")
@@ -180,7 +194,7 @@ pub fn create_user(redis: &Redis, user: &str, password: &str) {
             "&*",
             "+@all",
         ])
-        .unwrap();
+        .expect("redis-cli ACL SETUSER");
 }
 
 /// A raw RESP connection that stays open between commands.
@@ -188,7 +202,11 @@ pub struct RawConn(TcpStream);
 
 impl RawConn {
     pub async fn connect(port: u16) -> RawConn {
-        RawConn(TcpStream::connect(("127.0.0.1", port)).await.unwrap())
+        RawConn(
+            TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect raw RESP session to redis"),
+        )
     }
 
     /// Sends a command; returns the first reply line (e.g. `+OK`), or an error when the
@@ -226,7 +244,10 @@ pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0
+            .lock()
+            .expect("lock tracing capture buffer")
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -247,6 +268,6 @@ impl Captured {
     }
 
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        String::from_utf8_lossy(&self.0.lock().expect("lock tracing capture buffer")).into_owned()
     }
 }
