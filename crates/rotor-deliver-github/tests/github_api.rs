@@ -1,7 +1,6 @@
 //! The GitHub target against a loopback server that follows GitHub's documented endpoints
 //! (rotor-test-support's `GithubApi`, fixtures/github_api.py) and decrypts every value with PyNaCl, plus the sealed box
 //! checked directly by PyNaCl with a test key pair.
-#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -34,7 +33,8 @@ impl Fixture {
     }
 
     fn client(&self, token: &str, scope: Scope) -> GithubClient {
-        GithubClient::new(&self.api(), SecretString::from(token.to_owned()), scope).unwrap()
+        GithubClient::new(&self.api(), SecretString::from(token.to_owned()), scope)
+            .expect("GithubClient for the fixture API")
     }
 }
 
@@ -171,7 +171,7 @@ async fn put(client: GithubClient) -> rotor_deliver_github::GithubError {
         "568250167242549743",
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     )
-    .unwrap();
+    .expect("RepoKey from a fixed all-zero public key");
     match client.public_key().await {
         Err(e) => e,
         Ok(_) => client

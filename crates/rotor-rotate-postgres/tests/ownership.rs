@@ -2,7 +2,6 @@
 //! migration) the other can use after a rotation, because setup makes both act as the group
 //! role on login; a pair set up before that is repaired by running setup again. Real
 //! PostgreSQL 15 and the real psql client.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -42,7 +41,7 @@ fn owner(pg: &rotor_test_support::Postgres, relation: &str) -> String {
     pg.psql(&format!(
         "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = '{relation}'"
     ))
-    .unwrap()
+    .expect("psql: owner of a relation from pg_class")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,6 @@
 //! PostgresRotator over TLS against real PostgreSQL 15 servers with `ssl = on` and a
 //! TLS-only `pg_hba.conf` (a plaintext login is refused, so a rotation that works went over
 //! TLS), certificates made at test time by a throwaway CA.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -17,7 +16,7 @@ fn tls_server(ca: &TestCa, names: &[&str], client_cert: bool) -> Postgres {
     let pg = Postgres::start_tls(ca, &cert, client_cert)
         .expect("starting PostgreSQL 15 with ssl=on (run scripts/install-deps)");
     pg.psql("CREATE ROLE app LOGIN PASSWORD 'app-pw-0'")
-        .unwrap();
+        .expect("psql CREATE ROLE app");
     pg
 }
 
@@ -29,7 +28,7 @@ async fn set_through(pg: &Postgres, url: &str) -> Result<(), rotor_core::Rotator
     let current = versioned("app-db", "app", "app-pw-0");
     let r = PostgresRotator::new();
     let c = ctx(&spec, Some(&current), Some(&admin));
-    let generated = r.create(&c).await.unwrap();
+    let generated = r.create(&c).await.expect("postgres rotator create");
     let pending = Versioned {
         meta: current.meta.clone(),
         value: generated.value,

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: specs and values built by hand, a real server.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -46,18 +46,21 @@ pub fn pg_spec(
     }
     let config = rotor_core::config::parse(&toml, Path::new("/tmp/rotor-test.toml"), &|_| None)
         .unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    let spec = config.secret(name).unwrap().clone();
+    let spec = config
+        .secret(name)
+        .expect("parsed test inventory has the secret")
+        .clone();
     assert_eq!(spec.kind, Kind::Postgres);
     spec
 }
 
 pub fn versioned(secret: &str, user: &str, password: &str) -> Versioned {
-    let value =
-        serde_json::to_vec(&serde_json::json!({"username": user, "password": password})).unwrap();
+    let value = serde_json::to_vec(&serde_json::json!({"username": user, "password": password}))
+        .expect("encode username/password value as JSON");
     Versioned {
         meta: VersionMeta {
             id: VersionId::generate(),
-            secret: SecretName::new(secret).unwrap(),
+            secret: SecretName::new(secret).expect("version's secret name"),
             created_at: jiff::Timestamp::now(),
             created_by: "test".to_owned(),
             metadata: serde_json::json!({"username": user}),
@@ -87,10 +90,17 @@ pub fn ctx<'a>(
 
 /// (username, password) of a stored value.
 pub fn parts(v: &Versioned) -> (String, String) {
-    let j: serde_json::Value = serde_json::from_slice(v.value.expose()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_slice(v.value.expose()).expect("parse credential value as JSON");
     (
-        j["username"].as_str().unwrap().to_owned(),
-        j["password"].as_str().unwrap().to_owned(),
+        j["username"]
+            .as_str()
+            .expect("credential value has a string \"username\"")
+            .to_owned(),
+        j["password"]
+            .as_str()
+            .expect("credential value has a string \"password\"")
+            .to_owned(),
     )
 }
 
@@ -103,7 +113,7 @@ pub async fn rotate(
     admin: Option<&Versioned>,
 ) -> Versioned {
     let c = ctx(spec, current, admin);
-    let generated = r.create(&c).await.unwrap();
+    let generated = r.create(&c).await.expect("postgres rotator create");
     let pending = Versioned {
         meta: VersionMeta {
             id: VersionId::generate(),
@@ -117,8 +127,12 @@ pub async fn rotate(
     };
     let (user, _) = parts(&pending);
     assert_eq!(generated.metadata, serde_json::json!({"username": user}));
-    r.set(&c, &pending).await.unwrap();
-    r.test(&c, &pending).await.unwrap();
+    r.set(&c, &pending)
+        .await
+        .expect("postgres rotator set pending");
+    r.test(&c, &pending)
+        .await
+        .expect("postgres rotator test pending");
     pending
 }
 
@@ -137,7 +151,7 @@ pub async fn app_session(port: u16, user: &str, password: &str) -> tokio_postgre
         .password(password)
         .connect(tokio_postgres::NoTls)
         .await
-        .unwrap();
+        .expect("open app session to PostgreSQL");
     tokio::spawn(async move {
         let _ = conn.await;
     });
