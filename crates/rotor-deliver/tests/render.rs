@@ -1,6 +1,5 @@
 //! The renderer against a real SqliteStore: values staged with `Engine::put` (which also
 //! drives delivery, as after a rotation), files read back by bash and serde_json.
-#![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -40,10 +39,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(render: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir for the fixture");
         let text = format!("{SECRETS}\n{render}");
         let path = dir.path().join("rotor.toml");
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, &text).expect("write fixture rotor.toml");
         let config: Arc<Config> = Arc::new(
             rotor_core::config::parse(&text, &path, &|_| None)
                 .unwrap_or_else(|e| panic!("{e}\n{text}")),
@@ -51,10 +50,10 @@ impl Fixture {
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::create(
                 &dir.path().join("rotor.db"),
-                MasterKey::generate().unwrap(),
+                MasterKey::generate().expect("generate master key"),
                 "test",
             )
-            .unwrap(),
+            .expect("create SqliteStore rotor.db"),
         );
         let renderer = Arc::new(Renderer::new(config.clone(), store.clone()));
         let engine = Engine::new(
@@ -85,7 +84,7 @@ impl Fixture {
                 None,
             )
             .await
-            .unwrap();
+            .expect("engine put");
     }
 
     /// Audit records of failed deliveries.
@@ -94,10 +93,10 @@ impl Fixture {
             .store()
             .audit_tail(1000)
             .await
-            .unwrap()
+            .expect("read audit tail")
             .into_iter()
             .filter(|r| r.event.action == "delivery.failed")
-            .map(|r| serde_json::to_string(&r.event).unwrap())
+            .map(|r| serde_json::to_string(&r.event).expect("encode audit event as JSON"))
             .collect()
     }
 }
@@ -114,24 +113,33 @@ fn bash_read(file: &Path, name: &str) -> String {
         .arg("bash")
         .arg(file)
         .output()
-        .unwrap();
+        .expect("run bash to source the dotenv file");
     assert!(
         out.status.success(),
         "bash failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out.stdout).expect("bash printed UTF-8")
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    std::fs::metadata(path)
+        .expect("metadata of a rendered file")
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// Files left over from atomic writes.
 fn temp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .expect("read the fixture dir")
+        .map(|e| {
+            e.expect("entry of the fixture dir")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".tmp"))
         .collect()
 }

@@ -6,7 +6,6 @@
 //! after it are the same version, and the app loses the key its live tokens were signed with.
 //! The store below lets a real SqliteStore finish a rotation between the render's first read
 //! and the next, deterministically.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 
@@ -33,9 +32,12 @@ struct FinishBetweenReads {
 
 impl FinishBetweenReads {
     async fn after_read(&self) {
-        let change = self.then.lock().unwrap().take();
+        let change = self.then.lock().expect("lock the pending finish").take();
         if let Some(change) = change {
-            self.inner.apply(change).await.unwrap();
+            self.inner
+                .apply(change)
+                .await
+                .expect("apply the finish between reads");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! (SqliteStore, the real rotators, a [`Renderer`] as delivery) over a generated config, and
 //! a client load that behaves like the seed's app: it re-reads the rendered `.env` every
 //! 100 ms and opens a fresh connection for every query.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +41,10 @@ pub struct OffsetClock(AtomicI64);
 
 impl OffsetClock {
     pub fn advance(&self, d: Duration) {
-        self.0
-            .fetch_add(i64::try_from(d.as_secs()).unwrap(), Ordering::SeqCst);
+        self.0.fetch_add(
+            i64::try_from(d.as_secs()).expect("clock advance fits in i64 seconds"),
+            Ordering::SeqCst,
+        );
     }
 }
 
@@ -52,7 +54,7 @@ impl Clock for OffsetClock {
             .checked_add(jiff::SignedDuration::from_secs(
                 self.0.load(Ordering::SeqCst),
             ))
-            .unwrap()
+            .expect("now plus the clock offset is a valid timestamp")
     }
 }
 
@@ -152,7 +154,8 @@ admin = "{REDIS_ADMIN}"
 
 fn cred(user: &str, password: &str) -> SecretValue {
     SecretValue::new(
-        serde_json::to_vec(&serde_json::json!({"username": user, "password": password})).unwrap(),
+        serde_json::to_vec(&serde_json::json!({"username": user, "password": password}))
+            .expect("encode username/password value as JSON"),
     )
 }
 
@@ -164,20 +167,20 @@ impl Harness {
     pub async fn start(bench_secrets: usize) -> Harness {
         let pg = tokio::task::block_in_place(Postgres::start).expect("PostgreSQL 15");
         let redis = tokio::task::block_in_place(Redis::start_with_aclfile).expect("Redis 7");
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir for the harness");
         let text = config_text(pg.port(), redis.port(), bench_secrets);
         let path = dir.path().join("rotor.toml");
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, &text).expect("write harness rotor.toml");
         let config: Arc<Config> = Arc::new(
             rotor_core::config::parse(&text, &path, &|_| None).unwrap_or_else(|e| panic!("{e}")),
         );
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::create(
                 &dir.path().join("rotor.db"),
-                MasterKey::generate().unwrap(),
+                MasterKey::generate().expect("generate master key"),
                 "zero-downtime",
             )
-            .unwrap(),
+            .expect("create SqliteStore rotor.db"),
         );
         let clock = Arc::new(OffsetClock::default());
         let rotators = Rotators::new()
@@ -203,7 +206,7 @@ impl Harness {
                 None,
             )
             .await
-            .unwrap();
+            .expect("engine put pg-admin");
         engine
             .put(
                 REDIS_ADMIN,
@@ -212,8 +215,9 @@ impl Harness {
                 None,
             )
             .await
-            .unwrap();
-        tokio::task::block_in_place(|| pg.psql("CREATE ROLE legacy LOGIN")).unwrap();
+            .expect("engine put redis-admin");
+        tokio::task::block_in_place(|| pg.psql("CREATE ROLE legacy LOGIN"))
+            .expect("psql CREATE ROLE legacy");
 
         let bench_pg: Vec<String> = (0..bench_secrets)
             .map(|i| format!("bench-pg-{i}"))
@@ -221,12 +225,14 @@ impl Harness {
         let bench_redis: Vec<String> = (0..bench_secrets)
             .map(|i| format!("bench-redis-{i}"))
             .collect();
-        let mut admin = RedisClient::connect(redis.port()).await.unwrap();
+        let mut admin = RedisClient::connect(redis.port())
+            .await
+            .expect("connect admin session to redis");
         assert_eq!(
             admin
                 .cmd(&["AUTH", redis.admin_user(), redis.admin_password()])
                 .await
-                .unwrap(),
+                .expect("redis AUTH as admin"),
             "+OK"
         );
         let mut users = vec!["app".to_owned()];
@@ -236,12 +242,15 @@ impl Harness {
             let r = admin
                 .cmd(&["ACL", "SETUSER", u, "on", "~*", "&*", "+@all"])
                 .await
-                .unwrap();
+                .expect("redis ACL SETUSER of a load user");
             assert_eq!(r, "+OK");
         }
 
         for name in std::iter::once(PG_ALT).chain(bench_pg.iter().map(String::as_str)) {
-            engine.setup(name).await.unwrap();
+            engine
+                .setup(name)
+                .await
+                .expect("engine setup of an alternating postgres secret");
         }
         let first: Vec<&str> = [PG_ALT, PG_SINGLE, REDIS]
             .into_iter()
@@ -252,7 +261,7 @@ impl Harness {
             let out = engine
                 .rotate(name, &RotateOptions::default())
                 .await
-                .unwrap();
+                .expect("engine first rotation");
             assert!(matches!(out, Outcome::Completed { .. }), "{name}: {out:?}");
         }
         let env = dir.path().join("app.env");
@@ -278,13 +287,20 @@ impl Harness {
         let v = self
             .engine
             .store()
-            .read_stage(&SecretName::new(secret).unwrap(), stage)
+            .read_stage(&SecretName::new(secret).expect("secret name"), stage)
             .await
-            .unwrap()?;
-        let j: serde_json::Value = serde_json::from_slice(v.value.expose()).unwrap();
+            .expect("store read_stage")?;
+        let j: serde_json::Value =
+            serde_json::from_slice(v.value.expose()).expect("parse credential value as JSON");
         Some((
-            j["username"].as_str().unwrap().to_owned(),
-            j["password"].as_str().unwrap().to_owned(),
+            j["username"]
+                .as_str()
+                .expect("credential value has a string \"username\"")
+                .to_owned(),
+            j["password"]
+                .as_str()
+                .expect("credential value has a string \"password\"")
+                .to_owned(),
         ))
     }
 }
@@ -305,7 +321,7 @@ pub struct Stats {
 impl Stats {
     fn other(&self, what: String) {
         self.other_failed.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_other.lock().unwrap();
+        let mut first = self.first_other.lock().expect("lock first other error");
         if first.is_none() {
             *first = Some(what);
         }
@@ -349,7 +365,7 @@ impl LoadReport {
             .iter()
             .find(|k| k.0 == name)
             .map(|k| (k.1, k.2, k.3))
-            .unwrap()
+            .expect("load report has this client kind")
     }
 
     pub fn print(&self) {
@@ -399,7 +415,7 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
             .thread_name(name)
             .enable_all()
             .build()
-            .unwrap()
+            .expect("build a load client runtime")
     };
     let runtimes = [
         runtime("load-pg-alternating"),
@@ -417,7 +433,7 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 let fresh = read_creds(&env);
-                *creds.write().unwrap() = fresh;
+                *creds.write().expect("lock client creds for writing") = fresh;
             }
         }));
     }
@@ -439,7 +455,7 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 while !stop.load(Ordering::Relaxed) {
                     tick.tick().await;
-                    let c = creds.read().unwrap().clone();
+                    let c = creds.read().expect("lock client creds for reading").clone();
                     match k {
                         0 => pg_query(&c.database_url, &stats).await,
                         1 => pg_query(&c.legacy_database_url, &stats).await,
@@ -458,7 +474,11 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
     for round in 0..rounds {
         if round + 1 == rounds {
             for s in [PG_ALT, PG_SINGLE, REDIS] {
-                before_last.push(h.stage_cred(s, Stage::Current).await.unwrap());
+                before_last.push(
+                    h.stage_cred(s, Stage::Current)
+                        .await
+                        .expect("current of a rotated secret before the last round"),
+                );
             }
         }
         let opts = RotateOptions::default();
@@ -475,7 +495,7 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
             }
         }
         tokio::time::sleep(GRACE + Duration::from_millis(50)).await;
-        let retired = h.engine.retire_due().await.unwrap();
+        let retired = h.engine.retire_due().await.expect("engine retire_due");
         rotations += 3;
         for (name, r) in &retired {
             match r {
@@ -488,7 +508,7 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
-        t.await.unwrap();
+        t.await.expect("join a load client task");
     }
     let elapsed = start.elapsed();
     for rt in runtimes {
@@ -509,7 +529,10 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
         .enumerate()
         {
             let old = &before_last[i];
-            let new = h.stage_cred(secret, Stage::Current).await.unwrap();
+            let new = h
+                .stage_cred(secret, Stage::Current)
+                .await
+                .expect("current of a rotated secret after the last retire");
             let (old_ok, new_ok) = if i < 2 {
                 (
                     login_outcome_pg(&url(old)).await,
@@ -530,7 +553,12 @@ pub async fn run_load(h: &Harness, rounds: usize, pg_rate: u32, redis_rate: u32)
         .zip(&stats)
         .map(|(k, s)| {
             let (ok, auth, other) = s.snapshot();
-            (k, ok, auth, other, s.first_other.lock().unwrap().clone())
+            let first = s
+                .first_other
+                .lock()
+                .expect("lock first other error")
+                .clone();
+            (k, ok, auth, other, first)
         })
         .collect();
     LoadReport {
