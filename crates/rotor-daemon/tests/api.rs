@@ -1,5 +1,4 @@
 //! The HTTP API on a real listener (port 0) over a real SQLite store.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -61,23 +60,23 @@ async fn start() -> Api {
     let daemon = Daemon::new(engine, Arc::new(SystemClock));
     let running = daemon
         .start(ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
+            listen: Some("127.0.0.1:0".parse().expect("loopback listen address")),
             scheduler: None,
             ..ServeOptions::default()
         })
         .await
-        .unwrap();
+        .expect("start the daemon");
     let url = running.url();
     let mut t = t.into_iter();
     Api {
         _fx: fx,
         running,
         url,
-        reader: t.next().unwrap(),
-        rotator: t.next().unwrap(),
-        writer: t.next().unwrap(),
-        admin: t.next().unwrap(),
-        meta: t.next().unwrap(),
+        reader: t.next().expect("token reader"),
+        rotator: t.next().expect("token rotator"),
+        writer: t.next().expect("token writer"),
+        admin: t.next().expect("token admin"),
+        meta: t.next().expect("token meta"),
         http: reqwest::Client::new(),
     }
 }
@@ -97,9 +96,9 @@ impl Api {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let resp = r.send().await.unwrap();
+        let resp = r.send().await.expect("send request to the daemon");
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
+        let text = resp.text().await.expect("read the daemon's response body");
         (
             status,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),

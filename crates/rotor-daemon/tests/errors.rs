@@ -1,6 +1,5 @@
 //! Every error the API answers is the documented JSON object with a stable code, rejections
 //! of the framework included; and the response headers each kind of answer needs.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -19,10 +18,10 @@ automation = "manual"
 
 /// Sends `raw` as the whole request and returns (status, headers, body).
 fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    s.write_all(request).unwrap();
+        .expect("set the read timeout of the raw connection");
+    s.write_all(request).expect("write the raw request");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();

@@ -1,7 +1,6 @@
 //! What is public is a config choice: health and JWKS by default, the page and metrics behind
 //! a token (showing only what the token sees), or metrics on a separate listener; the watch
 //! stream only carries secrets the token sees.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -28,12 +27,12 @@ async fn start(server: &str, tokens: &str) -> (common::Fixture, Running) {
     let engine = fx.engine(Arc::new(SystemClock), None);
     let running = Daemon::new(engine, Arc::new(SystemClock))
         .start(ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
+            listen: Some("127.0.0.1:0".parse().expect("loopback listen address")),
             scheduler: None,
             ..ServeOptions::default()
         })
         .await
-        .unwrap();
+        .expect("start the daemon");
     (fx, running)
 }
 
@@ -42,8 +41,11 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String) {
     if let Some(t) = token {
         r = r.bearer_auth(t);
     }
-    let resp = r.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    let resp = r.send().await.expect("send GET to the daemon");
+    (
+        resp.status().as_u16(),
+        resp.text().await.expect("read the daemon's response body"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

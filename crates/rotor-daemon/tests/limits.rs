@@ -1,6 +1,5 @@
 //! Slow and idle clients cannot hold the server: header, idle and connection limits on a real
 //! listener, while other clients are served.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -27,18 +26,19 @@ async fn start() -> (common::Fixture, Running) {
     let engine = fx.engine(Arc::new(SystemClock), None);
     let running = Daemon::new(engine, Arc::new(SystemClock))
         .start(ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
+            listen: Some("127.0.0.1:0".parse().expect("loopback listen address")),
             scheduler: None,
             ..ServeOptions::default()
         })
         .await
-        .unwrap();
+        .expect("start the daemon");
     (fx, running)
 }
 
 /// Whether the server closed `s` (EOF or reset) within `within`.
 fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    s.set_read_timeout(Some(within)).unwrap();
+    s.set_read_timeout(Some(within))
+        .expect("set the read timeout of the raw connection");
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
@@ -58,10 +58,11 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 }
 
 fn healthz(addr: SocketAddr) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = TcpStream::connect(addr).expect("connect to the daemon for /healthz");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set the read timeout of the /healthz connection");
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+        .expect("write GET /healthz");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out.split_whitespace()

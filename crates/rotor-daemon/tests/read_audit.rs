@@ -1,6 +1,5 @@
 //! Every value read through the API is on the audit record: the first at once, repeats as
 //! counts, none lost when the daemon stops.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -21,13 +20,17 @@ async fn reads(store: &Arc<dyn rotor_core::Store>) -> Vec<(String, String, Strin
     store
         .audit_all()
         .await
-        .unwrap()
+        .expect("read the whole audit log")
         .into_iter()
         .filter(|r| r.event.action == "secret.read")
         .map(|r| {
             (
                 r.event.actor.clone(),
-                r.event.versions.first().unwrap().to_string(),
+                r.event
+                    .versions
+                    .first()
+                    .expect("secret.read record names a version")
+                    .to_string(),
                 r.event.reason.clone().unwrap_or_default(),
             )
         })
@@ -38,9 +41,9 @@ fn count(reason: &str) -> u64 {
     reason
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix("count="))
-        .unwrap()
+        .expect("read record's reason has count=")
         .parse()
-        .unwrap()
+        .expect("count= is a number")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,4 @@
 //! The scheduler on paused tokio time: nothing here sleeps for real.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -34,7 +33,9 @@ struct Run {
 
 fn base() -> Timestamp {
     // Monday 2025-06-02 00:00 UTC.
-    "2025-06-02T00:00:00Z".parse().unwrap()
+    "2025-06-02T00:00:00Z"
+        .parse()
+        .expect("parse the base timestamp")
 }
 
 /// Builds the engine; `seed` runs before the scheduler starts (e.g. puts at `base`).
@@ -82,18 +83,18 @@ impl Run {
     async fn current(&self, name: &str) -> Option<rotor_core::VersionMeta> {
         self.engine
             .store()
-            .versions(&SecretName::new(name).unwrap())
+            .versions(&SecretName::new(name).expect("secret name"))
             .await
-            .unwrap()
+            .expect("store versions of the secret")
             .into_iter()
             .find(|v| v.has(Stage::Current))
     }
     async fn has_previous(&self, name: &str) -> bool {
         self.engine
             .store()
-            .versions(&SecretName::new(name).unwrap())
+            .versions(&SecretName::new(name).expect("secret name"))
             .await
-            .unwrap()
+            .expect("store versions of the secret")
             .iter()
             .any(|v| v.has(Stage::Previous))
     }
@@ -106,7 +107,7 @@ impl Run {
     }
     async fn stop(self) {
         self.stop.cancel();
-        self.task.await.unwrap();
+        self.task.await.expect("join the scheduler task");
     }
 }
 
@@ -119,18 +120,21 @@ async fn put(engine: &Engine, name: &str) {
             Some("seed"),
         )
         .await
-        .unwrap();
+        .expect("engine put of the seed value");
 }
 
 async fn advance_to(clock: &TokioClock, t: Timestamp) {
     let now = clock.now();
     assert!(t >= now, "{t} is before {now}");
-    tokio::time::sleep(Duration::try_from(t.duration_since(now)).unwrap()).await;
+    tokio::time::sleep(
+        Duration::try_from(t.duration_since(now)).expect("time to advance fits a Duration"),
+    )
+    .await;
 }
 
 fn at(t: Timestamp, secs: i64) -> Timestamp {
     t.checked_add(jiff::SignedDuration::from_secs(secs))
-        .unwrap()
+        .expect("timestamp plus seconds stays in range")
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,7 +1,6 @@
 //! The scope matrix: every token kind against every guarded endpoint, on a real listener over
 //! a real SQLite store. Each row says who may do what; the test counts the cases it tried and
 //! checks that every one was allowed or denied as the row says.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -51,12 +50,12 @@ async fn start() -> Matrix {
     let engine = fx.engine(Arc::new(SystemClock), None);
     let running = Daemon::new(engine, Arc::new(SystemClock))
         .start(ServeOptions {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
+            listen: Some("127.0.0.1:0".parse().expect("loopback listen address")),
             scheduler: None,
             ..ServeOptions::default()
         })
         .await
-        .unwrap();
+        .expect("start the daemon");
     let url = running.url();
     let tokens = TOKENS
         .iter()
@@ -74,7 +73,12 @@ async fn start() -> Matrix {
 
 impl Matrix {
     fn token(&self, name: &str) -> &str {
-        &self.tokens.iter().find(|(n, _)| n == name).unwrap().1
+        &self
+            .tokens
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("a token of this name in TOKENS")
+            .1
     }
 
     async fn call(
@@ -84,7 +88,7 @@ impl Matrix {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method name");
         let mut r = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -92,9 +96,9 @@ impl Matrix {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let resp = r.send().await.unwrap();
+        let resp = r.send().await.expect("send request to the daemon");
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
+        let text = resp.text().await.expect("read the daemon's response body");
         (status, serde_json::from_str(&text).unwrap_or_default())
     }
 }
@@ -248,5 +252,5 @@ fn secret_of(path: &str) -> &str {
     path.trim_start_matches("/v1/secrets/")
         .split('/')
         .next()
-        .unwrap()
+        .expect("split yields at least one part")
 }

@@ -1,6 +1,6 @@
 //! Test fixtures: a temp dir with a real SQLite store, an engine over it, tokens, a loopback
 //! webhook recorder, and fake *targets* (test-only `Rotator`s of kind `command`).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -21,17 +21,17 @@ pub struct Fixture {
 }
 
 pub fn fixture(toml: &str) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temp dir for the fixture");
     let text = format!("[store]\nkind = \"sqlite\"\n{toml}");
     let config = rotor_core::config::parse(&text, &dir.path().join("rotor.toml"), &|_| None)
         .unwrap_or_else(|e| panic!("config: {e}"));
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::create(
             &dir.path().join("rotor.db"),
-            MasterKey::generate().unwrap(),
+            MasterKey::generate().expect("generate master key"),
             "test",
         )
-        .unwrap(),
+        .expect("create SqliteStore rotor.db"),
     );
     Fixture {
         dir,
@@ -70,7 +70,7 @@ pub fn tokens(list: &[(&str, &[&str])]) -> (Vec<String>, String) {
     let mut toml = String::new();
     for (name, scopes) in list {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let (t, lines) = rotor_daemon::new_token(name, &scopes).unwrap();
+        let (t, lines) = rotor_daemon::new_token(name, &scopes).expect("new API token");
         toks.push(t);
         toml.push_str(&lines);
     }
@@ -109,7 +109,7 @@ impl Rotator for FakeTarget {
         self.creates.fetch_add(1, Ordering::SeqCst);
         self.create_times
             .lock()
-            .unwrap()
+            .expect("lock fake target create_times")
             .push(tokio::time::Instant::now());
         Ok(Generated {
             value: SecretValue::from_slice(b"fake-target-value-0123456789"),
@@ -124,7 +124,7 @@ impl Rotator for FakeTarget {
         }
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
-        let d = *self.set_takes.lock().unwrap();
+        let d = *self.set_takes.lock().expect("lock fake target set_takes");
         if self.hang.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -137,7 +137,7 @@ impl Rotator for FakeTarget {
     async fn rollback(&self, _ctx: &StepContext<'_>, _p: &Versioned) -> Result<(), RotatorError> {
         self.rollback_times
             .lock()
-            .unwrap()
+            .expect("lock fake target rollback_times")
             .push(tokio::time::Instant::now());
         if self.unreachable.load(Ordering::SeqCst) {
             return Err(RotatorError::transient(
@@ -149,7 +149,7 @@ impl Rotator for FakeTarget {
     async fn probe(&self, _ctx: &StepContext<'_>) -> Result<Vec<String>, RotatorError> {
         self.probe_times
             .lock()
-            .unwrap()
+            .expect("lock fake target probe_times")
             .push(tokio::time::Instant::now());
         if self.probe_fails.load(Ordering::SeqCst) {
             return Err(RotatorError::transient("the fake target is unreachable")
@@ -190,10 +190,10 @@ pub async fn recorder(status_plan: Vec<u16>, rates: Vec<&'static str>) -> Record
                 let b = b.clone();
                 let plan = plan.clone();
                 async move {
-                    b.lock().unwrap().push(body);
-                    let mut p = plan.lock().unwrap();
+                    b.lock().expect("lock recorder bodies").push(body);
+                    let mut p = plan.lock().expect("lock recorder status plan");
                     let code = if p.is_empty() { 200 } else { p.remove(0) };
-                    axum::http::StatusCode::from_u16(code).unwrap()
+                    axum::http::StatusCode::from_u16(code).expect("recorder status plan code")
                 }
             }),
         )
@@ -203,20 +203,24 @@ pub async fn recorder(status_plan: Vec<u16>, rates: Vec<&'static str>) -> Record
             get(move || {
                 let rates = rates.clone();
                 async move {
-                    let mut r = rates.lock().unwrap();
+                    let mut r = rates.lock().expect("lock recorder error rates");
                     if r.len() > 1 { r.remove(0) } else { r[0] }.to_owned()
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the webhook recorder on loopback");
+    let addr = listener
+        .local_addr()
+        .expect("local address of the webhook recorder");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let s = shutdown.clone();
     tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(s.cancelled_owned())
             .await
-            .unwrap();
+            .expect("serve the webhook recorder");
     });
     Recorder {
         url: format!("http://{addr}"),
