@@ -397,7 +397,8 @@ mod tests {
     }
 
     proptest! {
-        /// Invariant 3: retire never runs before grace ends, and only after finish.
+        /// ARCHITECTURE.md invariant 10: retire never runs before grace ends, and only after
+        /// finish.
         #[test]
         fn never_retires_before_grace(
             status in any_status(),

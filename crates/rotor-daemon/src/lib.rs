@@ -5,11 +5,14 @@
 //! - [`scheduler`]: starts rotations when their `Standing` (rotor-core: due time, window,
 //!   jitter) says so, and retires, with a concurrency limit and bounded backoff; resumes
 //!   interrupted rotations at start-up;
-//! - [`api`]: the HTTP API (axum); **only `api/` and `console/` know HTTP as a server**;
+//! - [`api`]: the HTTP API (axum): with `console/`, the only code that answers HTTP requests;
+//!   the listeners are bound in `daemon.rs` and served by the accept loop in `server.rs`
+//!   (connection limits and timeouts);
 //! - [`auth`]: bearer tokens (SHA-256 in the config, constant-time compare) and scopes;
 //! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
 //! - [`metrics`]: the Prometheus text exposition; [`alerts`]: the Prometheus rules file;
-//! - [`notify`]: webhooks (Slack or JSON), retried, audited on failure;
+//! - [`notify`]: webhooks (Slack or JSON), retried, audited on failure; with [`emergency`](mod@emergency)
+//!   (health and error-rate URLs) and [`client`], the only HTTP clients (reqwest);
 //! - [`emergency`](mod@emergency): emergency rotation and drills with the post-rotation checklist report;
 //! - [`client`]: the CLI's `--server URL` mode.
 //! - [`console`]: the operator's console (HTML pages, sign-in, actions) at `/`;

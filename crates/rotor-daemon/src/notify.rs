@@ -5,8 +5,9 @@
 //! Invariants:
 //! - a notification is built from names, ids and error texts only: never a value;
 //! - a webhook URL is never logged or audited (Slack's carry a token): only its host;
-//! - delivery is retried with bounded exponential backoff; a final failure is logged and
-//!   audited (`notify.failed`) and never fails the rotation it reports;
+//! - delivery is retried with bounded exponential backoff (`rotor_core::Backoff`); a final
+//!   failure is logged and audited (`notify.failed`) and never fails the rotation it
+//!   reports;
 //! - background sends belong to the notifier's `TaskTracker`, which the daemon drains at
 //!   shutdown.
 
@@ -81,6 +82,14 @@ pub struct NotifyRetry {
     pub max: std::time::Duration,
     /// Per request.
     pub timeout: std::time::Duration,
+}
+
+impl NotifyRetry {
+    /// The delivery retries as rotor's one backoff: `attempts` tries (at least one), `base`
+    /// doubling up to `max` between them.
+    fn backoff(&self) -> rotor_core::Backoff {
+        rotor_core::Backoff::new(self.attempts.max(1), self.base, self.max)
+    }
 }
 
 impl Default for NotifyRetry {
@@ -251,10 +260,9 @@ impl Notifier {
 
     async fn post(&self, spec: &NotifySpec, n: &Notification) -> Result<(), String> {
         let body = n.body(spec.format);
-        let retry = self.inner.retry;
-        let mut delay = retry.base;
+        let backoff = self.inner.retry.backoff();
         let mut last = String::new();
-        for attempt in 1..=retry.attempts.max(1) {
+        for attempt in 1..=backoff.attempts {
             match self
                 .inner
                 .http
@@ -268,13 +276,12 @@ impl Notifier {
                 // Strip the URL: it may hold a token.
                 Err(e) => last = e.without_url().to_string(),
             }
-            if attempt < retry.attempts {
+            if backoff.may_retry(attempt) {
                 tracing::warn!(webhook = %host_of(spec.url.expose()), attempt, error = %last, "notification failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(retry.max);
+                tokio::time::sleep(backoff.delay(attempt)).await;
             }
         }
-        Err(format!("{last} (after {} attempts)", retry.attempts.max(1)))
+        Err(format!("{last} (after {} attempts)", backoff.attempts))
     }
 }
 

@@ -6,7 +6,7 @@
 //! - `idle_timeout`: a connection on which no byte moves either way for this long is closed
 //!   ([`Guarded`]; this also covers HTTP/2 and clients that stop reading a response);
 //! - `request_timeout`: reading the body and answering (the API's middleware, see
-//!   `api::timeout`); rotations and the watch stream are exempt, a rotation runs to its end
+//!   `api::within_deadline`); rotations and the watch stream are exempt, a rotation runs to its end
 //!   in its own task whatever the client does;
 //! - `max_connections`: connections beyond it are closed at once (counted and logged);
 //! - `max_header_bytes`: a bigger request head is answered 431 (HTTP/1) or refused (HTTP/2).

@@ -65,6 +65,7 @@ use rotor_engine::{Deliver, RetryPolicy, StageChange};
 use zeroize::Zeroizing;
 
 pub use format::{dotenv_quote, valid_var_name};
+pub use write::write_atomic;
 
 /// `secret.stage` → the version a target's content was rendered from.
 type Stamp = std::collections::BTreeMap<String, Option<String>>;

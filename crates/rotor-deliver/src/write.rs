@@ -7,6 +7,10 @@
 //! are already the new content is left alone (same inode, same mtime); only its mode is
 //! tightened to 0600 if it was looser. Temporary files left by a process that crashed
 //! mid-write (their pid is gone) are removed at the next write of the same target.
+//!
+//! The one atomic file write of rotor-daemon too ([`write_atomic`]: emergency and drill
+//! reports), so every file rotor writes for people or programs to read is replaced the
+//! same way.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -28,7 +32,7 @@ pub(crate) async fn write_if_changed(
     content: Zeroizing<Vec<u8>>,
 ) -> Result<bool, DeliverError> {
     let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || write_blocking(&owned, &content))
+    tokio::task::spawn_blocking(move || write_atomic(&owned, &content))
         .await
         .map_err(|e| DeliverError::Io {
             path: path.to_path_buf(),
@@ -50,7 +54,10 @@ pub(crate) async fn holds(path: &Path, content: &[u8]) -> Result<bool, DeliverEr
     }
 }
 
-fn write_blocking(path: &Path, content: &[u8]) -> Result<bool, DeliverError> {
+/// Writes `content` to `path` unless it already holds exactly these bytes: 0600, through a
+/// temporary file beside it (`O_EXCL`, fsynced), renamed over it, the directory fsynced.
+/// Returns whether the file was written. Blocking: async callers use `write_if_changed`.
+pub fn write_atomic(path: &Path, content: &[u8]) -> Result<bool, DeliverError> {
     let io_err = |op: &'static str| {
         let path = path.to_path_buf();
         move |source| DeliverError::Io { path, op, source }
@@ -181,10 +188,10 @@ mod tests {
     fn writes_0600_and_skips_identical_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.env");
-        assert!(write_blocking(&path, b"one").unwrap());
+        assert!(write_atomic(&path, b"one").unwrap());
         let meta = fs::metadata(&path).unwrap();
         assert_eq!(meta.mode() & 0o7777, 0o600);
-        assert!(!write_blocking(&path, b"one").unwrap());
+        assert!(!write_atomic(&path, b"one").unwrap());
         let again = fs::metadata(&path).unwrap();
         assert_eq!(
             (meta.ino(), meta.mtime_nsec()),
@@ -192,9 +199,9 @@ mod tests {
         );
         // A looser mode is tightened without a rewrite.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(!write_blocking(&path, b"one").unwrap());
+        assert!(!write_atomic(&path, b"one").unwrap());
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
-        assert!(write_blocking(&path, b"two").unwrap());
+        assert!(write_atomic(&path, b"two").unwrap());
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_ne!(fs::metadata(&path).unwrap().ino(), meta.ino());
         assert!(leftovers(dir.path()).is_empty());
@@ -206,7 +213,7 @@ mod tests {
         let path = dir.path().join("target");
         fs::write(&path, b"old").unwrap();
         FAIL_RENAME.with(|f| f.set(true));
-        let err = write_blocking(&path, b"secret-bytes").unwrap_err();
+        let err = write_atomic(&path, b"secret-bytes").unwrap_err();
         FAIL_RENAME.with(|f| f.set(false));
         let msg = err.to_string();
         assert!(msg.contains("target") && msg.contains("rename"), "{msg}");
@@ -216,7 +223,7 @@ mod tests {
         // A target that cannot be read (a directory) fails before any temporary file.
         let sub = dir.path().join("sub");
         fs::create_dir(&sub).unwrap();
-        assert!(write_blocking(&sub, b"x").is_err());
+        assert!(write_atomic(&sub, b"x").is_err());
         assert!(leftovers(dir.path()).is_empty());
     }
 
@@ -229,7 +236,7 @@ mod tests {
         let other_target = dir.path().join(".other.env.rotor-4999999-0.tmp");
         fs::write(&stale, b"half").unwrap();
         fs::write(&other_target, b"half").unwrap();
-        assert!(write_blocking(&path, b"new").unwrap());
+        assert!(write_atomic(&path, b"new").unwrap());
         assert!(!stale.exists());
         assert!(
             other_target.exists(),

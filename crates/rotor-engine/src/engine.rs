@@ -1085,7 +1085,8 @@ impl Engine {
                         secret: spec.name.to_string(),
                         what: "no current value to retire against".into(),
                     })?;
-                    // Invariant 3: retire the old value only while the new one tests good.
+                    // ARCHITECTURE.md invariant 10: retire the old value only while the new one
+                    // tests good.
                     let checked = with_retry!(self, spec.name, step, rotator.test(&ctx, current));
                     let retired = match checked {
                         Ok(()) => match &previous {

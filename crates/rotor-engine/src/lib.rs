@@ -4,8 +4,8 @@
 //! finish`, and `retire` after grace, persisting each step before its side effect:
 //!
 //! - `create` makes the value and stores it as `pending` in the same transaction that records
-//!   the step, before any target sees it (invariant 1: a value that works on a target is
-//!   always in the store);
+//!   the step, before any target sees it (ARCHITECTURE.md invariant 3: a value that works on
+//!   a target is always in the store);
 //! - every later step is recorded as started before it runs and as done after, so a crash
 //!   leaves a record that says which step to run again (every step is idempotent);
 //! - the rotation holds a lease with a fencing token, so two processes never drive the same

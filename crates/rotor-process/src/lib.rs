@@ -88,6 +88,16 @@ impl Spec {
     pub fn program(&self) -> &std::path::Path {
         &self.program
     }
+
+    /// `sh -c COMMAND`: an operator's hook from the config (`on_change`, `on_emergency`).
+    /// Its output is read and dropped, none of it kept (a hook may print values, and its
+    /// caller only reads the exit status), so a hook that prints without end neither
+    /// blocks nor grows rotor's memory.
+    pub fn hook(command: &str, timeout: Duration) -> Self {
+        Self::new("sh", timeout)
+            .args(["-c", command])
+            .output_limit(0)
+    }
 }
 
 impl fmt::Debug for Spec {

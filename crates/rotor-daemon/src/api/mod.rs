@@ -1,4 +1,5 @@
-//! The HTTP API (axum): the only module that knows HTTP as a server.
+//! The HTTP API (axum): with `console/`, the only code that answers HTTP requests (the
+//! listeners are bound in `daemon.rs`; `server.rs` is their accept loop and limits).
 //!
 //! Routes (JSON unless said otherwise; bearer token unless public). A token sees only the
 //! secrets one of its scopes matches (see `auth`); any other secret answers 404 like one that
@@ -17,6 +18,11 @@
 //!   only what the token sees. The operator's console (`/`, `/console/...`) is merged in from
 //!   [`crate::console`]; its overview is public only when `[server] public` lists `page`.
 //!
+//! Layout: this file holds the shared state, the routers and the checks every handler
+//! uses (name, visibility, scope, public gate); the handlers live by concept in
+//! `monitoring` (health, readiness, metrics), `jwks`, `metadata` (secrets, rotations,
+//! audit), `values`, `rotate` and `stream` (the watch stream).
+//!
 //! Invariants: bodies are limited to 64 KiB; names are validated as [`SecretName`]s before
 //! anything else; every error, rejections included, goes through [`ApiError`]; a value leaves
 //! only through the value endpoint, to a token whose scope allows it.
@@ -24,26 +30,25 @@
 mod error;
 mod extract;
 mod headers;
+mod jwks;
+mod metadata;
+mod monitoring;
 pub mod read_audit;
+mod rotate;
+mod stream;
 pub mod value_cache;
+mod values;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
-use futures_util::StreamExt as _;
-use rotor_core::config::service::NotifyEvent;
-use rotor_core::config::{KindSettings, PublicEndpoint, ScopeAction};
-use rotor_core::{RotationId, SecretName, SecretSpec, SecretValue, Stage, Trigger};
-use rotor_engine::{Clock, Engine, EngineError, RotateOptions};
-use serde::Deserialize;
-use tokio_stream::wrappers::BroadcastStream;
+use rotor_core::config::{PublicEndpoint, ScopeAction};
+use rotor_core::{SecretName, SecretSpec};
+use rotor_engine::{Clock, Engine, EngineError};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
@@ -51,10 +56,11 @@ pub use read_audit::ReadAudit;
 pub use value_cache::ValueCache;
 
 pub(crate) use extract::{ApiPath, ApiQuery, Body, MaybeCaller};
+pub(crate) use rotate::rotate;
 
 use crate::auth::{Caller, Tokens};
 use crate::metrics::Metrics;
-use crate::notify::{Notification, Notifier};
+use crate::notify::Notifier;
 use crate::scheduler::SchedulerHandle;
 use crate::watch::WatchHub;
 
@@ -94,18 +100,21 @@ pub fn router(state: ApiState) -> Router {
         .request_timeout
         .to_std();
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/.well-known/jwks.json", get(jwks_all))
-        .route("/v1/secrets", get(list_secrets))
-        .route("/v1/secrets/{name}", get(get_secret))
-        .route("/v1/secrets/{name}/value", get(get_value).put(put_value))
-        .route("/v1/secrets/{name}/rotate", post(rotate))
-        .route("/v1/secrets/{name}/jwks.json", get(jwks_one))
-        .route("/v1/rotations/{id}", get(get_rotation))
-        .route("/v1/audit", get(audit))
-        .route("/v1/watch", get(watch))
+        .route("/healthz", get(monitoring::healthz))
+        .route("/readyz", get(monitoring::readyz))
+        .route("/metrics", get(monitoring::metrics))
+        .route("/.well-known/jwks.json", get(jwks::jwks_all))
+        .route("/v1/secrets", get(metadata::list_secrets))
+        .route("/v1/secrets/{name}", get(metadata::get_secret))
+        .route(
+            "/v1/secrets/{name}/value",
+            get(values::get_value).put(values::put_value),
+        )
+        .route("/v1/secrets/{name}/rotate", post(rotate::rotate))
+        .route("/v1/secrets/{name}/jwks.json", get(jwks::jwks_one))
+        .route("/v1/rotations/{id}", get(metadata::get_rotation))
+        .route("/v1/audit", get(metadata::audit))
+        .route("/v1/watch", get(stream::watch))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/secrets") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -133,7 +142,7 @@ pub fn metrics_router(state: ApiState) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(st): State<ApiState>| async move { metrics_body(&st, None).await }),
+            get(|State(st): State<ApiState>| async move { monitoring::metrics_body(&st, None).await }),
         )
         .route(
             "/healthz",
@@ -238,205 +247,6 @@ async fn visible_rows(
     Ok(rows)
 }
 
-// ---- public endpoints -----------------------------------------------------------------------
-
-async fn healthz(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
-    gate(&st, PublicEndpoint::Health, who)?;
-    Ok(Json(serde_json::json!({ "status": "ok" })).into_response())
-}
-
-async fn readyz(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
-    gate(&st, PublicEndpoint::Health, who)?;
-    match st.0.engine.store().audit_tail(1).await {
-        Ok(_) => Ok(Json(serde_json::json!({ "status": "ready" })).into_response()),
-        Err(e) => {
-            tracing::warn!(error = %e, "readyz: the store is not reachable");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the store is not reachable",
-            ))
-        }
-    }
-}
-
-async fn metrics(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
-    let caller = gate(&st, PublicEndpoint::Metrics, who)?;
-    metrics_body(&st, caller.as_ref()).await
-}
-
-/// `/metrics` for `caller` (everything when `None`): also what the separate metrics listener
-/// serves.
-async fn metrics_body(st: &ApiState, caller: Option<&Caller>) -> Result<Response, ApiError> {
-    let rows = visible_rows(&st.0.engine, caller).await?;
-    let mut body = st.0.metrics.render(&rows);
-    // The head of the audit chain, so a scraper keeps a copy outside the store for
-    // `rotor audit verify --expect-head SEQ:HASH`.
-    if let Some(head) = st.0.engine.store().audit_tail(1).await?.last() {
-        body.push_str(&crate::metrics::audit_head(head.seq, &head.hash));
-    }
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-fn is_public_jwt(spec: &SecretSpec) -> bool {
-    matches!(&spec.settings, KindSettings::Jwt(j) if !j.algorithm.is_hmac())
-}
-
-/// The public keys of a JWT secret's staged versions (pending, current, previous), read
-/// from the store on every request (no cache: the served JWKS never lags the store).
-///
-/// The stages are one snapshot ([`Store::read_staged`](rotor_core::Store::read_staged)), so
-/// the key that signs is always in the answer and no key is listed twice.
-///
-/// A stored key that does not parse is skipped (logged and counted in
-/// `rotor_jwks_skipped_keys_total`), so one bad key never takes the whole JWKS down for
-/// every verifier.
-async fn public_keys(
-    engine: &Engine,
-    metrics: &Metrics,
-    spec: &SecretSpec,
-) -> Result<Vec<rotor_keyring::PublicJwk>, ApiError> {
-    let mut keys: Vec<rotor_keyring::PublicJwk> = Vec::new();
-    for (stage, v) in engine.store().read_staged(&spec.name).await? {
-        match rotor_rotate::jwt::material(spec.name.as_str(), &v) {
-            Ok(material) => {
-                if let Some(jwk) = material.public_jwk() {
-                    keys.push(jwk.clone());
-                }
-            }
-            Err(e) => {
-                tracing::error!(secret = %spec.name, %stage, error = %e.message,
-                    "JWKS: skipping a stored key that does not parse");
-                metrics.count_jwks_skipped(spec.name.as_str());
-            }
-        }
-    }
-    Ok(keys)
-}
-
-/// The JWKS max-age of a public JWT secret (its prepublish covers it; see rotor-core's
-/// `JwtSettings`).
-fn max_age(spec: &SecretSpec) -> Option<u64> {
-    match &spec.settings {
-        KindSettings::Jwt(j) if !j.algorithm.is_hmac() => Some(j.jwks_max_age.as_secs()),
-        _ => None,
-    }
-}
-
-/// A JWKS response cached for `max_age` seconds: every key signs only after its prepublish,
-/// which is at least its max-age plus a margin, so a cache that honours this header always
-/// has the signing key. Zero: `no-cache`.
-fn jwks_response(keys: Vec<rotor_keyring::PublicJwk>, max_age: u64) -> Response {
-    let body = rotor_keyring::Jwks { keys }.to_json();
-    let cache = if max_age == 0 {
-        HeaderValue::from_static("no-cache")
-    } else {
-        HeaderValue::from_str(&format!("public, max-age={max_age}"))
-            .unwrap_or(HeaderValue::from_static("no-cache"))
-    };
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/jwk-set+json"),
-            ),
-            (header::CACHE_CONTROL, cache),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// All public keys (of the secrets the caller sees, when the JWKS is not public); cached for
-/// the shortest max-age among them, so it is safe for each.
-async fn jwks_all(State(st): State<ApiState>, who: MaybeCaller) -> Result<Response, ApiError> {
-    let caller = gate(&st, PublicEndpoint::Jwks, who)?;
-    let engine = &st.0.engine;
-    let mut keys = Vec::new();
-    let mut shortest: Option<u64> = None;
-    for spec in engine.config().secrets.iter().filter(|s| is_public_jwt(s)) {
-        if caller.as_ref().is_none_or(|c| c.sees(spec.name.as_str())) {
-            keys.extend(public_keys(engine, &st.0.metrics, spec).await?);
-            if let Some(m) = max_age(spec) {
-                shortest = Some(shortest.map_or(m, |s| s.min(m)));
-            }
-        }
-    }
-    Ok(jwks_response(keys, shortest.unwrap_or(0)))
-}
-
-async fn jwks_one(
-    State(st): State<ApiState>,
-    who: MaybeCaller,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Response, ApiError> {
-    let caller = gate(&st, PublicEndpoint::Jwks, who)?;
-    let name = secret_name(&name)?;
-    // One answer for "no such secret", "not visible", "not a JWT key" and "an HMAC key", so
-    // the public endpoint cannot be used to probe names or kinds.
-    let spec =
-        st.0.engine
-            .config()
-            .secret(name.as_str())
-            .filter(|s| is_public_jwt(s))
-            .filter(|s| caller.as_ref().is_none_or(|c| c.sees(s.name.as_str())))
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "no public JWKS named {name} (only asymmetric JWT keys have one)"
-                ))
-            })?;
-    Ok(jwks_response(
-        public_keys(&st.0.engine, &st.0.metrics, spec).await?,
-        max_age(spec).unwrap_or(0),
-    ))
-}
-
-// ---- metadata -------------------------------------------------------------------------------
-
-async fn list_secrets(caller: Caller, State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let rows = visible_rows(&st.0.engine, Some(&caller)).await?;
-    Ok(no_store(Json(rows)))
-}
-
-async fn get_secret(
-    caller: Caller,
-    State(st): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-) -> Result<Response, ApiError> {
-    let name = secret_name(&name)?;
-    let spec = visible_spec(&st.0.engine, &caller, &name)?;
-    let row = visible_rows(&st.0.engine, Some(&caller))
-        .await?
-        .into_iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| unknown(&name, None))?;
-    let versions = st.0.engine.store().versions(&name).await?;
-    let mut out = serde_json::to_value(&row).map_err(ApiError::internal)?;
-    if let Some(obj) = out.as_object_mut() {
-        obj.insert("description".into(), serde_json::json!(spec.description));
-        obj.insert("owner".into(), serde_json::json!(spec.owner));
-        obj.insert(
-            "policy".into(),
-            serde_json::to_value(spec.policy).map_err(ApiError::internal)?,
-        );
-        obj.insert(
-            "versions".into(),
-            serde_json::to_value(versions).map_err(ApiError::internal)?,
-        );
-    }
-    Ok(no_store(Json(out)))
-}
-
 /// Metadata and audit answers are not to be kept by caches or browsers.
 fn no_store(body: impl IntoResponse) -> Response {
     (
@@ -446,308 +256,9 @@ fn no_store(body: impl IntoResponse) -> Response {
         .into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct RotationPath {
-    id: String,
-}
-
-async fn get_rotation(
-    caller: Caller,
-    State(st): State<ApiState>,
-    ApiPath(p): ApiPath<RotationPath>,
-) -> Result<Response, ApiError> {
-    if p.id.is_empty()
-        || p.id.len() > 64
-        || !p.id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-    {
-        return Err(ApiError::bad_request(
-            "a rotation id is a UUID (hex digits and dashes)",
-        ));
-    }
-    let id = RotationId::from_stored(p.id.to_ascii_lowercase());
-    match st.0.engine.store().rotation(&id).await? {
-        Some(r) if caller.sees(r.secret.as_str()) => Ok(no_store(Json(r))),
-        _ => Err(ApiError::not_found(format!("no rotation {id}"))),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct AuditQuery {
-    n: Option<usize>,
-}
-
-async fn audit(
-    caller: Caller,
-    State(st): State<ApiState>,
-    ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<Response, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::forbidden(format!(
-            "token {:?} may not read the audit log: it needs scope \"admin\"",
-            caller.name
-        )));
-    }
-    let n = q.n.unwrap_or(50).clamp(1, 1000);
-    Ok(no_store(Json(st.0.engine.store().audit_tail(n).await?)))
-}
-
-// ---- values ---------------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct StageQuery {
-    stage: Option<String>,
-}
-
-async fn get_value(
-    caller: Caller,
-    State(st): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-    ApiQuery(q): ApiQuery<StageQuery>,
-) -> Result<Response, ApiError> {
-    let name = secret_name(&name)?;
-    let stage = match q.stage.as_deref() {
-        None => Stage::Current,
-        Some(s) => Stage::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unknown stage {s:?}: use current, previous or pending"
-            ))
-        })?,
-    };
-    visible_spec(&st.0.engine, &caller, &name)?;
-    require(&caller, ScopeAction::Read, &name)?;
-    let (version, body) =
-        st.0.cache
-            .read(st.0.engine.store(), &name, stage)
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "no_value",
-                    format!("secret {name} has no {stage} version"),
-                )
-            })?;
-    // On the audit record (or counted for it) before the value leaves.
-    st.0.reads
-        .record(&caller.name, &name, &version, stage)
-        .await?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-/// `PUT /v1/secrets/{name}/value`. The value is wiped from this struct when it drops.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutBody {
-    value: String,
-    /// `utf8` (default) or `base64`.
-    encoding: Option<String>,
-    reason: Option<String>,
-}
-
-impl Drop for PutBody {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.value);
-    }
-}
-
-async fn put_value(
-    caller: Caller,
-    State(st): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let name = secret_name(&name)?;
-    let spec = visible_spec(&st.0.engine, &caller, &name)?;
-    require(&caller, ScopeAction::Write, &name)?;
-    let put: PutBody = body.json(
-        false,
-        r#"{"value": "...", "reason": "..."} (optionally "encoding": "base64")"#,
-    )?;
-    let value = match put.encoding.as_deref() {
-        None | Some("utf8") => SecretValue::from_slice(put.value.as_bytes()),
-        Some("base64") => SecretValue::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(put.value.as_bytes())
-                .map_err(|_| ApiError::bad_request("`value` is not valid base64"))?,
-        ),
-        Some(_) => return Err(ApiError::bad_request("`encoding` must be utf8 or base64")),
-    };
-    // The same check as `rotor put`: a value of the wrong shape is refused before it is stored.
-    let metadata = rotor_rotate::value_check::check(spec, &value)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", e.to_string()))?;
-    let reason = with_caller(put.reason.as_deref(), &caller);
-    let id =
-        st.0.engine
-            .put(name.as_str(), value, metadata, Some(&reason))
-            .await?;
-    st.0.scheduler.wake();
-    Ok(no_store(Json(
-        serde_json::json!({ "secret": name, "version": id }),
-    )))
-}
-
 fn with_caller(reason: Option<&str>, caller: &Caller) -> String {
     match reason {
         Some(r) if !r.trim().is_empty() => format!("{} (API token {})", r.trim(), caller.name),
         _ => format!("via the API (token {})", caller.name),
     }
-}
-
-// ---- rotate ---------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RotateBody {
-    #[serde(default)]
-    emergency: bool,
-    reason: Option<String>,
-    #[serde(default)]
-    confirm: bool,
-}
-
-/// The scope a rotation needs: `emergency:` for an emergency, `rotate:` otherwise (a secret
-/// marked `requires_confirmation` needs `confirm:` on top).
-fn required_rotate_scope(emergency: bool) -> ScopeAction {
-    if emergency {
-        ScopeAction::Emergency
-    } else {
-        ScopeAction::Rotate
-    }
-}
-
-pub(crate) async fn rotate(
-    caller: Caller,
-    State(st): State<ApiState>,
-    ApiPath(name): ApiPath<String>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let name = secret_name(&name)?;
-    let policy = visible_spec(&st.0.engine, &caller, &name)?.policy;
-    let req: RotateBody = body.json(
-        true,
-        r#"{"emergency": false, "reason": "...", "confirm": false}"#,
-    )?;
-    // Disruptive rotations need their own scopes, so a `rotate:*` token for routine work
-    // cannot cut off every session or rotate what an operator must confirm.
-    require(&caller, required_rotate_scope(req.emergency), &name)?;
-    if policy.requires_confirmation {
-        require(&caller, ScopeAction::Confirm, &name)?;
-    }
-    let reason = with_caller(req.reason.as_deref(), &caller);
-    let s = &st.0;
-    if req.emergency {
-        // Notifications go out first in an emergency.
-        s.notifier
-            .send_first(
-                &Notification::new(
-                    NotifyEvent::Emergency,
-                    Some(&name),
-                    None,
-                    format!("{name}: {reason}"),
-                    s.clock.now(),
-                ),
-                EMERGENCY_NOTIFY_WAIT,
-            )
-            .await;
-    }
-    let opts = RotateOptions {
-        trigger: if req.emergency {
-            Trigger::Emergency
-        } else {
-            Trigger::Manual
-        },
-        reason: Some(reason),
-        emergency: req.emergency,
-        evict: true,
-        confirm: req.confirm,
-    };
-    let started = tokio::time::Instant::now();
-    // In its own task: a client that hangs up (or a cut connection) never stops a rotation
-    // between steps.
-    let engine = s.engine.clone();
-    let target = name.to_string();
-    let result = tokio::spawn(async move { engine.rotate(&target, &opts).await })
-        .await
-        .map_err(ApiError::internal)?;
-    s.scheduler.wake();
-    match result {
-        Ok(outcome) => {
-            if let Ok(spec) = s.engine.spec(name.as_str()) {
-                s.metrics
-                    .observe_duration(spec.kind, started.elapsed().as_secs_f64());
-            }
-            let rotation = match &outcome {
-                rotor_engine::Outcome::Completed { rotation, .. }
-                | rotor_engine::Outcome::InGrace { rotation, .. }
-                | rotor_engine::Outcome::Waiting { rotation, .. } => rotation.clone(),
-            };
-            s.notifier.spawn(Notification::new(
-                NotifyEvent::Rotated,
-                Some(&name),
-                Some(&rotation),
-                format!(
-                    "secret {name} was rotated via the API (token {})",
-                    caller.name
-                ),
-                s.clock.now(),
-            ));
-            Ok(no_store(Json(outcome)))
-        }
-        Err(e) => {
-            // Only a rotation that ended `failed` counts and alerts (issue 15.3); busy and
-            // other contention are answered, not counted.
-            if e.rotation_failed() {
-                s.metrics.count_failure(name.as_str());
-                s.notifier.spawn(Notification::new(
-                    NotifyEvent::Failed,
-                    Some(&name),
-                    None,
-                    format!("secret {name}: rotation via the API failed: {e}"),
-                    s.clock.now(),
-                ));
-            }
-            Err(e.into())
-        }
-    }
-}
-
-// ---- watch ----------------------------------------------------------------------------------
-
-async fn watch(caller: Caller, State(st): State<ApiState>) -> impl IntoResponse {
-    let rx = st.0.hub.subscribe();
-    let ready = futures_util::stream::once(async {
-        Ok::<Event, Infallible>(Event::default().event("ready").data("{}"))
-    });
-    let caller = Arc::new(caller);
-    let events = BroadcastStream::new(rx).filter_map(move |r| {
-        let caller = caller.clone();
-        async move {
-            match r {
-                Ok(ev) if !caller.sees(ev.secret.as_str()) => None,
-                Ok(ev) => Event::default()
-                    .event("stage_change")
-                    .json_data(&ev)
-                    .ok()
-                    .map(Ok),
-                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                    Some(Ok(Event::default()
-                        .event("lagged")
-                        .data(format!("{{\"missed\":{n}}}"))))
-                }
-            }
-        }
-    });
-    let stream = ready
-        .chain(events)
-        .take_until(st.0.shutdown.clone().cancelled_owned());
-    Sse::new(stream).keep_alive(KeepAlive::default())
 }

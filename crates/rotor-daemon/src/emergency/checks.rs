@@ -10,20 +10,16 @@ pub(super) fn has_sessions(kind: Kind) -> bool {
     matches!(kind, Kind::Postgres | Kind::Redis)
 }
 
-/// Runs `sh -c hook` through the one child-process runner (`rotor-process`): a cleared
-/// environment (PATH, HOME, locale, TZ, TMPDIR and the two `ROTOR_*` names below; never
-/// `ROTOR_MASTER_KEY` or a passphrase), its own process group killed on timeout, and output
-/// captured with a bound and dropped (it could contain values).
+/// Runs `sh -c hook` through the one hook runner (`rotor_process::Spec::hook`, as
+/// rotor-deliver's `on_change`): a cleared environment (PATH, HOME, locale, TZ, TMPDIR and
+/// the two `ROTOR_*` names below; never `ROTOR_MASTER_KEY` or a passphrase), its own
+/// process group killed on timeout, and output read and dropped (it could contain values).
 pub(super) async fn run_hook(
     hook: &str,
     secret: &SecretName,
     timeout: std::time::Duration,
 ) -> Check {
-    let spec = rotor_process::Spec::new("sh", timeout)
-        .args(["-c", hook])
-        .env("ROTOR_SECRET", secret.as_str())
-        .env("ROTOR_EMERGENCY", "1");
-    match rotor_process::run(spec).await {
+    match rotor_process::run(hook_spec(hook, secret, timeout)).await {
         Ok(done) if done.status.success() => Check::new(CheckStatus::Pass, "exit 0"),
         Ok(done) => Check::new(
             CheckStatus::Fail,
@@ -41,6 +37,13 @@ pub(super) async fn run_hook(
         }
         Err(e) => Check::new(CheckStatus::Fail, format!("the hook failed: {e}")),
     }
+}
+
+/// What [`run_hook`] runs: the hook with the secret's name and the emergency flag.
+fn hook_spec(hook: &str, secret: &SecretName, timeout: std::time::Duration) -> rotor_process::Spec {
+    rotor_process::Spec::hook(hook, timeout)
+        .env("ROTOR_SECRET", secret.as_str())
+        .env("ROTOR_EMERGENCY", "1")
 }
 
 pub(super) async fn error_rate(
@@ -122,3 +125,6 @@ pub(super) fn summarise_health(health: &[HealthCheck]) -> ChecklistItem {
         check,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,6 @@
 //! The checklist report of an emergency or a drill: what it holds, its verdict, Markdown,
 //! and the files (`{kind}-{time}-{rand}.md` and `.json`, 0600, written atomically).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -234,13 +233,18 @@ pub(super) fn write_report(dir: &Path, r: &Report) -> Result<ReportFiles> {
     Ok(files)
 }
 
+/// The one atomic write (rotor-deliver's `write_atomic`: 0600, temporary file, fsync,
+/// rename, directory fsync).
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let err = |e| DaemonError::io(format!("cannot write {}", path.display()), e);
-    // tempfile creates the file 0600.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    match rotor_deliver::write_atomic(path, bytes) {
+        Ok(_) => Ok(()),
+        Err(rotor_deliver::DeliverError::Io { source, .. }) => Err(DaemonError::io(
+            format!("cannot write {}", path.display()),
+            source,
+        )),
+        Err(e) => Err(DaemonError::Invalid(format!(
+            "cannot write {}: {e}",
+            path.display()
+        ))),
+    }
 }
