@@ -14,8 +14,6 @@ use crate::call::Call;
 /// Characters in a generated password (alphanumeric: about 238 bits).
 pub const PASSWORD_LEN: usize = 40;
 
-const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
 /// What the ACL needs of a [`Credential`] (the stored value, parsed by rotor-core).
 pub(crate) trait AclCredential {
     /// The lowercase hex SHA-256 of the password: what `ACL GETUSER` lists and `#`/`!` take.
@@ -38,21 +36,10 @@ impl AclCredential for Credential {
     }
 }
 
-/// Makes a password of [`PASSWORD_LEN`] alphanumeric characters (rejection sampling, so
-/// every character is uniform).
+/// Makes a password of [`PASSWORD_LEN`] alphanumeric characters (rotor's one sampler:
+/// rejection sampling, so every character is uniform).
 pub(crate) fn random_password() -> Result<Zeroizing<String>, getrandom::Error> {
-    let mut out = Zeroizing::new(String::with_capacity(PASSWORD_LEN));
-    let mut buf = Zeroizing::new([0u8; 64]);
-    while out.len() < PASSWORD_LEN {
-        getrandom::fill(&mut buf[..])?;
-        for &b in buf.iter() {
-            // 248 = 4 * 62: bytes above it would bias the first characters.
-            if b < 248 && out.len() < PASSWORD_LEN {
-                out.push(char::from(ALNUM[usize::from(b % 62)]));
-            }
-        }
-    }
-    Ok(out)
+    rotor_rotate::random::alnum_text(PASSWORD_LEN)
 }
 
 impl RedisRotator {

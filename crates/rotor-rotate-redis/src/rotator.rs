@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rotor_core::rotator::{Eviction, Generated, PlannedStep, StepContext};
 use rotor_core::store::Versioned;
-use rotor_core::{Credential, Kind, Rotator, RotatorError, SecretSpec, SecretValue, Step};
+use rotor_core::{Credential, Kind, Rotator, RotatorError, SecretSpec, Step};
 
 use crate::call::Call;
 use crate::connection::{Auth, SessionSlot};
@@ -136,7 +136,7 @@ impl Rotator for RedisRotator {
         let call = Call::new(ctx.spec, "create")?;
         let password = random_password()
             .map_err(|e| call.transient(format!("the OS random number generator failed: {e}")))?;
-        let value = Credential::new(call.user(), SecretValue::from_slice(password.as_bytes()))
+        let value = Credential::new(call.user(), rotor_rotate::random::into_value(password))
             .to_value()
             .map_err(|e| call.permanent(format!("the new value {e}")))?;
         Ok(Generated {
