@@ -13,8 +13,6 @@ pub const MAX_IDENT_BYTES: usize = 63;
 /// Characters of a generated password (alphanumeric: ~5.95 bits each, so ~238 bits).
 pub const PASSWORD_LEN: usize = 40;
 
-const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
 /// Why a name cannot be used as an identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentError {
@@ -114,20 +112,9 @@ pub fn unknown_verifier() -> Result<String, getrandom::Error> {
 }
 
 /// A new random alphanumeric password of [`PASSWORD_LEN`] characters from the OS CSPRNG
-/// (rejection sampling, so every character is uniform).
+/// (rotor's one sampler: rejection sampling, so every character is uniform).
 pub fn random_password() -> Result<SecretValue, getrandom::Error> {
-    let mut out = Vec::with_capacity(PASSWORD_LEN);
-    let mut buf = zeroize::Zeroizing::new([0u8; 64]);
-    while out.len() < PASSWORD_LEN {
-        getrandom::fill(&mut buf[..])?;
-        for &b in buf.iter() {
-            // 248 = 4 × 62: bytes at or above it would bias the first characters.
-            if b < 248 && out.len() < PASSWORD_LEN {
-                out.push(ALNUM[usize::from(b % 62)]);
-            }
-        }
-    }
-    Ok(SecretValue::new(out))
+    rotor_rotate::random::alnum_text(PASSWORD_LEN).map(rotor_rotate::random::into_value)
 }
 
 #[cfg(test)]
