@@ -48,24 +48,30 @@ macro_rules! with_retry {
 
 mod clock;
 mod declared;
+mod drive;
 mod engine;
 mod error;
 mod failpoint;
+mod lease;
+mod options;
+mod outcome;
 mod owner;
 mod probe;
+mod put;
 mod queries;
 mod reads;
+mod recover;
 mod registry;
 mod rollback;
+mod rotate;
 mod serial;
 
 pub use clock::{Clock, SystemClock};
 pub use declared::DECLARED;
-pub use engine::{
-    Deliver, Engine, EngineOptions, Evicted, Outcome, Progress, ProgressFn, RetryPolicy,
-    RotateOptions, StageChange,
-};
+pub use engine::Engine;
 pub use error::EngineError;
+pub use options::{EngineOptions, RetryPolicy, RotateOptions};
+pub use outcome::{Deliver, Evicted, Outcome, Progress, ProgressFn, StageChange};
 pub use owner::Owner;
 pub use probe::ProbeReport;
 pub use queries::{PlanAction, PlanEntry, StatusRow};
