@@ -17,14 +17,15 @@
 //!
 //! Absences: the engine parses no config, opens no files and knows no target protocol.
 
-/// Retries a rotator call with bounded exponential backoff while its error is transient.
+/// Retries a rotator call while its error is transient, as the engine's [`RetryPolicy`]
+/// (rotor's one [`Backoff`](rotor_core::Backoff)) allows and waits.
 macro_rules! with_retry {
     ($engine:expr, $secret:expr, $step:expr, $call:expr) => {{
         let mut attempt = 1u32;
         loop {
             match $call.await {
                 Ok(v) => break Ok(v),
-                Err(e) if e.transient && attempt < $engine.opts.retry.attempts => {
+                Err(e) if e.transient && $engine.opts.retry.may_retry(attempt) => {
                     let shown = $engine.shows_progress();
                     $engine.report($crate::Progress::Retrying {
                         secret: $secret.clone(),

@@ -1,11 +1,14 @@
 //! How the engine is set up ([`EngineOptions`], its [`RetryPolicy`]) and how one rotation
 //! was asked for ([`RotateOptions`]).
 
-use rotor_core::Trigger;
+use rotor_core::{Backoff, Trigger};
 
 use crate::Owner;
 
-/// Bounded exponential backoff for transient errors within one step.
+/// Bounded exponential backoff for transient errors within one step: rotor's one
+/// [`Backoff`], with the engine's defaults (4 tries, waits from 200 ms up to 5 s). Its fields
+/// stay public so callers build and tune it as before (`opts.retry.attempts = 1`); every
+/// wait and every "may it try again" is [`Backoff`]'s.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Tries in all (1 = no retry).
@@ -25,11 +28,25 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before try `attempt + 1` (the first retry waits `base`).
+    /// The policy as rotor's [`Backoff`].
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.attempts, self.base, self.max)
+    }
+
+    /// The wait before try `attempt + 1` (the first retry waits `base`): [`Backoff::delay`].
     pub fn delay(&self, attempt: u32) -> std::time::Duration {
-        self.base
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.max)
+        self.backoff().delay(attempt)
+    }
+
+    /// Whether try `attempt` that failed may be followed by another: [`Backoff::may_retry`].
+    pub fn may_retry(&self, attempt: u32) -> bool {
+        self.backoff().may_retry(attempt)
+    }
+}
+
+impl From<RetryPolicy> for Backoff {
+    fn from(p: RetryPolicy) -> Self {
+        p.backoff()
     }
 }
 
