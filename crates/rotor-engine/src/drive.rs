@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use rotor_core::rotation::{Action, Lease, next_action};
 use rotor_core::rotator::StepContext;
 use rotor_core::store::{Op, Versioned};
-use rotor_core::{
-    Rotation, RotationStatus, Rotator, RotatorError, SecretSpec, Stage, Step, StoreError,
-};
+use rotor_core::{Rotation, Rotator, RotatorError, SecretSpec, Stage, Step, StoreError};
 
 use crate::failpoint;
 use crate::outcome::outcome_of;
@@ -41,7 +40,7 @@ impl Engine {
                 step,
             });
             match self
-                .run_step(spec, rotator, &mut rot, &lease, step, &mut evicted)
+                .run_step(spec, rotator, &mut rot, &lease, step, now, &mut evicted)
                 .await
             {
                 Ok(()) => self.report(Progress::Done {
@@ -61,6 +60,8 @@ impl Engine {
         }
     }
 
+    /// Runs `step`, which [`next_action`] named at `now`.
+    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
         spec: &SecretSpec,
@@ -68,6 +69,7 @@ impl Engine {
         rot: &mut Rotation,
         lease: &Lease,
         step: Step,
+        now: Timestamp,
         evicted: &mut Option<Evicted>,
     ) -> Result<(), EngineError> {
         let current = self.store.read_stage(&spec.name, Stage::Current).await?;
@@ -88,7 +90,7 @@ impl Engine {
                         return Err(self.fail(spec, rotator, rot, lease, step, e, None).await);
                     }
                 };
-                let (op, event) = self.pending_version(spec, rot, generated);
+                let (op, event) = self.pending_version(spec, rot, generated)?;
                 self.commit(rot, lease, vec![op], event).await?;
                 failpoint::hit("after-create");
             }
@@ -104,13 +106,12 @@ impl Engine {
                         .fail(spec, rotator, rot, lease, step, e, Some(&pending))
                         .await);
                 }
-                rot.step = match step {
-                    Step::Set => Step::Test,
-                    // Without prepublish there is nothing to wait for: go straight to finish.
-                    _ if rot.activate_after.is_none() => Step::Finish,
-                    _ => Step::Activate,
-                };
-                rot.attempts = 0;
+                if step == Step::Set {
+                    rot.set_passed(now)?;
+                } else {
+                    // Without prepublish there is nothing to wait for: straight to finish.
+                    rot.test_passed(now)?;
+                }
                 let action = if step == Step::Set {
                     "rotation.set"
                 } else {
@@ -128,7 +129,7 @@ impl Engine {
                 });
             }
             Step::Activate => {
-                rot.step = Step::Finish;
+                rot.activated(now)?;
                 let event = self
                     .event("rotation.activate", &spec.name)
                     .rotation(&rot.id);
@@ -153,17 +154,8 @@ impl Engine {
                         .fail(spec, rotator, rot, lease, step, e, Some(&pending))
                         .await);
                 }
-                let now = self.clock.now();
                 // Nothing to keep valid when there was no previous value, or in an emergency.
-                let grace = if rot.emergency || rot.previous_version.is_none() {
-                    rotor_core::Duration::ZERO
-                } else {
-                    spec.policy.grace
-                };
-                rot.status = RotationStatus::Grace;
-                rot.step = Step::Retire;
-                rot.step_done = false;
-                rot.retire_after = Some(now.checked_add(grace.to_span()).unwrap_or(now));
+                rot.finished(spec.policy.grace, self.clock.now())?;
                 let mut event = self
                     .event("rotation.finish", &spec.name)
                     .rotation(&rot.id)
@@ -212,7 +204,7 @@ impl Engine {
                         }),
                     };
                     if let Err(e) = retired {
-                        return Err(self.retire_failed(spec, rot, lease, e).await);
+                        return Err(self.retire_failed(spec, rot, lease, e, now).await);
                     }
                     failpoint::hit("during-retire");
                     if rot.emergency
@@ -254,9 +246,7 @@ impl Engine {
                         version: prev_id,
                     });
                 }
-                rot.status = RotationStatus::Completed;
-                rot.step_done = true;
-                rot.error = None;
+                rot.retired(now)?;
                 let retired_something = !ops.is_empty();
                 self.commit(rot, lease, ops, event).await?;
                 if retired_something {
@@ -319,10 +309,9 @@ impl Engine {
                 "; rollback owed: the target may still accept pending version {v}"
             ));
         }
-        rot.error = Some(message.clone());
-        rot.attempts = rot.attempts.saturating_add(1);
-        rot.status = RotationStatus::Failed;
-        rot.rollback_owed = owed.is_some();
+        if let Err(e) = rot.step_failed(message.clone(), owed.is_some()) {
+            return e.into();
+        }
         let mut event = self
             .event("rotation.failed", &spec.name)
             .rotation(&rot.id)
@@ -360,10 +349,12 @@ impl Engine {
         rot: &mut Rotation,
         lease: &Lease,
         error: RotatorError,
+        now: Timestamp,
     ) -> EngineError {
         let message = format!("step retire failed: {error}");
-        rot.error = Some(message.clone());
-        rot.attempts = rot.attempts.saturating_add(1);
+        if let Err(e) = rot.retire_failed(message.clone(), now) {
+            return e.into();
+        }
         let event = self
             .event("rotation.retire", &spec.name)
             .rotation(&rot.id)

@@ -1,6 +1,7 @@
 //! Values and targets set up by hand: [`Engine::put`] stores an operator's value as the new
 //! current, [`Engine::setup`] runs a rotator's one-time target setup.
 
+use rotor_core::rotation::Begin;
 use rotor_core::rotator::StepContext;
 use rotor_core::store::{Change, NewVersion, Op};
 use rotor_core::{
@@ -36,39 +37,27 @@ impl Engine {
             .find(|v| v.has(Stage::Current));
         let id = VersionId::generate();
         let grace = spec.policy.grace;
-        let rotation = Rotation {
-            id: RotationId::generate(),
-            secret: spec.name.clone(),
-            trigger: Trigger::Put,
-            actor: self.opts.actor.clone(),
-            reason: reason.map(str::to_owned),
-            emergency: false,
-            evict: true,
-            status: if current.is_some() && !grace.is_zero() {
-                RotationStatus::Grace
-            } else {
-                RotationStatus::Completed
+        let rotation = Rotation::put(
+            Begin {
+                id: RotationId::generate(),
+                secret: spec.name.clone(),
+                trigger: Trigger::Put,
+                actor: self.opts.actor.clone(),
+                reason: reason.map(str::to_owned),
+                emergency: false,
+                evict: true,
+                previous_version: current.as_ref().map(|c| c.id.clone()),
             },
-            step: Step::Retire,
-            step_done: false,
-            attempts: 0,
-            error: None,
-            pending_version: Some(id.clone()),
-            previous_version: current.as_ref().map(|c| c.id.clone()),
-            started_at: now,
-            updated_at: now,
-            activate_after: None,
-            retire_after: now.checked_add(grace.to_span()).ok(),
-            lease: None,
-            rollback_owed: false,
-        };
+            id.clone(),
+            grace,
+            now,
+        );
         let mut change = Change::new().op(Op::BeginRotation(Box::new(rotation.clone())));
         // A put supersedes an earlier rotation still in grace: its previous value loses the
         // label in the promote below.
         for mut open in self.store.open_rotations().await? {
             if open.secret == spec.name && open.status == RotationStatus::Grace {
-                open.status = RotationStatus::Completed;
-                open.error = Some(format!("superseded by put {}", rotation.id));
+                open.superseded_by(&rotation.id)?;
                 change = change.op(Op::SaveRotation(Box::new(open)));
             }
         }

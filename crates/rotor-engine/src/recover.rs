@@ -172,9 +172,7 @@ impl Engine {
                         // The abort ends the rotation all the same (the secret is no longer
                         // busy); the rollback is owed, as after a failed step.
                         let message = format!("aborted, but the rollback failed: {e}");
-                        rot.status = RotationStatus::Failed;
-                        rot.rollback_owed = true;
-                        rot.error = Some(message.clone());
+                        rot.abort_unsettled(message.clone())?;
                         let event = self
                             .event("rotation.failed", &spec.name)
                             .rotation(&rot.id)
@@ -197,8 +195,7 @@ impl Engine {
                 version: pid,
             });
         }
-        rot.status = RotationStatus::Aborted;
-        rot.error = reason.map(|r| format!("aborted: {r}"));
+        rot.aborted(reason)?;
         let event = self
             .event("rotation.abort", &spec.name)
             .rotation(&rot.id)

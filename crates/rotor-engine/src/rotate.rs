@@ -3,7 +3,7 @@
 //! the rest of the steps are the drive loop's.
 
 use rotor_core::config::KindSettings;
-use rotor_core::rotation::Lease;
+use rotor_core::rotation::{Begin, Lease};
 use rotor_core::rotator::{PlannedStep, StepContext};
 use rotor_core::schedule::{self, Facts};
 use rotor_core::store::{Change, NewVersion, Op};
@@ -112,10 +112,10 @@ impl Engine {
                         Err(EngineError::Store(StoreError::Ended { .. })) => continue,
                         Err(e) => return Err(e),
                     };
-                    if opts.emergency {
-                        open.retire_after = Some(now);
-                    }
                     if open.status == RotationStatus::Grace {
+                        if opts.emergency {
+                            open.end_grace(now)?;
+                        }
                         self.drive(spec, &rotator, open, lease).await?;
                     }
                 }
@@ -148,32 +148,20 @@ impl Engine {
             token: 1,
             expires_at: self.lease_until(now),
         };
-        let rotation = Rotation {
-            id: RotationId::generate(),
-            secret: spec.name.clone(),
-            trigger: if opts.emergency {
-                Trigger::Emergency
-            } else {
-                opts.trigger
+        let rotation = Rotation::begin(
+            Begin {
+                id: RotationId::generate(),
+                secret: spec.name.clone(),
+                trigger: opts.trigger,
+                actor: self.opts.actor.clone(),
+                reason: opts.reason.clone(),
+                emergency: opts.emergency,
+                evict: opts.evict,
+                previous_version: current.as_ref().map(|c| c.meta.id.clone()),
             },
-            actor: self.opts.actor.clone(),
-            reason: opts.reason.clone(),
-            emergency: opts.emergency,
-            evict: opts.evict,
-            status: RotationStatus::Running,
-            step: Step::Create,
-            step_done: false,
-            attempts: 0,
-            error: None,
-            pending_version: None,
-            previous_version: current.as_ref().map(|c| c.meta.id.clone()),
-            started_at: now,
-            updated_at: now,
-            activate_after: None,
-            retire_after: None,
-            lease: Some(lease.clone()),
-            rollback_owed: false,
-        };
+            now,
+            lease.clone(),
+        );
         let begin = self
             .event("rotation.begin", &spec.name)
             .rotation(&rotation.id)
@@ -199,9 +187,7 @@ impl Engine {
             Err(e) => {
                 // Nothing reached a target; record the attempt so status and the audit show it.
                 let message = format!("step create failed: {e}");
-                rotation.status = RotationStatus::Failed;
-                rotation.error = Some(message.clone());
-                rotation.lease = None;
+                rotation.create_failed(message.clone(), now)?;
                 let failed = self
                     .event("rotation.failed", &spec.name)
                     .rotation(&rotation.id)
@@ -227,7 +213,7 @@ impl Engine {
                 });
             }
         };
-        let (op, created) = self.pending_version(spec, &mut rotation, generated);
+        let (op, created) = self.pending_version(spec, &mut rotation, generated)?;
         self.store
             .apply(
                 Change::new()
@@ -253,19 +239,14 @@ impl Engine {
         spec: &SecretSpec,
         rot: &mut Rotation,
         generated: rotor_core::rotator::Generated,
-    ) -> (Op, AuditEvent) {
+    ) -> Result<(Op, AuditEvent), EngineError> {
         let now = self.clock.now();
         let id = VersionId::generate();
-        rot.pending_version = Some(id.clone());
-        rot.step = Step::Set;
-        rot.step_done = false;
-        rot.attempts = 0;
-        if let KindSettings::Jwt(j) = &spec.settings
-            && !j.prepublish.is_zero()
-            && !rot.emergency
-        {
-            rot.activate_after = now.checked_add(j.prepublish.to_span()).ok();
-        }
+        let prepublish = match &spec.settings {
+            KindSettings::Jwt(j) => j.prepublish,
+            _ => rotor_core::Duration::ZERO,
+        };
+        rot.created(id.clone(), prepublish, now)?;
         let event = self
             .event("rotation.create", &spec.name)
             .rotation(&rot.id)
@@ -281,6 +262,6 @@ impl Engine {
             },
             stage: Some(Stage::Pending),
         };
-        (op, event)
+        Ok((op, event))
     }
 }
