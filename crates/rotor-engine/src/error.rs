@@ -54,6 +54,17 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
+/// A transition the record refused is a bug or a hand-edited record, never a target's
+/// failure: reported like any other inconsistent record.
+impl From<rotor_core::rotation::TransitionError> for EngineError {
+    fn from(e: rotor_core::rotation::TransitionError) -> Self {
+        EngineError::Invalid {
+            secret: e.secret.to_string(),
+            what: e.to_string(),
+        }
+    }
+}
+
 fn rollback_owed_message(secret: &str, version: &str, ended: Option<Step>, detail: &str) -> String {
     let state = format!(
         "the current value is unchanged, but the target may still accept pending version {version} besides it"

@@ -17,14 +17,15 @@
 //!
 //! Absences: the engine parses no config, opens no files and knows no target protocol.
 
-/// Retries a rotator call with bounded exponential backoff while its error is transient.
+/// Retries a rotator call while its error is transient, as the engine's [`RetryPolicy`]
+/// (rotor's one [`Backoff`](rotor_core::Backoff)) allows and waits.
 macro_rules! with_retry {
     ($engine:expr, $secret:expr, $step:expr, $call:expr) => {{
         let mut attempt = 1u32;
         loop {
             match $call.await {
                 Ok(v) => break Ok(v),
-                Err(e) if e.transient && attempt < $engine.opts.retry.attempts => {
+                Err(e) if e.transient && $engine.opts.retry.may_retry(attempt) => {
                     let shown = $engine.shows_progress();
                     $engine.report($crate::Progress::Retrying {
                         secret: $secret.clone(),
@@ -48,24 +49,30 @@ macro_rules! with_retry {
 
 mod clock;
 mod declared;
+mod drive;
 mod engine;
 mod error;
 mod failpoint;
+mod lease;
+mod options;
+mod outcome;
 mod owner;
 mod probe;
+mod put;
 mod queries;
 mod reads;
+mod recover;
 mod registry;
 mod rollback;
+mod rotate;
 mod serial;
 
 pub use clock::{Clock, SystemClock};
 pub use declared::DECLARED;
-pub use engine::{
-    Deliver, Engine, EngineOptions, Evicted, Outcome, Progress, ProgressFn, RetryPolicy,
-    RotateOptions, StageChange,
-};
+pub use engine::Engine;
 pub use error::EngineError;
+pub use options::{EngineOptions, RetryPolicy, RotateOptions};
+pub use outcome::{Deliver, Evicted, Outcome, Progress, ProgressFn, StageChange};
 pub use owner::Owner;
 pub use probe::ProbeReport;
 pub use queries::{PlanAction, PlanEntry, StatusRow};

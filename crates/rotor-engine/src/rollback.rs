@@ -13,9 +13,7 @@ use std::sync::Arc;
 
 use rotor_core::rotator::StepContext;
 use rotor_core::store::Op;
-use rotor_core::{
-    Rotation, RotationStatus, Rotator, SecretName, SecretSpec, Stage, StoreError, VersionId,
-};
+use rotor_core::{Rotation, Rotator, SecretName, SecretSpec, Stage, StoreError, VersionId};
 
 use crate::{Engine, EngineError};
 
@@ -125,22 +123,7 @@ impl Engine {
         let now = self.now();
         match result {
             Ok(()) => {
-                rot.rollback_owed = false;
-                let before = rot
-                    .error
-                    .as_deref()
-                    .and_then(|e| e.split("; rollback owed").next())
-                    .unwrap_or("failed")
-                    .to_owned();
-                rot.error = Some(match abort {
-                    Some(reason) => format!("aborted: {reason} ({before}; rolled back at {now})"),
-                    None => format!(
-                        "{before}; rolled back at {now}: the target no longer accepts pending version {pid}"
-                    ),
-                });
-                if abort.is_some() {
-                    rot.status = RotationStatus::Aborted;
-                }
+                rot.rollback_settled(&pid, abort, now)?;
                 let event = self
                     .event(
                         if abort.is_some() {
@@ -165,7 +148,7 @@ impl Engine {
                 Ok(pid)
             }
             Err(e) => {
-                rot.attempts = rot.attempts.saturating_add(1);
+                rot.rollback_still_owed()?;
                 let event = self
                     .event("rotation.rollback", &spec.name)
                     .rotation(&rot.id)

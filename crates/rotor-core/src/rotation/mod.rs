@@ -4,7 +4,9 @@
 //! `retire`. The record says which step was started last and whether it completed, so after a
 //! crash the engine knows exactly what to do: re-run a started step (every step is
 //! idempotent) or start the next one. [`next_action`] is that decision, as a pure function of
-//! the record and the time.
+//! the record and the time; what each step then does to the record (`transition`: a step
+//! passed, the rotation finished, failed, aborted, retired) is pure too, and refuses what
+//! `next_action` would not run.
 
 use std::fmt;
 
@@ -12,6 +14,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{SecretName, VersionId};
+
+mod transition;
+
+pub use transition::{Begin, TransitionError};
 
 /// A rotation's id (UUIDv7: sorts by start time).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -298,141 +304,4 @@ pub fn next_action(r: &Rotation, now: Timestamp) -> Action {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn rotation(status: RotationStatus, step: Step, done: bool) -> Rotation {
-        let t = Timestamp::UNIX_EPOCH;
-        Rotation {
-            id: RotationId::generate(),
-            secret: SecretName::new("s").expect("valid"),
-            trigger: Trigger::Manual,
-            actor: "t".into(),
-            reason: None,
-            emergency: false,
-            evict: true,
-            status,
-            step,
-            step_done: done,
-            attempts: 0,
-            error: None,
-            pending_version: None,
-            previous_version: None,
-            started_at: t,
-            updated_at: t,
-            activate_after: None,
-            retire_after: None,
-            lease: None,
-            rollback_owed: false,
-        }
-    }
-
-    #[test]
-    fn table_of_next_actions() {
-        let now = Timestamp::from_second(1_000).expect("valid");
-        let later = Timestamp::from_second(2_000).expect("valid");
-        let earlier = Timestamp::from_second(10).expect("valid");
-        use RotationStatus::*;
-        use Step::*;
-        let cases: Vec<(Rotation, Action)> = vec![
-            (rotation(Running, Create, false), Action::Run(Create)),
-            (rotation(Running, Create, true), Action::Run(Set)),
-            (rotation(Running, Set, false), Action::Run(Set)),
-            (rotation(Running, Test, true), Action::Run(Activate)),
-            (
-                Rotation {
-                    activate_after: Some(later),
-                    ..rotation(Running, Test, true)
-                },
-                Action::WaitUntil(Activate, later),
-            ),
-            (
-                Rotation {
-                    activate_after: Some(earlier),
-                    ..rotation(Running, Activate, false)
-                },
-                Action::Run(Activate),
-            ),
-            (rotation(Running, Activate, true), Action::Run(Finish)),
-            (rotation(Running, Finish, false), Action::Run(Finish)),
-            (
-                Rotation {
-                    retire_after: Some(later),
-                    ..rotation(Grace, Finish, true)
-                },
-                Action::WaitUntil(Retire, later),
-            ),
-            (
-                Rotation {
-                    retire_after: Some(earlier),
-                    ..rotation(Grace, Finish, true)
-                },
-                Action::Run(Retire),
-            ),
-            (rotation(Completed, Retire, true), Action::Done),
-            (rotation(Failed, Set, false), Action::Done),
-            (rotation(Aborted, Create, true), Action::Done),
-        ];
-        for (r, want) in cases {
-            assert_eq!(
-                next_action(&r, now),
-                want,
-                "{:?} {:?} done={}",
-                r.status,
-                r.step,
-                r.step_done
-            );
-        }
-    }
-
-    fn any_status() -> impl Strategy<Value = RotationStatus> {
-        prop_oneof![
-            Just(RotationStatus::Running),
-            Just(RotationStatus::Grace),
-            Just(RotationStatus::Completed),
-            Just(RotationStatus::Failed),
-            Just(RotationStatus::Aborted),
-        ]
-    }
-
-    proptest! {
-        /// ARCHITECTURE.md invariant 10: retire never runs before grace ends, and only after
-        /// finish.
-        #[test]
-        fn never_retires_before_grace(
-            status in any_status(),
-            step_i in 0usize..6,
-            done: bool,
-            retire_at in proptest::option::of(0i64..4_000),
-            now_s in 0i64..4_000,
-        ) {
-            let mut r = rotation(status, Step::ORDER[step_i], done);
-            r.retire_after = retire_at.map(|s| Timestamp::from_second(s).expect("valid"));
-            let now = Timestamp::from_second(now_s).expect("valid");
-            if let Action::Run(Step::Retire) = next_action(&r, now) {
-                prop_assert!(matches!(r.status, RotationStatus::Grace | RotationStatus::Running));
-                if r.status == RotationStatus::Running {
-                    prop_assert!(r.retire_after.is_some_and(|t| t <= now));
-                } else if let Some(t) = r.retire_after {
-                    prop_assert!(t <= now);
-                }
-            }
-        }
-
-        /// Steps only move forward: the next step is the started one or the one after it.
-        #[test]
-        fn steps_move_forward(step_i in 0usize..6, done: bool) {
-            let r = rotation(RotationStatus::Running, Step::ORDER[step_i], done);
-            let now = Timestamp::from_second(0).expect("valid");
-            match next_action(&r, now) {
-                Action::Run(s) | Action::WaitUntil(s, _) => {
-                    prop_assert!(s == r.step || Some(s) == r.step.next());
-                    prop_assert!(done || s == r.step);
-                }
-                // Retire is reached through Grace, which sets retire_after; without it there is nothing to do.
-                Action::Done => prop_assert!(done || r.step == Step::Retire),
-            }
-        }
-    }
-}
+mod tests;
