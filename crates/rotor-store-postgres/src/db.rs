@@ -29,7 +29,7 @@ use rotor_core::{
     AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
     VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, AuditKey, Sealed};
+use rotor_seal::AuditKey;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
@@ -301,8 +301,13 @@ async fn insert_version_row(
     stmts: &mut Stmts,
     v: &VersionRow<'_>,
 ) -> Result<()> {
-    let aad = Aad::new(v.secret.as_str(), v.id.as_str());
-    let sealed = rotor_seal::seal(&ctx.master, &aad, v.value.expose()).map_err(|e| {
+    let sealed = rotor_seal::seal_version(
+        &ctx.master,
+        v.secret.as_str(),
+        v.id.as_str(),
+        v.value.expose(),
+    )
+    .map_err(|e| {
         StoreError::Backend(format!(
             "secret {}, version {}: cannot seal the value: {e}",
             v.secret, v.id
@@ -837,17 +842,14 @@ pub(crate) fn open_value(ctx: &Ctx, meta: VersionMeta, sealed: &[u8]) -> Result<
         secret: meta.secret.to_string(),
         version: meta.id.to_string(),
     };
-    let sealed = Sealed::from_bytes(sealed).map_err(|_| tampered())?;
-    let aad = Aad::new(meta.secret.as_str(), meta.id.as_str());
-    let keys: Vec<&rotor_seal::MasterKey> = std::iter::once(&ctx.master)
-        .chain(ctx.old.as_ref())
-        .collect();
-    let plain = rotor_seal::open_any(&keys, &aad, &sealed).map_err(|err| match err {
-        rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
-            detail: format!("secret {}, version {}: {err}", meta.secret, meta.id),
-        },
-        _ => tampered(),
-    })?;
+    let plain =
+        rotor_seal::open_version(&ctx.keys(), meta.secret.as_str(), meta.id.as_str(), sealed)
+            .map_err(|err| match err {
+                rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
+                    detail: format!("secret {}, version {}: {err}", meta.secret, meta.id),
+                },
+                _ => tampered(),
+            })?;
     let value = SecretValue::from_slice(plain.expose_secret());
     Ok(Versioned { meta, value })
 }

@@ -74,7 +74,7 @@ use rotor_core::store::{Change, Dump, SecretSummary, Takeover, Versioned};
 use rotor_core::{
     AuditRecord, Rotation, RotationId, SecretName, Stage, Store, StoreError, VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, AuditKey, KeyCheck, MasterKey, Sealed};
+use rotor_seal::{AuditKey, KeyCheck, MasterKey};
 use rotor_tls::postgres::PgTls;
 use sha2::{Digest, Sha256};
 use tokio_postgres::config::Host;
@@ -173,6 +173,15 @@ pub(crate) struct Ctx {
     pub(crate) old: Option<MasterKey>,
     /// Authenticates every audit record appended (derived from `master`).
     pub(crate) records: AuditKey,
+}
+
+impl Ctx {
+    /// The keys that open values: the master key, then the old one during a rotation.
+    pub(crate) fn keys(&self) -> Vec<&MasterKey> {
+        std::iter::once(&self.master)
+            .chain(self.old.as_ref())
+            .collect()
+    }
 }
 
 impl fmt::Debug for PgStore {
@@ -760,14 +769,13 @@ async fn rewrap_rows(
             secret: secret.clone(),
             version: id.clone(),
         };
-        let sealed = Sealed::from_bytes(&bytes).map_err(|_| tampered())?;
-        let aad = Aad::new(&secret, &id);
-        let rewrapped = rotor_seal::rewrap(old, new, &aad, &sealed).map_err(|e| match e {
-            rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
-                detail: format!("secret {secret}, version {id}: {e}"),
-            },
-            _ => tampered(),
-        })?;
+        let rewrapped =
+            rotor_seal::rewrap_version(old, new, &secret, &id, &bytes).map_err(|e| match e {
+                rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
+                    detail: format!("secret {secret}, version {id}: {e}"),
+                },
+                _ => tampered(),
+            })?;
         tx.execute(
             &update,
             &[&rewrapped.to_bytes(), &rewrapped.key_id.to_string(), &vid],

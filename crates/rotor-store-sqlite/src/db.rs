@@ -18,7 +18,7 @@ use rotor_core::{
     AuditRecord, Rotation, RotationId, RotationStatus, SecretName, SecretValue, Stage, StoreError,
     VersionId, VersionMeta,
 };
-use rotor_seal::{Aad, AuditKey, KeyCheck, MasterKey, Sealed};
+use rotor_seal::{AuditKey, KeyCheck, MasterKey};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::{Ctx, Synchronous, show, sql_err};
@@ -205,8 +205,13 @@ fn insert_rotation(tx: &Transaction<'_>, path: &Path, r: &Rotation) -> Result<()
 
 fn insert_version(ctx: &Ctx, tx: &Transaction<'_>, v: &NewVersion) -> Result<()> {
     let path = ctx.path.as_path();
-    let aad = Aad::new(v.secret.as_str(), v.id.as_str());
-    let sealed = rotor_seal::seal(&ctx.master, &aad, v.value.expose()).map_err(|e| {
+    let sealed = rotor_seal::seal_version(
+        &ctx.master,
+        v.secret.as_str(),
+        v.id.as_str(),
+        v.value.expose(),
+    )
+    .map_err(|e| {
         StoreError::Backend(format!(
             "secret {}, version {}: cannot seal the value: {e}",
             v.secret, v.id
@@ -617,7 +622,7 @@ fn read_one(
 }
 
 /// Opens a row's sealed value with the store's keys (the master key, and during a
-/// master-key rotation the old one too: `rotor_seal::open_any`). A value under another key
+/// master-key rotation the old one too: `rotor_seal::open_version`). A value under another key
 /// is `WrongMasterKey`, anything else that does not open `Tampered`; both name the secret
 /// and version, never the value.
 fn open_value(
@@ -629,12 +634,11 @@ fn open_value(
         secret: meta.secret.to_string(),
         version: meta.id.to_string(),
     };
-    let sealed = match sealed {
-        rusqlite::types::ValueRef::Blob(b) => Sealed::from_bytes(b).map_err(|_| tampered())?,
-        _ => return Err(tampered()),
+    let rusqlite::types::ValueRef::Blob(sealed) = sealed else {
+        return Err(tampered());
     };
-    let aad = Aad::new(meta.secret.as_str(), meta.id.as_str());
-    let plain = rotor_seal::open_any(&ctx.keys(), &aad, &sealed).map_err(|err| match err {
+    let plain = rotor_seal::open_version(&ctx.keys(), meta.secret.as_str(), meta.id.as_str(), sealed)
+        .map_err(|err| match err {
         rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
             detail: format!(
                 "secret {}, version {}: {err} (during a master-key rotation, open the store with both keys)",
@@ -940,14 +944,13 @@ fn rewrap_rows(
             secret: secret.clone(),
             version: id.clone(),
         };
-        let sealed = Sealed::from_bytes(bytes).map_err(|_| tampered())?;
-        let aad = Aad::new(secret, id);
-        let rewrapped = rotor_seal::rewrap(old, new, &aad, &sealed).map_err(|err| match err {
-            rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
-                detail: format!("secret {secret}, version {id}: {err}"),
-            },
-            _ => tampered(),
-        })?;
+        let rewrapped =
+            rotor_seal::rewrap_version(old, new, secret, id, bytes).map_err(|err| match err {
+                rotor_seal::Error::WrongMasterKey { .. } => StoreError::WrongMasterKey {
+                    detail: format!("secret {secret}, version {id}: {err}"),
+                },
+                _ => tampered(),
+            })?;
         update
             .execute(params![
                 rewrapped.to_bytes(),
