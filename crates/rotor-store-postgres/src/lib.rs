@@ -61,6 +61,11 @@
 //! log verbatim (the `store.init` record gives way to the copied chain, and the audit head
 //! moves to its last record), then appending the migrate event. A dump whose audit log
 //! does not verify is refused before anything is written.
+//!
+//! [`Store::apply`]: rotor_core::Store::apply
+//! [`Store::claim`]: rotor_core::Store::claim
+//! [`Store::export`]: rotor_core::Store::export
+//! [`Store::import`]: rotor_core::Store::import
 
 use std::fmt;
 use std::sync::Arc;

@@ -33,7 +33,8 @@ impl SqliteStore {
     /// row written meanwhile under another key, replaces the key check with one for `new`
     /// and appends `store.master_key.rotate` (actor `actor`, both key ids in `reason`) to
     /// the audit log. The final commit is always fsynced (`synchronous = FULL`), whatever
-    /// [`Settings::synchronous`] says. Returns the number of rows rewrapped.
+    /// [`Settings::synchronous`](crate::Settings::synchronous) says. Returns the number of
+    /// rows rewrapped.
     ///
     /// Crash-safe and resumable: each batch commits on its own, every row is always under
     /// exactly one of the two keys (readable by a handle from

@@ -62,6 +62,11 @@
 //! otherwise. WHY: a write may wait up to `busy_timeout` (default 5 s) for another process's
 //! lock, which must not stall an async worker thread; the hop costs a few microseconds,
 //! well below a commit (measured by `examples/store_bench.rs`).
+//!
+//! [`Store::apply`]: rotor_core::Store::apply
+//! [`Store::claim`]: rotor_core::Store::claim
+//! [`Store::export`]: rotor_core::Store::export
+//! [`Store::import`]: rotor_core::Store::import
 
 use std::fmt;
 use std::path::{Path, PathBuf};
