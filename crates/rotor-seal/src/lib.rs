@@ -12,6 +12,9 @@
 //!   secret name and version id in a length-prefixed, domain-separated
 //!   encoding. The master key's public [`KeyId`] is stored beside the wrapped
 //!   data key.
+//! * A store seals, opens and rewraps a secret version with [`seal_version`],
+//!   [`open_version`] and [`rewrap_version`], which build that [`Aad`] from the
+//!   secret name and version id themselves: the binding is written once, here.
 //! * The master key comes from `ROTOR_MASTER_KEY`, a key file (only if mode
 //!   0600 or stricter), or a passphrase through Argon2id ([`resolve`]).
 //!
@@ -62,6 +65,7 @@ mod audit_key;
 mod envelope;
 mod error;
 mod key;
+mod version;
 
 pub use audit_key::AuditKey;
 pub use envelope::{Aad, Algorithm, KeyCheck, Sealed, SecretBytes, open, open_any, rewrap, seal};
@@ -70,6 +74,7 @@ pub use key::{
     KdfAlgorithm, KdfParams, KeyId, MASTER_KEY_ENV, MASTER_KEY_LEN, MASTER_KEY_PREFIX, MasterKey,
     MasterKeySource, resolve, resolve_with_env, write_key_file,
 };
+pub use version::{open_version, rewrap_version, seal_version};
 
 /// Serde helper: `Vec<u8>` as a standard base64 string (compact in JSON).
 mod b64_vec {

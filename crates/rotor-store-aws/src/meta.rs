@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use aws_sdk_secretsmanager::types::Tag;
 use rotor_core::{SecretName, SecretSpec, StoreError};
 
-use crate::{AwsFailure, AwsStore};
+use crate::AwsStore;
+use crate::failure::AwsFailure;
 
 /// The prefix of every tag key rotor owns.
 pub const TAG_PREFIX: &str = "rotor:";
