@@ -47,11 +47,11 @@ pub mod sql;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rotor_core::config::{KindSettings, PgStrategy, PostgresSettings};
+use rotor_core::config::{KindSettings, PgStrategy};
 use rotor_core::rotator::{Eviction, Generated, PlannedStep, StepContext};
 use rotor_core::store::Versioned;
-use rotor_core::{Kind, Rotator, RotatorError, SecretName, SecretSpec, Step};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use rotor_core::{Kind, Rotator, RotatorError, SecretSpec, Step};
+use tokio_postgres::SimpleQueryMessage;
 
 use call::{Call, Who, rng_error};
 use conn::{Pool, Target};
