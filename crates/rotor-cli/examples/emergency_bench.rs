@@ -202,6 +202,18 @@ fn redis_alive(c: &mut std::net::TcpStream) -> bool {
     matches!(c.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }
 
+/// `(sessions, xact_commit)` of database postgres, read afresh.
+async fn counters(c: &tokio_postgres::Client) -> anyhow::Result<(i64, i64)> {
+    c.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
+    let row = c
+        .query_one(
+            "SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = 'postgres'",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let [pg_roles, redis_users, random, jwt] = fleet();
@@ -307,6 +319,18 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
+    // PostgreSQL's own counters over the measured emergency: sessions opened (backend
+    // forks that logged in) and transactions committed, in database postgres.
+    let stats = {
+        let url = format!(
+            "host=127.0.0.1 port={} user=bench_watch password={watch_pw} dbname=postgres",
+            pg.port()
+        );
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client
+    };
+    let before = counters(&stats).await?;
     posts.lock().map_err(|_| anyhow::anyhow!("lock"))?.clear();
 
     // The measured emergency. The command runs on a blocking thread so this runtime keeps
@@ -356,6 +380,9 @@ async fn main() -> anyhow::Result<()> {
         ended += s["sessions"]["ended"].as_u64().unwrap_or(0);
         surviving += s["sessions"]["surviving"].as_u64().unwrap_or(0);
     }
+    // Backends report their counters at exit or within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = counters(&stats).await?;
     let mut pg_alive = 0;
     for (client, _) in &pg_held {
         if client.simple_query("SELECT 1").await.is_ok() {
@@ -391,5 +418,14 @@ async fn main() -> anyhow::Result<()> {
         "  concurrency: at most 32 rotations, 8 per target; peak PostgreSQL client connections {}",
         peak.load(std::sync::atomic::Ordering::Relaxed)
     );
+    println!(
+        "  PostgreSQL over the emergency: {} sessions opened (logins that passed), {} transactions committed",
+        after.0 - before.0,
+        after.1 - before.1
+    );
+    if std::env::var_os("ROTOR_BENCH_KEEP").is_some() {
+        let kept = dir.keep();
+        println!("  kept {} (rotor.db holds the audit log)", kept.display());
+    }
     Ok(())
 }

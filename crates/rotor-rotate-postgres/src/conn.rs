@@ -39,6 +39,11 @@ impl fmt::Debug for Target {
 }
 
 impl Target {
+    /// The url as configured (no credentials: [`Target::parse`] refuses a password).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// How connections to this target are secured (the probe reports it as its own check).
     pub fn tls(&self) -> &PgTls {
         &self.tls
