@@ -6,20 +6,44 @@
 //! finds, each with file, line, column, secret and fix, rather than stopping at the first.
 
 mod diagnostic;
+mod emergency;
+mod notify;
 mod parse;
-pub mod service;
+mod render;
+mod server;
+mod tokens;
+mod window;
+
+/// The sections beyond the inventory by their old common path
+/// (`rotor_core::config::service::NotifyEvent`); each now lives in a module named after its
+/// section.
+pub mod service {
+    pub use super::emergency::EmergencyConfig;
+    pub use super::notify::{NotifyEvent, NotifyFormat, NotifySpec};
+    pub use super::render::{
+        GITHUB_API, GithubRender, RenderKind, RenderSpec, Template, TemplatePart, ValueRef,
+        valid_github_secret_name,
+    };
+    pub use super::server::{HttpLimits, PublicEndpoint, ServerConfig, TlsFiles};
+    pub use super::tokens::{Scope, ScopeAction, TokenSpec, glob_match};
+    pub use super::window::Window;
+}
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 pub use diagnostic::{ConfigError, Diagnostic};
+pub use emergency::EmergencyConfig;
+pub use notify::NotifySpec;
 pub use parse::{documented_keys, parse};
-pub use service::{
-    EmergencyConfig, GITHUB_API, GithubRender, HttpLimits, NotifySpec, PublicEndpoint, RenderKind,
-    RenderSpec, Scope, ScopeAction, ServerConfig, Template, TemplatePart, TokenSpec, ValueRef,
-    Window, valid_github_secret_name,
+pub use render::{
+    GITHUB_API, GithubRender, RenderKind, RenderSpec, Template, TemplatePart, ValueRef,
+    valid_github_secret_name,
 };
+pub use server::{HttpLimits, PublicEndpoint, ServerConfig};
+pub use tokens::{Scope, ScopeAction, TokenSpec};
+pub use window::Window;
 
 use crate::policy::Tiers;
 use crate::{Duration, Kind, Policy, SecretName};
