@@ -215,7 +215,14 @@ impl Alphabet {
 
     /// Bits of entropy per character.
     pub fn bits_per_char(&self) -> f64 {
-        (self.chars().len() as f64).log2()
+        // Counted, not collected: the parser asks once per random secret.
+        let n = match self {
+            Alphabet::Alnum => 62,
+            Alphabet::Base64 | Alphabet::Base64Url => 64,
+            Alphabet::Hex => 16,
+            Alphabet::Custom(s) => s.chars().count(),
+        };
+        (n as f64).log2()
     }
 }
 
@@ -366,4 +373,22 @@ pub struct CommandSettings {
     /// The `settings` table, handed to the plugin in every request (never secret: it sits in
     /// the config file in plain text).
     pub settings: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Alphabet;
+
+    #[test]
+    fn bits_per_char_counts_the_alphabet() {
+        for a in [
+            Alphabet::Alnum,
+            Alphabet::Base64,
+            Alphabet::Base64Url,
+            Alphabet::Hex,
+            Alphabet::Custom("abcé".into()),
+        ] {
+            assert_eq!(a.bits_per_char(), (a.chars().len() as f64).log2(), "{a:?}");
+        }
+    }
 }

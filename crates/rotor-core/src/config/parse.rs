@@ -2,6 +2,7 @@
 //! walks the top level in order; each section has its own file under `parse/`, all of them
 //! reading through the span-keeping [`Walker`](walker::Walker) (`parse/walker.rs`).
 
+use std::cell::OnceCell;
 use std::path::Path;
 
 use toml_edit::Document;
@@ -51,6 +52,7 @@ pub fn parse(
         diags: Vec::new(),
         warnings: Vec::new(),
         secret: None,
+        line_starts: OnceCell::new(),
     };
     let doc = match Document::parse(text) {
         Ok(d) => d,

@@ -79,13 +79,15 @@ impl Walker<'_> {
 
         // Unknown keys: common keys plus the kind's own (when the kind is known).
         let kind_keys = kind.map_or(&[][..], kind_keys);
-        let known: Vec<&str> = COMMON_KEYS.iter().chain(kind_keys).copied().collect();
         if kind.is_some() {
-            let section = format!("[secrets.{}]", self.secret.clone().unwrap_or_default());
             for (key, it) in t.iter() {
-                if known.contains(&key) {
+                if COMMON_KEYS.contains(&key) || kind_keys.contains(&key) {
                     continue;
                 }
+                // Built only for an unknown key: the happy path of a large inventory
+                // formats nothing per secret.
+                let known: Vec<&str> = COMMON_KEYS.iter().chain(kind_keys).copied().collect();
+                let section = format!("[secrets.{}]", self.secret.clone().unwrap_or_default());
                 let span = t
                     .key(key)
                     .and_then(|k| k.span())

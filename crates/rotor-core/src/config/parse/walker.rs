@@ -3,6 +3,7 @@
 //! (file, line, column, secret) and lets the caller carry on, so one `rotor check` reports
 //! every problem at once.
 
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -22,6 +23,9 @@ pub(super) struct Walker<'a> {
     pub(super) warnings: Vec<Diagnostic>,
     /// The secret being walked, named in its diagnostics.
     pub(super) secret: Option<String>,
+    /// Byte offset of each line's start, made at the first diagnostic: a config with
+    /// thousands of problems is not rescanned from the top for each one.
+    pub(super) line_starts: OnceCell<Vec<usize>>,
 }
 
 impl Walker<'_> {
@@ -42,7 +46,7 @@ impl Walker<'_> {
         message: String,
         help: Option<String>,
     ) -> Diagnostic {
-        let (line, column) = line_col(self.text, span.start);
+        let (line, column) = self.line_col(span.start);
         Diagnostic {
             file: self.file.clone(),
             line,
@@ -84,10 +88,7 @@ impl Walker<'_> {
         let item = table.get(key)?;
         let span = item.span().unwrap_or(0..0);
         match item.as_str() {
-            Some(s) => {
-                let s = s.to_owned();
-                self.interpolate(&s, span.clone()).map(|v| (v, span))
-            }
+            Some(s) => self.interpolate(s, span.clone()).map(|v| (v, span)),
             None => {
                 self.error(
                     span,
@@ -332,11 +333,19 @@ pub(super) fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
-/// 1-based line and column (in characters) of byte offset `at`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
+impl Walker<'_> {
+    /// 1-based line and column (in characters) of byte offset `at`.
+    fn line_col(&self, at: usize) -> (usize, usize) {
+        let at = at.min(self.text.len());
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        // Lines starting at or before `at`: the first always does.
+        let line = starts.partition_point(|&s| s <= at);
+        let start = starts.get(line - 1).copied().unwrap_or(0);
+        let col = self.text[start..at].chars().count() + 1;
+        (line, col)
+    }
 }
