@@ -1,4 +1,5 @@
 //! The scheduler on paused tokio time: nothing here sleeps for real.
+//! Over 600 lines on purpose: one paused-time case per scheduling rule, on one fixture.
 
 mod common;
 

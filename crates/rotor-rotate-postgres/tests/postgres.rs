@@ -1,4 +1,5 @@
 //! PostgresRotator against real PostgreSQL 15 servers (one per test; never mocks).
+//! Over 600 lines on purpose: every strategy's rotation steps against one server fixture.
 
 mod common;
 

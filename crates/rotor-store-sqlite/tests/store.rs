@@ -2,6 +2,7 @@
 //! contract (`rotor_test_support::store_contract`, module `contract` below), and what only
 //! a SQLite file has (modes, the WAL, corrupt files, schema constraints, passphrases,
 //! several processes on one file, no runtime).
+//! Over 600 lines on purpose: the contract run plus each SQLite-only case, on one fixture.
 
 mod common;
 

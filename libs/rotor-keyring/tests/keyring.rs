@@ -1,4 +1,5 @@
 //! Sign/verify, rotation, algorithm-confusion and claim-validation tests.
+//! Over 600 lines on purpose: the algorithm-confusion and claim cases read as one matrix.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -3,6 +3,8 @@
 //! (SqliteStore, the real rotators, a [`Renderer`] as delivery) over a generated config, and
 //! a client load that behaves like the seed's app: it re-reads the rendered `.env` every
 //! 100 ms and opens a fresh connection for every query.
+//! Over 600 lines on purpose: one harness (servers, engine, load, verdict) that the test and
+//! the bench must share exactly.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
