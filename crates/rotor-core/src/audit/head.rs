@@ -60,7 +60,7 @@ pub enum HeadError {
     Rebuilt { seq: u64 },
 }
 
-/// Checks a log (already checked with [`verify_chain`]) against `head`; returns how many
+/// Checks a log (already checked with [`verify_chain`](super::verify_chain)) against `head`; returns how many
 /// records come after it.
 pub fn check_head(records: &[AuditRecord], head: &Head) -> Result<u64, HeadError> {
     let last = records.last().map_or(0, |r| r.seq);
