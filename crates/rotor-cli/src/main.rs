@@ -20,6 +20,15 @@ use clap::Parser;
 
 pub use exit::{Exit, Usage};
 
+/// mimalloc instead of glibc's malloc. `rotor serve` runs a multi-thread runtime, and glibc
+/// gives every thread that allocates its own arena and keeps freed pages in each: the idle
+/// daemon over 10,000 secrets held 67–72 MiB against 50–57 MiB with the arenas capped
+/// (`MALLOC_ARENA_MAX`, which needs the environment or `unsafe` `mallopt`). mimalloc
+/// returns freed pages to the OS and is faster on the API's many small allocations. Its
+/// secure mode is off: rotor's secret bytes are zeroized by their owners, not the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let format = args.format;
