@@ -58,6 +58,8 @@ impl Proven {
     /// The entry is used up either way.
     pub fn take(&self, target: &Target, cred: &Credential) -> bool {
         let mut logins = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
+        // Drop what is too old to use, so no password outlives its window here.
+        logins.retain(|_, (_, at)| at.elapsed() < PROVEN_FOR);
         logins
             .remove(&(target.url().to_owned(), cred.username.clone()))
             .is_some_and(|(password, at)| {
