@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rotor_core::{Config, Store};
 use rotor_engine::{Engine, EngineOptions, Rotators, SystemClock};
+use rotor_store_sqlite::IntegrityCheck;
 
 /// Reads and validates the config file.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -80,9 +81,21 @@ pub struct Context {
 }
 
 impl Context {
+    /// For a command: the embedded store checks its whole file before its first write only,
+    /// so a command that only reads (`status`, `get`, `history`) does not read it all first.
     pub async fn open(config_path: &Path) -> anyhow::Result<Self> {
+        Self::open_with(config_path, IntegrityCheck::BeforeFirstWrite).await
+    }
+
+    /// For `rotor serve` and the source of `rotor store migrate`: the whole file is checked
+    /// at once, so damage is reported at start-up (or before anything is copied).
+    pub async fn open_checked(config_path: &Path) -> anyhow::Result<Self> {
+        Self::open_with(config_path, IntegrityCheck::OnOpen).await
+    }
+
+    async fn open_with(config_path: &Path, integrity: IntegrityCheck) -> anyhow::Result<Self> {
         let config = Arc::new(load_config(config_path)?);
-        let mut store = crate::stores::open(&config.store, &config.secrets).await?;
+        let mut store = crate::stores::open(&config.store, &config.secrets, integrity).await?;
         if let Some(key) = crate::anchor::key_for(&config.store) {
             store =
                 crate::anchor::Anchored::wrap(store, crate::anchor::path_for(&config.source), key);

@@ -9,7 +9,7 @@ use rotor_core::config::StoreConfig;
 use rotor_core::{Store, StoreError};
 use rotor_seal::{MasterKey, MasterKeySource};
 use rotor_store_postgres::PgStore;
-use rotor_store_sqlite::SqliteStore;
+use rotor_store_sqlite::{IntegrityCheck, Settings as SqliteSettings, SqliteStore};
 use secrecy::SecretString;
 
 /// The master key from `ROTOR_MASTER_KEY` or the key file.
@@ -87,11 +87,17 @@ fn refuse_loose_store_file(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Opens the configured store. The master key comes from `ROTOR_MASTER_KEY`, else the key
-/// file, else the passphrase variable named in the config.
+/// file, else the passphrase variable named in the config. `integrity` says when the
+/// embedded store checks its whole file (the other stores have no file to check).
 pub async fn open(
     config: &StoreConfig,
     secrets: &[rotor_core::SecretSpec],
+    integrity: IntegrityCheck,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    let settings = SqliteSettings {
+        integrity,
+        ..SqliteSettings::default()
+    };
     Ok(match config {
         StoreConfig::Sqlite {
             path,
@@ -107,16 +113,16 @@ pub async fn open(
             refuse_loose_store_file(path)?;
             let store = match passphrase_env {
                 Some(var) if !env_key_set() => {
-                    SqliteStore::open_with_passphrase(path, &passphrase(var)?, Default::default())?
+                    SqliteStore::open_with_passphrase(path, &passphrase(var)?, settings)?
                 }
                 _ => match rotating_key(master_key_file)? {
                     Some(new) => SqliteStore::open_rotating(
                         path,
                         new,
                         master_key(master_key_file)?,
-                        Default::default(),
+                        settings,
                     )?,
-                    None => SqliteStore::open(path, master_key(master_key_file)?)?,
+                    None => SqliteStore::open_with(path, master_key(master_key_file)?, settings)?,
                 },
             };
             Arc::new(store)
@@ -136,7 +142,7 @@ pub async fn open(
             ),
             None => Arc::new(PgStore::connect(url.expose(), master_key(master_key_file)?).await?),
         },
-        StoreConfig::Aws { .. } => Arc::new(aws::open(config, secrets).await?),
+        StoreConfig::Aws { .. } => Arc::new(aws::open(config, secrets, integrity).await?),
     })
 }
 
@@ -241,6 +247,7 @@ pub mod aws {
     pub async fn open(
         config: &StoreConfig,
         secrets: &[rotor_core::SecretSpec],
+        integrity: IntegrityCheck,
     ) -> anyhow::Result<AwsStore> {
         let StoreConfig::Aws {
             region,
@@ -253,7 +260,7 @@ pub mod aws {
         else {
             anyhow::bail!("not an aws store");
         };
-        let ledger = Box::pin(super::open(ledger, secrets)).await?;
+        let ledger = Box::pin(super::open(ledger, secrets, integrity)).await?;
         let mut formats = BTreeMap::new();
         for spec in secrets {
             if let KindSettings::Postgres(p) = &spec.settings {

@@ -134,7 +134,6 @@ pub struct SecretSummary {
     pub pending: Option<VersionStamp>,
     /// The newest rotation, if any.
     pub last_rotation: Option<RotationStamp>,
-    pub versions: u64,
 }
 
 /// A version's id and creation time.
@@ -144,8 +143,9 @@ pub struct VersionStamp {
     pub created_at: Timestamp,
 }
 
-/// The newest rotation's headline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The newest rotation's headline. Its fields carry [`Rotation`]'s names, so a store that
+/// keeps rotation records as JSON can read the headline out of one without decoding the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RotationStamp {
     pub id: RotationId,
     pub status: RotationStatus,
@@ -246,7 +246,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// ([`Rotation::rollback_owed`]), oldest first.
     async fn owed_rollbacks(&self) -> Result<Vec<Rotation>, StoreError>;
 
-    /// One summary per secret that has anything stored.
+    /// One summary per secret that has a stage or a rotation, sorted by name. (A version
+    /// without a stage is history: `versions` lists it.)
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError>;
 
     /// The newest `n` audit records, oldest first.

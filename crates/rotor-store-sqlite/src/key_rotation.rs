@@ -22,7 +22,7 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         let (old, new) = (copy_key(old)?, copy_key(new)?);
         let limit = limit.max(1);
-        self.run(move |ctx, conn| db::rewrap_batch(ctx, conn, &old, &new, 0, limit))
+        self.run_write(move |ctx, conn| db::rewrap_batch(ctx, conn, &old, &new, 0, limit))
             .await
             .map(|(n, _)| n)
     }
@@ -60,7 +60,9 @@ impl SqliteStore {
         loop {
             let (o, n) = (Arc::clone(&old), Arc::clone(&new));
             let (done, last) = self
-                .run(move |ctx, conn| db::rewrap_batch(ctx, conn, &o, &n, after, REWRAP_BATCH))
+                .run_write(move |ctx, conn| {
+                    db::rewrap_batch(ctx, conn, &o, &n, after, REWRAP_BATCH)
+                })
                 .await?;
             if done == 0 {
                 break;
@@ -71,7 +73,7 @@ impl SqliteStore {
         let check = KeyCheck::new(&new).map_err(seal_error)?;
         let actor = actor.to_owned();
         let last = self
-            .run(move |ctx, conn| db::rewrap_finish(ctx, conn, &old, &new, &check, &actor))
+            .run_write(move |ctx, conn| db::rewrap_finish(ctx, conn, &old, &new, &check, &actor))
             .await?;
         Ok(total + last)
     }

@@ -22,7 +22,10 @@
 //! - no plaintext value is ever written to the database, its WAL or an error message;
 //! - the file is created `0600` before SQLite touches it, and never recreated: a missing
 //!   file is `NotInitialized`, a damaged one `Corrupt`, a newer schema `TooNew`, and a wrong
-//!   master key `WrongMasterKey` — all detected by [`SqliteStore::open`] before it writes.
+//!   master key `WrongMasterKey` — all detected before anything is written: by
+//!   [`SqliteStore::open`], whose whole-file integrity check may wait for the handle's first
+//!   write ([`IntegrityCheck::BeforeFirstWrite`]; pages read before it are checked by SQLite
+//!   as they are read).
 //!
 //! Master-key rotation (`rotor master-key rotate`), without downtime:
 //! [`SqliteStore::open_rotating`] opens the store with the new and the old key (new values
@@ -70,6 +73,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rotor_core::StoreError;
@@ -84,7 +88,7 @@ mod open;
 mod settings;
 mod store;
 
-pub use settings::{Settings, Synchronous};
+pub use settings::{IntegrityCheck, Settings, Synchronous};
 
 /// `PRAGMA application_id` of a rotor store ("Rotr"): tells a rotor store from any other
 /// SQLite file by its header alone.
@@ -119,6 +123,9 @@ pub struct SqliteStore {
 struct Inner {
     ctx: Ctx,
     conn: Mutex<Connection>,
+    /// Whether the whole file passed [`open::integrity_check`] (at open, or before the first
+    /// write with [`IntegrityCheck::BeforeFirstWrite`]); set under the connection lock.
+    checked: AtomicBool,
 }
 
 /// What the operations need besides the connection.
@@ -202,9 +209,28 @@ impl SqliteStore {
         &self.inner.ctx.path
     }
 
-    /// Runs `job` with the connection: on tokio's blocking pool inside a tokio runtime,
-    /// inline otherwise (see the crate docs for why).
+    /// Runs `job`, which only reads, with the connection: on tokio's blocking pool inside a
+    /// tokio runtime, inline otherwise (see the crate docs for why).
     async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ctx, &mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.on_connection(false, job).await
+    }
+
+    /// Runs `job`, which writes, like [`run`](Self::run); first checks the whole file
+    /// once when the handle was opened without checking it
+    /// ([`IntegrityCheck::BeforeFirstWrite`]).
+    async fn run_write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ctx, &mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.on_connection(true, job).await
+    }
+
+    async fn on_connection<T, F>(&self, writes: bool, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Ctx, &mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -215,6 +241,10 @@ impl SqliteStore {
                 .conn
                 .lock()
                 .map_err(|_| StoreError::Backend("store connection lock poisoned".into()))?;
+            if writes && !inner.checked.load(Ordering::Acquire) {
+                open::integrity_check(&conn, &inner.ctx.path)?;
+                inner.checked.store(true, Ordering::Release);
+            }
             job(&inner.ctx, &mut conn)
         };
         match tokio::runtime::Handle::try_current() {

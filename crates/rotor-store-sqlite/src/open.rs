@@ -5,6 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -17,8 +18,8 @@ use secrecy::SecretString;
 
 use crate::file::{check_file, open_flags, restrict_sidecars, sidecars};
 use crate::{
-    APPLICATION_ID, Ctx, FORMAT, Inner, KEYED_SCHEMA, MIGRATIONS, SCHEMA_VERSION, Settings,
-    SqliteStore, Synchronous, db, seal_error, show, sql_err,
+    APPLICATION_ID, Ctx, FORMAT, Inner, IntegrityCheck, KEYED_SCHEMA, MIGRATIONS, SCHEMA_VERSION,
+    Settings, SqliteStore, Synchronous, db, seal_error, show, sql_err,
 };
 
 fn configure(conn: &Connection, path: &Path, settings: Settings) -> Result<(), StoreError> {
@@ -46,15 +47,38 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     Ok(found)
 }
 
-/// Reads and validates everything `open` needs before it may write. Writes nothing. The key
-/// check must be `master`'s, or (during a master-key rotation) `old`'s.
+/// `PRAGMA quick_check` over the whole file: `Corrupt` naming the first problems found.
+pub(crate) fn integrity_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let e = |e| sql_err(path, e);
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare("PRAGMA quick_check").map_err(e)?;
+    let mut rows = stmt.query([]).map_err(e)?;
+    while let Some(row) = rows.next().map_err(e)? {
+        let line: String = row.get(0).map_err(e)?;
+        if line != "ok" && problems.len() < 5 {
+            problems.push(line);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt {
+            path: show(path),
+            detail: format!("integrity check failed: {}", problems.join("; ")),
+        })
+    }
+}
+
+/// Reads and validates everything `open` needs before it may write (the schema, the format
+/// marker, the key check; the whole-file [`integrity_check`] is the caller's, per
+/// [`IntegrityCheck`]). Writes nothing. The key check must be `master`'s, or (during a
+/// master-key rotation) `old`'s.
 fn validate(
     conn: &Connection,
     path: &Path,
     master: &MasterKey,
     old: Option<&MasterKey>,
 ) -> Result<i64, StoreError> {
-    let e = |e| sql_err(path, e);
     let corrupt = |detail: String| StoreError::Corrupt {
         path: show(path),
         detail,
@@ -64,23 +88,6 @@ fn validate(
         return Err(corrupt(
             "it has no rotor schema (creation was interrupted, or it is not a rotor store)".into(),
         ));
-    }
-    let mut problems = Vec::new();
-    {
-        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(e)?;
-        let mut rows = stmt.query([]).map_err(e)?;
-        while let Some(row) = rows.next().map_err(e)? {
-            let line: String = row.get(0).map_err(e)?;
-            if line != "ok" && problems.len() < 5 {
-                problems.push(line);
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(corrupt(format!(
-            "integrity check failed: {}",
-            problems.join("; ")
-        )));
     }
     let meta = |key: &str| -> Result<Option<Vec<u8>>, StoreError> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -288,6 +295,11 @@ impl SqliteStore {
             .map_err(e)?;
         conn.busy_timeout(settings.busy_timeout).map_err(e)?;
         let found = validate(&conn, path, &master, old.as_ref())?;
+        // A migration is a write: the file is checked before it, whatever the setting.
+        let checked = settings.integrity == IntegrityCheck::OnOpen || found < SCHEMA_VERSION;
+        if checked {
+            integrity_check(&conn, path)?;
+        }
         // Validated: from here on writing is allowed.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
             .map_err(e)?;
@@ -316,7 +328,9 @@ impl SqliteStore {
             tx.commit().map_err(e)?;
         }
         restrict_sidecars(path)?;
-        Ok(Self::wrap(path, master, old, conn, settings))
+        let store = Self::wrap(path, master, old, conn, settings);
+        store.inner.checked.store(checked, Ordering::Release);
+        Ok(store)
     }
 
     /// Creates a store whose master key is derived from `passphrase` with `params`
@@ -394,6 +408,8 @@ impl SqliteStore {
                     synchronous: settings.synchronous,
                 },
                 conn: Mutex::new(conn),
+                // A store made by this handle is new; `open_keys` says whether it checked.
+                checked: AtomicBool::new(true),
             }),
         }
     }

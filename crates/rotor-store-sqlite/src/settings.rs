@@ -38,6 +38,25 @@ impl Synchronous {
     }
 }
 
+/// When the whole file's integrity is checked (`PRAGMA quick_check`, which reads every page:
+/// about 40 ms for a 36 MB store of 10,000 secrets, growing with the audit log).
+///
+/// Either way nothing is written to a store that failed the check. A command that only
+/// reads never needs it: SQLite checks each page it reads (a damaged one answers
+/// `Corrupt`), and every value and audit record it returns is authenticated (AES-GCM, the
+/// audit MACs), so damage in a page it did not read cannot change its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntegrityCheck {
+    /// At open, before anything else: a damaged store is refused at once. For the daemon,
+    /// which should say so at start-up rather than at its first rotation.
+    #[default]
+    OnOpen,
+    /// Before the handle's first write (a change, a lease, a migration, an import or a
+    /// rewrap), once: so a read-only command (`rotor status`, `get`, `history`) does not
+    /// read the whole file first.
+    BeforeFirstWrite,
+}
+
 /// Connection settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -45,6 +64,7 @@ pub struct Settings {
     /// How long a write waits for another writer's lock before failing with
     /// [`rotor_core::StoreError::Locked`].
     pub busy_timeout: Duration,
+    pub integrity: IntegrityCheck,
 }
 
 impl Default for Settings {
@@ -52,6 +72,7 @@ impl Default for Settings {
         Self {
             synchronous: Synchronous::default(),
             busy_timeout: Duration::from_secs(5),
+            integrity: IntegrityCheck::default(),
         }
     }
 }

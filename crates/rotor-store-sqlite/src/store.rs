@@ -15,7 +15,7 @@ use crate::{SqliteStore, db};
 #[async_trait]
 impl Store for SqliteStore {
     async fn apply(&self, change: Change) -> Result<Vec<AuditRecord>, StoreError> {
-        self.run(move |ctx, conn| db::apply(ctx, conn, change))
+        self.run_write(move |ctx, conn| db::apply(ctx, conn, change))
             .await
     }
 
@@ -29,8 +29,10 @@ impl Store for SqliteStore {
     ) -> Result<Lease, StoreError> {
         let id = id.clone();
         let owner = owner.to_owned();
-        self.run(move |ctx, conn| db::claim(ctx, conn, &id, &owner, now, expires_at, takeover))
-            .await
+        self.run_write(move |ctx, conn| {
+            db::claim(ctx, conn, &id, &owner, now, expires_at, takeover)
+        })
+        .await
     }
 
     async fn versions(&self, secret: &SecretName) -> Result<Vec<VersionMeta>, StoreError> {
@@ -106,7 +108,7 @@ impl Store for SqliteStore {
     }
 
     async fn import(&self, dump: Dump, event: AuditEvent) -> Result<(), StoreError> {
-        self.run(move |ctx, conn| db::import(ctx, conn, dump, event))
+        self.run_write(move |ctx, conn| db::import(ctx, conn, dump, event))
             .await
     }
 }

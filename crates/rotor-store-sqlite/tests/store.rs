@@ -13,7 +13,7 @@ use common::new_store;
 use rotor_core::audit::verify_chain;
 use rotor_core::{Stage, Store, StoreError};
 use rotor_seal::{KdfParams, MasterKey, MasterKeySource};
-use rotor_store_sqlite::{SCHEMA_VERSION, Settings, SqliteStore, seal_error};
+use rotor_store_sqlite::{IntegrityCheck, SCHEMA_VERSION, Settings, SqliteStore, seal_error};
 use rotor_test_support::store_contract::{name, put_change};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -295,6 +295,64 @@ async fn truncated_garbage_and_foreign_files_are_corrupt() {
     assert_corrupt(&path);
 }
 
+/// A store whose damage lies in pages a read never touches (here a table rotor does not
+/// use): opened with `IntegrityCheck::BeforeFirstWrite` it answers reads, and the first
+/// write checks the whole file and is refused without writing; opened with the default
+/// `OnOpen` it is refused at once.
+#[tokio::test]
+async fn a_deferred_integrity_check_still_runs_before_the_first_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rotor.db");
+    let mut keys = key_copies(3);
+    let store = SqliteStore::create(&path, keys.pop().expect("key"), "test").expect("create");
+    let (id, c) = put_change(&name("app"), b"the-value");
+    store.apply(c).await.expect("put");
+    drop(store);
+    let conn = raw(&path);
+    conn.execute_batch("CREATE TABLE padding (x); INSERT INTO padding VALUES (1);")
+        .expect("padding");
+    let root: i64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'padding'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("root");
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("page size");
+    drop(conn);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = usize::try_from((root - 1) * page).expect("offset");
+    for b in &mut bytes[at..at + 64] {
+        *b = 0xff;
+    }
+    std::fs::write(&path, &bytes).expect("damage");
+
+    let deferred = Settings {
+        integrity: IntegrityCheck::BeforeFirstWrite,
+        ..Settings::default()
+    };
+    let store = SqliteStore::open_with(&path, keys.pop().expect("key"), deferred).expect("open");
+    let current = store
+        .read_stage(&name("app"), Stage::Current)
+        .await
+        .expect("a read works")
+        .expect("current");
+    assert_eq!(current.meta.id, id);
+    let (_, c) = put_change(&name("other"), b"v");
+    let err = store.apply(c).await.expect_err("the first write checks");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    drop(store);
+    assert!(
+        std::fs::read(&path).expect("read") == bytes,
+        "nothing written"
+    );
+
+    let err = SqliteStore::open(&path, keys.pop().expect("key")).expect_err("OnOpen refuses");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
+
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
     let (dir, path, store) = new_store();
@@ -457,7 +515,11 @@ fn two_handles_putting_concurrently_never_corrupt_stages() {
     assert_eq!(verify_chain(&audit), Ok(401));
     let sums = rt.block_on(store.summaries()).expect("summaries");
     assert_eq!(sums.len(), 1);
-    assert_eq!(sums[0].versions, 400);
+    let name = sums[0].secret.clone().expect("name");
+    assert_eq!(
+        rt.block_on(store.versions(&name)).expect("versions").len(),
+        400
+    );
 }
 
 /// Without a tokio runtime the store runs its work inline: any executor works.

@@ -15,7 +15,7 @@ use crate::output;
 pub async fn serve(config_path: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     // The address goes to stderr whatever the log level: a person starting it wants to know
     // where to point the browser, a script can read the real port when it asked for 0.
-    let ctx = Context::open(config_path).await?;
+    let ctx = Context::open_checked(config_path).await?;
     // Start-up: targets left behind by a crash are brought up to date before serving.
     ctx.catch_up().await;
     let opts = ServeOptions {

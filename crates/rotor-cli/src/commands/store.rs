@@ -19,7 +19,12 @@ pub async fn sync(config_path: &Path) -> anyhow::Result<()> {
             "`rotor store sync` is for kind = \"aws\" stores (it mirrors the ledger into AWS Secrets Manager); this store has nothing to sync"
         );
     }
-    let store = stores::aws::open(&config.store, &config.secrets).await?;
+    let store = stores::aws::open(
+        &config.store,
+        &config.secrets,
+        rotor_store_sqlite::IntegrityCheck::BeforeFirstWrite,
+    )
+    .await?;
     let reports = store.sync_all_with_metadata().await?;
     let mut calls = 0;
     for (secret, report) in &reports {
@@ -37,7 +42,7 @@ pub async fn sync(config_path: &Path) -> anyhow::Result<()> {
 
 /// Copies the whole store into the store of `to`, then reads the copy back and compares it.
 pub async fn migrate(config_path: &Path, to: &Path) -> anyhow::Result<()> {
-    let source = Context::open(config_path).await?;
+    let source = Context::open_checked(config_path).await?;
     let target_config = context::load_config(to)?;
     // The source's log must verify, MACs included, before it is copied: the copy's MACs
     // start again at its `store.migrate` record under the target's key, so a forged record
@@ -54,7 +59,12 @@ pub async fn migrate(config_path: &Path, to: &Path) -> anyhow::Result<()> {
             println!("target: {line}");
         }
     }
-    let target = stores::open(&target_config.store, &target_config.secrets).await?;
+    let target = stores::open(
+        &target_config.store,
+        &target_config.secrets,
+        rotor_store_sqlite::IntegrityCheck::OnOpen,
+    )
+    .await?;
     let dump = source.store().export().await?;
     let (versions, rotations, records) =
         (dump.versions.len(), dump.rotations.len(), dump.audit.len());

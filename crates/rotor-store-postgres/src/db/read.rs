@@ -239,18 +239,6 @@ pub(crate) async fn summaries(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<Secret
         ctx,
         &tx,
         stmts,
-        "SELECT secret, COUNT(*) FROM rotor_versions GROUP BY secret",
-        &[],
-    )
-    .await?
-    {
-        let n: i64 = get(ctx, &row, 1)?;
-        map.entry(get(ctx, &row, 0)?).or_default().versions = u64::try_from(n).unwrap_or(0);
-    }
-    for row in q(
-        ctx,
-        &tx,
-        stmts,
         "SELECT s.secret, s.stage, s.version_id, v.created_at FROM rotor_stages s
          JOIN rotor_versions v ON v.secret = s.secret AND v.id = s.version_id",
         &[],

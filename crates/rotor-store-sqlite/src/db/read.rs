@@ -234,26 +234,14 @@ pub(crate) fn owed_rollbacks(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<Rot
     )
 }
 
-/// One summary per secret with any version or rotation, sorted by name. Three set-wise
-/// queries over indexes (counts, stage labels joined to their versions, newest rotation per
-/// secret), however many secrets there are.
+/// One summary per secret with a stage or a rotation, sorted by name. Two set-wise queries
+/// over indexes (stage labels joined to their versions, newest rotation per secret), however
+/// many secrets there are.
 pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSummary>> {
     let path = ctx.path.as_path();
     let e = |e| sql_err(path, e);
     let tx = read_tx(conn, path)?;
     let mut map: BTreeMap<String, SecretSummary> = BTreeMap::new();
-    {
-        let mut stmt = tx
-            .prepare_cached("SELECT secret, COUNT(*) FROM versions GROUP BY secret")
-            .map_err(e)?;
-        let mut rows = stmt.query([]).map_err(e)?;
-        while let Some(row) = rows.next().map_err(e)? {
-            let name: String = row.get(0).map_err(e)?;
-            let n: i64 = row.get(1).map_err(e)?;
-            let entry = map.entry(name).or_default();
-            entry.versions = u64::try_from(n).unwrap_or(0);
-        }
-    }
     {
         let mut stmt = tx
             .prepare_cached(
@@ -263,16 +251,19 @@ pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSu
             .map_err(e)?;
         let mut rows = stmt.query([]).map_err(e)?;
         while let Some(row) = rows.next().map_err(e)? {
-            let name: String = row.get(0).map_err(e)?;
-            let stage: String = row.get(1).map_err(e)?;
-            let id: String = row.get(2).map_err(e)?;
-            let created_at: String = row.get(3).map_err(e)?;
+            let text = |i: usize| -> Result<&str> {
+                let v = row.get_ref(i).map_err(e)?;
+                v.as_str()
+                    .map_err(|err| corrupt(path, format!("bad stage row: {err}")))
+            };
+            let (stage, id, created_at) = (text(1)?, text(2)?, text(3)?);
             let stamp = Some(VersionStamp {
-                id: parse_vid(path, &id)?,
-                created_at: parse_ts(path, &created_at)?,
+                id: parse_vid(path, id)?,
+                created_at: parse_ts(path, created_at)?,
             });
+            let name: String = row.get(0).map_err(e)?;
             let entry = map.entry(name).or_default();
-            match Stage::parse(&stage) {
+            match Stage::parse(stage) {
                 Some(Stage::Current) => entry.current = stamp,
                 Some(Stage::Previous) => entry.previous = stamp,
                 Some(Stage::Pending) => entry.pending = stamp,
@@ -290,16 +281,14 @@ pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSu
         let mut rows = stmt.query([]).map_err(e)?;
         while let Some(row) = rows.next().map_err(e)? {
             let name: String = row.get(0).map_err(e)?;
-            let json: String = row.get(1).map_err(e)?;
-            let r = decode_rotation(path, &json)?;
-            map.entry(name).or_default().last_rotation = Some(RotationStamp {
-                id: r.id,
-                status: r.status,
-                step: r.step,
-                started_at: r.started_at,
-                error: r.error,
-                retire_after: r.retire_after,
-            });
+            // Only the headline's fields are decoded (the record is ~600 bytes of JSON).
+            let json =
+                row.get_ref(1).map_err(e)?.as_str().map_err(|err| {
+                    corrupt(path, format!("bad rotation record of {name}: {err}"))
+                })?;
+            let stamp: RotationStamp = serde_json::from_str(json)
+                .map_err(|err| corrupt(path, format!("bad rotation record of {name}: {err}")))?;
+            map.entry(name).or_default().last_rotation = Some(stamp);
         }
     }
     map.into_iter()

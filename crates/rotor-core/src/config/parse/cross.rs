@@ -52,16 +52,14 @@ impl Walker<'_> {
 
     /// `admin` names another declared secret of the same kind.
     fn admins_exist(&mut self, table: &dyn TableLike, span_of: &dyn Fn(&str) -> Range<usize>) {
-        let kind_of = |t: &dyn TableLike| t.get("kind").and_then(Item::as_str).map(str::to_owned);
-        let declared: HashMap<&str, Option<String>> = table
-            .iter()
-            .map(|(name, item)| (name, item.as_table_like().and_then(kind_of)))
-            .collect();
+        fn kind_of(t: &dyn TableLike) -> Option<&str> {
+            t.get("kind").and_then(Item::as_str)
+        }
         for (name, item) in table.iter() {
             let Some(t) = item.as_table_like() else {
                 continue;
             };
-            let Some(kind) = kind_of(t).filter(|k| k == "postgres" || k == "redis") else {
+            let Some(kind) = kind_of(t).filter(|k| *k == "postgres" || *k == "redis") else {
                 continue;
             };
             // A non-string admin is reported by the secret's own parse; a `${VAR}` in it is
@@ -83,7 +81,11 @@ impl Walker<'_> {
                 );
                 continue;
             }
-            match declared.get(admin) {
+            // The admin's own table, looked up where it is (no map of every secret's kind).
+            match table
+                .get(admin)
+                .map(|item| item.as_table_like().and_then(kind_of))
+            {
                 None => self.error(
                     span_of(name),
                     format!("admin secret `{admin}` is not in the inventory"),
@@ -91,7 +93,7 @@ impl Walker<'_> {
                         "add a [secrets.{admin}] section of kind `{kind}`, or fix the name"
                     )),
                 ),
-                Some(Some(k)) if *k != kind => self.error(
+                Some(Some(k)) if k != kind => self.error(
                     span_of(name),
                     format!("admin secret `{admin}` is of kind `{k}`, not `{kind}`"),
                     Some(format!("point admin at a `{kind}` secret")),
