@@ -248,6 +248,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// One summary per secret that has a stage or a rotation, sorted by name. (A version
     /// without a stage is history: `versions` lists it.)
+    ///
+    /// Contract: what a summary holds changes only in a change that also appends an audit
+    /// record, so a reader may keep summaries while the newest audit record stays the same
+    /// (the engine's status cache does).
     async fn summaries(&self) -> Result<Vec<SecretSummary>, StoreError>;
 
     /// The newest `n` audit records, oldest first.

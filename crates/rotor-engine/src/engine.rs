@@ -29,6 +29,8 @@ pub struct Engine {
     /// One operation per secret at a time in this process (see `serial`).
     pub(crate) turns: Turns,
     pub(crate) probes: crate::probe::ProbeMemory,
+    /// What `status()` read from the store, while the audit head stays put.
+    pub(crate) summaries: crate::summary_cache::SummaryCache,
 }
 
 impl std::fmt::Debug for Engine {
@@ -59,6 +61,7 @@ impl Engine {
             delivery: Vec::new(),
             turns: Turns::default(),
             probes: crate::probe::ProbeMemory::default(),
+            summaries: crate::summary_cache::SummaryCache::default(),
         }
     }
 

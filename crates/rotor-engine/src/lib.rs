@@ -66,6 +66,7 @@ mod registry;
 mod rollback;
 mod rotate;
 mod serial;
+mod summary_cache;
 
 pub use clock::{Clock, SystemClock};
 pub use declared::DECLARED;

@@ -92,8 +92,7 @@ impl Engine {
     pub async fn status(&self) -> Result<Vec<StatusRow>, EngineError> {
         let now = self.now();
         // Sorted by name, looked up by binary search: no second map of 10,000 names.
-        let mut summaries = self.store().summaries().await?;
-        summaries.sort_unstable_by(|a, b| a.secret.cmp(&b.secret));
+        let summaries = self.summaries.read(self.store().as_ref()).await?;
         Ok(self
             .config()
             .secrets
@@ -106,8 +105,8 @@ impl Engine {
                             .map(SecretName::as_str)
                             .cmp(&Some(spec.name.as_str()))
                     })
-                    .map(|i| std::mem::take(&mut summaries[i]))
-                    .unwrap_or_default();
+                    .ok()
+                    .and_then(|i| summaries.get(i));
                 let blocked = self.probes().blocked(spec.name.as_str());
                 row(spec, summary, blocked.as_deref(), now)
             })
@@ -170,13 +169,15 @@ impl Engine {
 /// The status row of `spec`, from its summary in the store and this engine's last probe.
 fn row(
     spec: &SecretSpec,
-    summary: SecretSummary,
+    summary: Option<&SecretSummary>,
     blocked: Option<&str>,
     now: Timestamp,
 ) -> StatusRow {
+    let none = SecretSummary::default();
+    let summary = summary.unwrap_or(&none);
     let facts = Facts {
         blocked,
-        ..Facts::from(&summary)
+        ..Facts::from(summary)
     };
     let standing = schedule::evaluate(spec, facts, now);
     StatusRow {
@@ -188,7 +189,7 @@ fn row(
             .last_rotated
             .map(|t| now.duration_since(t).as_secs()),
         standing,
-        current: summary.current.map(|c| c.id),
-        last_rotation: summary.last_rotation,
+        current: summary.current.as_ref().map(|c| c.id.clone()),
+        last_rotation: summary.last_rotation.clone(),
     }
 }

@@ -442,3 +442,64 @@ async fn confirmation_and_unknown_names() {
         .expect_err("unknown");
     assert!(err.to_string().contains("did you mean \"svc\""), "{err}");
 }
+
+/// `status()` keeps the store's summaries while the audit head stays put: a change made by
+/// another process (here a second handle on the same file, as a CLI `rotor rotate` beside
+/// `rotor serve`) still shows at the next call, and so does one of its own.
+#[tokio::test]
+async fn status_sees_changes_made_by_another_handle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Arc::new(
+        rotor_core::config::parse(CONFIG, &dir.path().join("rotor.toml"), &|_| None)
+            .expect("config"),
+    );
+    let db = dir.path().join("rotor.db");
+    let key = rotor_seal::MasterKey::generate().expect("key");
+    let encoded = key.encode();
+    let copy = || {
+        rotor_seal::MasterKey::from_encoded(secrecy::ExposeSecret::expose_secret(&encoded))
+            .expect("same key")
+    };
+    drop(SqliteStore::create(&db, key, "test").expect("store"));
+    let target = Arc::new(Target::default());
+    let engine = |store: SqliteStore| {
+        Engine::new(
+            Arc::new(store),
+            config.clone(),
+            Rotators::new().with(Arc::new(Scripted(target.clone()))),
+            Arc::new(SystemClock),
+            EngineOptions::new("tester"),
+        )
+    };
+    let serve = engine(SqliteStore::open(&db, copy()).expect("open"));
+    let cli = engine(SqliteStore::open(&db, copy()).expect("open"));
+    let current_of = |rows: &[rotor_engine::StatusRow]| {
+        rows.iter()
+            .find(|r| r.name.as_str() == "fast")
+            .and_then(|r| r.current.clone())
+    };
+
+    assert_eq!(current_of(&serve.status().await.expect("status")), None);
+    assert_eq!(
+        current_of(&serve.status().await.expect("status again")),
+        None
+    );
+    cli.rotate("fast", &RotateOptions::default())
+        .await
+        .expect("rotate by the other handle");
+    let theirs = current(&cli, "fast").await.expect("current").meta.id;
+    assert_eq!(
+        current_of(&serve.status().await.expect("status")),
+        Some(theirs.clone())
+    );
+    serve
+        .rotate("fast", &RotateOptions::default())
+        .await
+        .expect("rotate by this handle");
+    let ours = current(&serve, "fast").await.expect("current").meta.id;
+    assert_ne!(ours, theirs);
+    assert_eq!(
+        current_of(&serve.status().await.expect("status")),
+        Some(ours)
+    );
+}
