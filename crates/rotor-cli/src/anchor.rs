@@ -93,35 +93,23 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
 
 /// Moves the checkpoint forward to `head`, never back. Processes sharing a config directory
 /// (replicas on one host, a CLI beside `rotor serve`) each anchor their own changes, in any
-/// order: an exclusive lock on `audit.anchor.lock` orders them, and a head older than the
-/// anchored one is left alone (it would read as a cut tail).
-///
-/// With `wait` false the lock is only tried: when another process holds it, nothing is
-/// written and `Ok(false)` says so (see [`Anchored`], which then leaves the head to a
-/// background writer).
-pub fn advance(path: &Path, head: &Head, key: &AuditKey, wait: bool) -> std::io::Result<bool> {
+/// order: an exclusive lock on `audit.anchor.lock` orders them (waited for: only
+/// [`Anchored`]'s writer thread calls this), and a head older than the anchored one is left
+/// alone (it would read as a cut tail).
+pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(path.with_extension("anchor.lock"))?;
-    if wait {
-        lock.lock()?;
-    } else {
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
-    }
+    lock.lock()?;
     if let Ok(Some(anchored)) = read(path, key)
         && anchored.seq >= head.seq
     {
-        return Ok(true);
+        return Ok(());
     }
-    write(path, head, key)?;
-    Ok(true)
+    write(path, head, key)
 }
 
 /// Reads and authenticates the checkpoint: `Ok(None)` when there is none.
@@ -171,15 +159,21 @@ pub async fn anchor_now(store: &Arc<dyn Store>, config: &Config) -> anyhow::Resu
     Ok(head)
 }
 
-/// A store that rewrites the checkpoint after every change it commits.
+/// A store that moves the checkpoint forward after every change it commits.
 ///
-/// The anchor lock is tried, never waited for, on the caller's (async) thread: when another
-/// process holds it, the head is handed to a background thread that waits for the lock and
-/// writes the newest head handed to it. WHY: the holder may be stopped (SIGSTOP, a frozen VM)
-/// while it holds the lock; a wait inside `apply` blocked the runtime thread, so one paused
-/// replica froze every other replica sharing its config directory for as long as it stayed
-/// stopped (issue 15.2). Dropping the store waits for that thread, so a CLI command's last
-/// head is anchored before it exits.
+/// The heads go to a writer thread, which writes the newest head it was handed, waiting for
+/// the anchor lock when another process holds it. WHY a thread:
+/// - the holder of the lock may be stopped (SIGSTOP, a frozen VM); a wait inside `apply`
+///   blocked the runtime thread, so one paused replica froze every other replica sharing
+///   its config directory for as long as it stayed stopped (issue 15.2);
+/// - each write is an fsync'd file and a rename: written inside `apply`, an emergency over
+///   1,000 secrets (about 6,000 changes) spent thousands of fsyncs on the runtime's threads.
+///   The thread writes one head per fsync, however many changes committed meanwhile.
+///
+/// The anchor therefore trails the store by the changes of the last write or so, which
+/// reads as records appended after it (as another replica's are), never as a cut tail.
+/// Dropping the store waits for the thread, so a CLI command's last head is anchored before
+/// it exits.
 #[derive(Debug)]
 pub struct Anchored {
     inner: Arc<dyn Store>,
@@ -210,22 +204,9 @@ impl Writer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn report(&self, result: std::io::Result<bool>, head: &Head) -> bool {
-        match result {
-            Ok(written) => written,
-            Err(e) => {
-                tracing::error!(error = %e, anchor = %self.path.display(), seq = head.seq, "cannot write the audit anchor");
-                true
-            }
-        }
-    }
-
-    /// Writes `head` now if the lock is free, else leaves it to the background thread.
-    fn anchor(self: &Arc<Self>, head: Head) {
-        let result = advance(&self.path, &head, &self.key, false);
-        if !self.report(result, &head) {
-            tracing::debug!(anchor = %self.path.display(), seq = head.seq, "another process holds the audit anchor lock; anchoring this head in the background");
-            self.defer(head);
+    fn report(&self, result: std::io::Result<()>, head: &Head) {
+        if let Err(e) = result {
+            tracing::error!(error = %e, anchor = %self.path.display(), seq = head.seq, "cannot write the audit anchor");
         }
     }
 
@@ -237,8 +218,9 @@ impl Writer {
         }
     }
 
-    /// Hands `head` to the background thread (starting it if none runs).
-    fn defer(self: &Arc<Self>, head: Head) {
+    /// Hands `head` to the writer thread (starting it if none runs); never blocks on the
+    /// lock or the disk.
+    fn anchor(self: &Arc<Self>, head: Head) {
         let mut state = self.state();
         if state.head.as_ref().is_none_or(|h| h.seq < head.seq) {
             state.head = Some(head);
@@ -260,7 +242,7 @@ impl Writer {
                         }
                     }
                 };
-                let result = advance(&writer.path, &head, &writer.key, true);
+                let result = advance(&writer.path, &head, &writer.key);
                 writer.report(result, &head);
             }
         }));
@@ -393,6 +375,7 @@ mod tests {
             state: Mutex::new(Deferred::default()),
         });
         writer.anchor(head(1, "a"));
+        writer.flush();
         let key = AuditKey::derive(&master);
         assert_eq!(read(&path, &key).expect("read"), Some(head(1, "a")));
 
