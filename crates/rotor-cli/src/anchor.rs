@@ -78,8 +78,12 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
         tag: key.tag(head.to_string().as_bytes()),
     })
     .map_err(std::io::Error::other)?;
-    // Per process: replicas and a CLI beside `rotor serve` may share the directory.
-    let tmp = path.with_extension(format!("anchor.tmp.{}", std::process::id()));
+    // Per process and per write: replicas and a CLI beside `rotor serve` may share the
+    // directory, and within a process the writer thread and `rotor audit anchor` may both
+    // write (each under the lock; the name is unique anyway).
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("anchor.tmp.{}.{n}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -97,6 +101,17 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
 /// [`Anchored`]'s writer thread calls this), and a head older than the anchored one is left
 /// alone (it would read as a cut tail).
 pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
+    let _lock = lock(path)?;
+    if let Ok(Some(anchored)) = read(path, key)
+        && anchored.seq >= head.seq
+    {
+        return Ok(());
+    }
+    write(path, head, key)
+}
+
+/// Holds `audit.anchor.lock` (exclusive, waited for) until the returned file is dropped.
+fn lock(path: &Path) -> std::io::Result<std::fs::File> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -104,12 +119,7 @@ pub fn advance(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> 
         .mode(0o600)
         .open(path.with_extension("anchor.lock"))?;
     lock.lock()?;
-    if let Ok(Some(anchored)) = read(path, key)
-        && anchored.seq >= head.seq
-    {
-        return Ok(());
-    }
-    write(path, head, key)
+    Ok(lock)
 }
 
 /// Reads and authenticates the checkpoint: `Ok(None)` when there is none.
@@ -155,7 +165,9 @@ pub async fn anchor_now(store: &Arc<dyn Store>, config: &Config) -> anyhow::Resu
     let Some(head) = Head::of(&records) else {
         anyhow::bail!("the audit log is empty: nothing to anchor");
     };
-    write(&path_for(&config.source), &head, &key)?;
+    let path = path_for(&config.source);
+    let _lock = lock(&path)?;
+    write(&path, &head, &key)?;
     Ok(head)
 }
 
