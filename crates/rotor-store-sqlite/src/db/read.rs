@@ -280,15 +280,22 @@ pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSu
             .map_err(e)?;
         let mut rows = stmt.query([]).map_err(e)?;
         while let Some(row) = rows.next().map_err(e)? {
-            let name: String = row.get(0).map_err(e)?;
+            let text = |i: usize| -> Result<&str> {
+                let v = row.get_ref(i).map_err(e)?;
+                v.as_str()
+                    .map_err(|err| corrupt(path, format!("bad rotation row: {err}")))
+            };
+            let name = text(0)?;
             // Only the headline's fields are decoded (the record is ~600 bytes of JSON).
-            let json =
-                row.get_ref(1).map_err(e)?.as_str().map_err(|err| {
-                    corrupt(path, format!("bad rotation record of {name}: {err}"))
-                })?;
-            let stamp: RotationStamp = serde_json::from_str(json)
+            let stamp: RotationStamp = serde_json::from_str(text(1)?)
                 .map_err(|err| corrupt(path, format!("bad rotation record of {name}: {err}")))?;
-            map.entry(name).or_default().last_rotation = Some(stamp);
+            // Most secrets have a stage already: no second copy of the name for them.
+            match map.get_mut(name) {
+                Some(entry) => entry.last_rotation = Some(stamp),
+                None => {
+                    map.entry(name.to_owned()).or_default().last_rotation = Some(stamp);
+                }
+            }
         }
     }
     map.into_iter()

@@ -34,7 +34,7 @@ impl Walker<'_> {
     /// Names that differ only in case collide in case-insensitive places (file systems, some
     /// secret managers): refuse them as duplicates.
     fn case_collisions(&mut self, secrets: &[SecretSpec], span_of: &dyn Fn(&str) -> Range<usize>) {
-        let mut seen: HashMap<String, &str> = HashMap::new();
+        let mut seen: HashMap<String, &str> = HashMap::with_capacity(secrets.len());
         for a in secrets {
             let folded = a.name.as_str().to_ascii_lowercase();
             if let Some(b) = seen.get(&folded) {
@@ -111,6 +111,9 @@ impl Walker<'_> {
         secrets: &[SecretSpec],
         span_of: &dyn Fn(&str) -> Range<usize>,
     ) {
+        if !secrets.iter().any(|s| admin_of(s).is_some()) {
+            return;
+        }
         let by_name: HashMap<&str, &SecretSpec> =
             secrets.iter().map(|s| (s.name.as_str(), s)).collect();
         for s in secrets {
