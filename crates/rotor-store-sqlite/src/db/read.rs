@@ -234,6 +234,14 @@ pub(crate) fn owed_rollbacks(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<Rot
     )
 }
 
+/// Column `i` of `row` as text borrowed from the row (no copy), `Corrupt` when it is not.
+fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize, path: &Path) -> Result<&'r str> {
+    row.get_ref(i)
+        .map_err(|e| sql_err(path, e))?
+        .as_str()
+        .map_err(|err| corrupt(path, format!("column {i} of a row is not text: {err}")))
+}
+
 /// One summary per secret with a stage or a rotation, sorted by name. Two set-wise queries
 /// over indexes (stage labels joined to their versions, newest rotation per secret), however
 /// many secrets there are.
@@ -251,11 +259,7 @@ pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSu
             .map_err(e)?;
         let mut rows = stmt.query([]).map_err(e)?;
         while let Some(row) = rows.next().map_err(e)? {
-            let text = |i: usize| -> Result<&str> {
-                let v = row.get_ref(i).map_err(e)?;
-                v.as_str()
-                    .map_err(|err| corrupt(path, format!("bad stage row: {err}")))
-            };
+            let text = |i| text_at(row, i, path);
             let (stage, id, created_at) = (text(1)?, text(2)?, text(3)?);
             let stamp = Some(VersionStamp {
                 id: parse_vid(path, id)?,
@@ -280,11 +284,7 @@ pub(crate) fn summaries(ctx: &Ctx, conn: &mut Connection) -> Result<Vec<SecretSu
             .map_err(e)?;
         let mut rows = stmt.query([]).map_err(e)?;
         while let Some(row) = rows.next().map_err(e)? {
-            let text = |i: usize| -> Result<&str> {
-                let v = row.get_ref(i).map_err(e)?;
-                v.as_str()
-                    .map_err(|err| corrupt(path, format!("bad rotation row: {err}")))
-            };
+            let text = |i| text_at(row, i, path);
             let name = text(0)?;
             // Only the headline's fields are decoded (the record is ~600 bytes of JSON).
             let stamp: RotationStamp = serde_json::from_str(text(1)?)
