@@ -69,8 +69,9 @@ struct File {
     tag: String,
 }
 
-/// Writes the checkpoint of `head` (0600, atomically: a temp file renamed over it).
-pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
+/// Writes the checkpoint of `head` (0600, atomically: a temp file renamed over it). The
+/// caller holds the anchor lock ([`lock`]).
+fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
     let body = serde_json::to_vec_pretty(&File {
         seq: head.seq,
         hash: head.hash.clone(),
@@ -78,12 +79,9 @@ pub fn write(path: &Path, head: &Head, key: &AuditKey) -> std::io::Result<()> {
         tag: key.tag(head.to_string().as_bytes()),
     })
     .map_err(std::io::Error::other)?;
-    // Per process and per write: replicas and a CLI beside `rotor serve` may share the
-    // directory, and within a process the writer thread and `rotor audit anchor` may both
-    // write (each under the lock; the name is unique anyway).
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("anchor.tmp.{}.{n}", std::process::id()));
+    // Per process: replicas and a CLI beside `rotor serve` may share the directory. Within a
+    // process every write holds the anchor lock (`lock`), so one name per process is enough.
+    let tmp = path.with_extension(format!("anchor.tmp.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)

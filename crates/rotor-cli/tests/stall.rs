@@ -12,7 +12,7 @@
 //!   whole pause (seen: 99 -> 185, 152 -> 250, 61 -> 61): A was stopped while holding the audit
 //!   anchor's file lock (`audit.anchor.lock`, shared by processes with one config directory),
 //!   and B's blocking wait for it inside `Store::apply` froze B's async runtime until A went on;
-//!   the anchor lock is now only tried (`anchor::advance`);
+//!   now only the anchor's writer thread waits for that lock (`anchor::Anchored`);
 //! - after SIGCONT everything is rotated exactly once and the audit chain verifies.
 
 mod common;

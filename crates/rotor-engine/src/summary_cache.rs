@@ -37,6 +37,8 @@ impl SummaryCache {
         {
             return Ok(Arc::clone(kept));
         }
+        // `Engine::status` finds secrets by binary search, so the order is made sure of here
+        // (the stores already return name order, on which the sort is a single pass).
         let mut fresh = store.summaries().await?;
         fresh.sort_unstable_by(|a, b| a.secret.cmp(&b.secret));
         let fresh = Arc::new(fresh);

@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -242,7 +242,7 @@ impl SqliteStore {
         tx.commit().map_err(e)?;
         configure(&conn, path, settings)?;
         restrict_sidecars(path)?;
-        Ok(Self::wrap(path, master, None, conn, settings))
+        Ok(Self::wrap(path, master, None, conn, settings, true))
     }
 
     /// Opens an existing store with default [`Settings`].
@@ -328,9 +328,7 @@ impl SqliteStore {
             tx.commit().map_err(e)?;
         }
         restrict_sidecars(path)?;
-        let store = Self::wrap(path, master, old, conn, settings);
-        store.inner.checked.store(checked, Ordering::Release);
-        Ok(store)
+        Ok(Self::wrap(path, master, old, conn, settings, checked))
     }
 
     /// Creates a store whose master key is derived from `passphrase` with `params`
@@ -391,12 +389,15 @@ impl SqliteStore {
         .transpose()
     }
 
+    /// `checked`: whether the whole file passed [`integrity_check`] already (a store this
+    /// handle created is new).
     fn wrap(
         path: &Path,
         master: MasterKey,
         old: Option<MasterKey>,
         conn: Connection,
         settings: Settings,
+        checked: bool,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -408,8 +409,7 @@ impl SqliteStore {
                     synchronous: settings.synchronous,
                 },
                 conn: Mutex::new(conn),
-                // A store made by this handle is new; `open_keys` says whether it checked.
-                checked: AtomicBool::new(true),
+                checked: AtomicBool::new(checked),
             }),
         }
     }

@@ -229,8 +229,8 @@ pub(crate) async fn owed_rollbacks(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<R
     .await
 }
 
-/// One summary per secret with any version or rotation, sorted by name: three set-wise
-/// queries in one REPEATABLE READ snapshot, however many secrets there are.
+/// One summary per secret with a stage or a rotation, sorted by name: two set-wise queries
+/// in one REPEATABLE READ snapshot, however many secrets there are.
 pub(crate) async fn summaries(ctx: &Ctx, conn: &mut PgConn) -> Result<Vec<SecretSummary>> {
     let PgConn { client, stmts } = conn;
     let tx = read_tx(ctx, client).await?;

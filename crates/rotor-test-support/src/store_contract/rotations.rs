@@ -288,7 +288,7 @@ pub async fn a_rotation_planned_against_a_replaced_current_is_refused(f: &impl S
 }
 
 /// One summary per secret with anything stored (a rotation without a version counts),
-/// in name order, with its stages, version count and newest rotation.
+/// in name order, with its stages and newest rotation.
 pub async fn summaries_cover_every_secret_in_one_pass(f: &impl StoreFactory) {
     let subject = f.fresh().await;
     let store = &*subject.store;
