@@ -8,8 +8,9 @@
 //! rebuilding the chain; and, with the key missing, forging an anchor. `rotor audit verify`
 //! checks the log against it (and against `--expect-head`, e.g. from metrics).
 //! What it does not: the holder of the master key and the anchor file can rewrite history
-//! and re-anchor it; records other hosts append (PostgreSQL replicas) show up as records
-//! after this host's anchor until `rotor audit anchor` is run; stores opened with a
+//! and re-anchor it; records other hosts append (PostgreSQL replicas), and those of a rotor
+//! killed before it anchored them, show up as records after this host's anchor (noted by
+//! `verify`, their MACs checked) until the next change; stores opened with a
 //! passphrase or the AWS store keep no anchor.
 
 use std::io::Write as _;
