@@ -51,8 +51,8 @@ fn verify(
     for (what, head) in heads {
         match check_head(records, &head) {
             Ok(0) => {}
-            // Records past the head: every one of them carries a MAC that verified above, so
-            // the key holder wrote them. For the anchor file that is a rotor stopped (killed)
+            // Records past the head: each is authenticated above (by its MAC, or by the chain
+            // to a later record whose MAC verified), so the key holder wrote them. For the anchor file that is a rotor stopped (killed)
             // between committing and anchoring, or another host sharing the store; the next
             // change anchors them. A head seen earlier (metrics, a past verify) is simply
             // behind by the records since. Only a head the log no longer reaches (cut off,
