@@ -46,9 +46,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The daemon and the fleet-wide rotations (an emergency, a drill) run on every core: TLS,
-/// SCRAM's key derivation and sealing are CPU work, and on one thread a busy core delays every
-/// other request and rotation. The other commands do one thing and exit, where a single thread
+/// The daemon's rotations and the fleet-wide ones (an emergency, a drill) run on every core:
+/// SCRAM's key derivation, key generation and sealing are CPU work, and on one thread a busy
+/// core delays every other rotation. (`rotor serve`'s HTTP API runs on a thread of its own,
+/// see rotor-daemon's `api_runtime`.) The other commands do one thing and exit, where a single thread
 /// starts faster.
 fn runtime_for(command: &cli::Command) -> tokio::runtime::Builder {
     let fleet = match command {

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, ReadAudit, Shared, ValueCache};
+use crate::api_runtime::ApiRuntime;
 use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -45,10 +46,11 @@ impl Default for ServeOptions {
     }
 }
 
-/// Runs `server` with `app` until `shutdown`, then drains for at most `drain`. (A macro: the
-/// acceptor types differ and axum-server's bounds name hyper's body type.)
+/// Runs `server` with `app` on the API's runtime (`$api`, a `Handle`) until `shutdown`, then
+/// drains for at most `drain`. (A macro: the acceptor types differ and axum-server's bounds
+/// name hyper's body type.)
 macro_rules! spawn_server {
-    ($tasks:expr, $server:expr, $app:expr, $shutdown:expr, $drain:expr, $what:expr) => {{
+    ($tasks:expr, $api:expr, $server:expr, $app:expr, $shutdown:expr, $drain:expr, $what:expr) => {{
         let handle = axum_server::Handle::new();
         let server = $server.handle(handle.clone());
         let token = $shutdown.clone();
@@ -58,11 +60,14 @@ macro_rules! spawn_server {
             handle.graceful_shutdown(Some(drain));
         });
         let app = $app;
-        $tasks.spawn(async move {
-            if let Err(e) = server.serve(app.into_make_service()).await {
-                tracing::error!(error = %e, "the {} server stopped", $what);
-            }
-        });
+        $tasks.spawn_on(
+            async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
+                    tracing::error!(error = %e, "the {} server stopped", $what);
+                }
+            },
+            $api,
+        );
     }};
 }
 
@@ -122,6 +127,7 @@ impl Daemon {
         let listen = opts.listen.unwrap_or(config.server.listen);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let api_runtime = ApiRuntime::start()?;
         let scheduler = SchedulerHandle::default();
         let cache = ValueCache::new(opts.value_cache_ttl);
         let reads = ReadAudit::new(self.engine.clone());
@@ -145,6 +151,7 @@ impl Daemon {
             shutdown: shutdown.clone(),
             cache,
             reads: reads.clone(),
+            work: tokio::runtime::Handle::current(),
         });
         if shared.tokens.is_empty() {
             tracing::warn!(
@@ -169,53 +176,66 @@ impl Daemon {
             Ok((l, addr))
         };
         let (std_listener, addr) = bind(listen)?;
-        let mut metrics_addr = None;
-        if let (Some(listen), Some(app)) = (config.server.metrics_listen, metrics_app) {
-            let (l, a) = bind(listen)?;
-            metrics_addr = Some(a);
-            let mut server = axum_server::from_tcp(l)
-                .map_err(|e| DaemonError::io("cannot serve metrics", e))?
-                .acceptor(server::Limited::new(
-                    axum_server::accept::DefaultAcceptor::new(),
-                    &limits,
-                ));
-            server::configure(&mut server, &limits);
-            spawn_server!(tasks, server, app, shutdown, opts.drain, "metrics");
-            tracing::info!(addr = %a, "rotor serve: metrics listening (no token needed)");
-        }
-
-        let plain = axum_server::accept::DefaultAcceptor::new();
-        match &config.server.tls {
-            Some(tls) => {
-                let rustls =
-                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                        .await
-                        .map_err(|e| {
-                            DaemonError::io(
-                                format!(
-                                    "cannot load TLS certificate {} and key {}",
-                                    tls.cert.display(),
-                                    tls.key.display()
-                                ),
-                                e,
-                            )
-                        })?;
-                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
-                    .acceptor(server::Limited::new(plain, &limits));
-                let mut server = axum_server::from_tcp(std_listener)
-                    .map_err(|e| DaemonError::io("cannot serve TLS", e))?
-                    .acceptor(acceptor);
+        let metrics_listener = match config.server.metrics_listen {
+            Some(listen) => Some(bind(listen)?),
+            None => None,
+        };
+        let rustls = match &config.server.tls {
+            Some(tls) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .map_err(|e| {
+                        DaemonError::io(
+                            format!(
+                                "cannot load TLS certificate {} and key {}",
+                                tls.cert.display(),
+                                tls.key.display()
+                            ),
+                            e,
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        // The listeners are registered with the API's runtime (see `api_runtime`), and their
+        // servers run there. No await while the guard is held.
+        let metrics_addr = {
+            let api = api_runtime.handle();
+            let _on_api = api.enter();
+            let mut metrics_addr = None;
+            if let (Some((l, a)), Some(app)) = (metrics_listener, metrics_app) {
+                metrics_addr = Some(a);
+                let mut server = axum_server::from_tcp(l)
+                    .map_err(|e| DaemonError::io("cannot serve metrics", e))?
+                    .acceptor(server::Limited::new(
+                        axum_server::accept::DefaultAcceptor::new(),
+                        &limits,
+                    ));
                 server::configure(&mut server, &limits);
-                spawn_server!(tasks, server, app, shutdown, opts.drain, "HTTPS");
+                spawn_server!(tasks, api, server, app, shutdown, opts.drain, "metrics");
+                tracing::info!(addr = %a, "rotor serve: metrics listening (no token needed)");
             }
-            None => {
-                let mut server = axum_server::from_tcp(std_listener)
-                    .map_err(|e| DaemonError::io("cannot serve HTTP", e))?
-                    .acceptor(server::Limited::new(plain, &limits));
-                server::configure(&mut server, &limits);
-                spawn_server!(tasks, server, app, shutdown, opts.drain, "HTTP");
+            let plain = axum_server::accept::DefaultAcceptor::new();
+            match rustls {
+                Some(rustls) => {
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                        .acceptor(server::Limited::new(plain, &limits));
+                    let mut server = axum_server::from_tcp(std_listener)
+                        .map_err(|e| DaemonError::io("cannot serve TLS", e))?
+                        .acceptor(acceptor);
+                    server::configure(&mut server, &limits);
+                    spawn_server!(tasks, api, server, app, shutdown, opts.drain, "HTTPS");
+                }
+                None => {
+                    let mut server = axum_server::from_tcp(std_listener)
+                        .map_err(|e| DaemonError::io("cannot serve HTTP", e))?
+                        .acceptor(server::Limited::new(plain, &limits));
+                    server::configure(&mut server, &limits);
+                    spawn_server!(tasks, api, server, app, shutdown, opts.drain, "HTTP");
+                }
             }
-        }
+            metrics_addr
+        };
         tracing::info!(%addr, tls = config.server.tls.is_some(), "rotor serve: listening");
 
         tasks.spawn(
@@ -245,6 +265,7 @@ impl Daemon {
             notifier: self.notifier,
             engine: self.engine,
             drain: opts.drain,
+            _api_runtime: api_runtime,
         })
     }
 }
@@ -261,6 +282,8 @@ pub struct Running {
     notifier: Notifier,
     engine: Arc<Engine>,
     drain: std::time::Duration,
+    /// Dropped last, after `stop` has drained what runs on it.
+    _api_runtime: ApiRuntime,
 }
 
 impl Running {

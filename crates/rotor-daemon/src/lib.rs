@@ -7,7 +7,7 @@
 //!   interrupted rotations at start-up;
 //! - [`api`]: the HTTP API (axum): with `console/`, the only code that answers HTTP requests;
 //!   the listeners are bound in `daemon.rs` and served by the accept loop in `server.rs`
-//!   (connection limits and timeouts);
+//!   (connection limits and timeouts), on the API's own thread and runtime (`api_runtime.rs`);
 //! - [`auth`]: bearer tokens (SHA-256 in the config, constant-time compare) and scopes;
 //! - [`watch`]: the stage-change hub behind `GET /v1/watch` (engine delivery + store polling);
 //! - [`metrics`]: the Prometheus text exposition; [`alerts`]: the Prometheus rules file;
@@ -27,6 +27,7 @@
 
 pub mod alerts;
 pub mod api;
+mod api_runtime;
 pub mod auth;
 pub mod client;
 pub mod console;

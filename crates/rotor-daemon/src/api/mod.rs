@@ -82,6 +82,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     pub cache: ValueCache,
     pub reads: ReadAudit,
+    /// The runtime rotations run on (the daemon's multi-thread one); the handlers themselves
+    /// run on the API's own thread (see `api_runtime`).
+    pub work: tokio::runtime::Handle,
 }
 
 /// The router's state.

@@ -84,11 +84,13 @@ pub(crate) async fn rotate(
         confirm: req.confirm,
     };
     let started = tokio::time::Instant::now();
-    // In its own task: a client that hangs up (or a cut connection) never stops a rotation
-    // between steps.
+    // In its own task on the rotation runtime: a client that hangs up (or a cut connection)
+    // never stops a rotation between steps, and its work never holds up the API's thread.
     let engine = s.engine.clone();
     let target = name.to_string();
-    let result = tokio::spawn(async move { engine.rotate(&target, &opts).await })
+    let result = s
+        .work
+        .spawn(async move { engine.rotate(&target, &opts).await })
         .await
         .map_err(ApiError::internal)?;
     s.scheduler.wake();
