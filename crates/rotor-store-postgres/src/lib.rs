@@ -228,6 +228,9 @@ pub(crate) fn connect_error(target: &str, e: &ConnectError) -> StoreError {
         ConnectError::Tls(t) => {
             StoreError::Backend(format!("store {target}: {}; {}", t.message, t.fix))
         }
+        ConnectError::Stopped => StoreError::Backend(format!(
+            "store {target}: cannot connect while rotor is shutting down"
+        )),
     }
 }
 

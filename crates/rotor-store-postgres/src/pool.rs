@@ -21,6 +21,8 @@ pub(crate) enum ConnectError {
     Pg(tokio_postgres::Error),
     /// TLS refused under the URL's sslmode: a configuration problem, explained.
     Tls(TlsFailure),
+    /// The store's runtime is shutting down (the connecting task was cancelled).
+    Stopped,
 }
 
 impl From<tokio_postgres::Error> for ConnectError {
@@ -63,6 +65,11 @@ pub(crate) struct Pool {
     setup: String,
     idle: Mutex<Vec<PgConn>>,
     permits: Semaphore,
+    /// The runtime the store was opened on: connections are made and driven there, whichever
+    /// runtime asks for one. WHY: `rotor serve` answers HTTP on a thread of its own; a
+    /// connection opened by a request and driven by that thread would make the scheduler's
+    /// queries (lease renewals among them) wait on the API's queue.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// One client taken from the pool. Returned on drop only after [`Lease::done`].
@@ -81,14 +88,24 @@ impl Pool {
             setup,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size.max(1)),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
-    /// Opens a new connection (its driver task runs on the current tokio runtime).
-    /// Errors surface on the client's next call; nothing is logged (nothing that could
-    /// carry a value).
+    /// Opens a new connection (its socket and driver task on the store's runtime, see
+    /// `runtime`). Errors surface on the client's next call; nothing is logged (nothing that
+    /// could carry a value).
     pub(crate) async fn connect(&self) -> Result<PgConn, ConnectError> {
-        let client = match self.tls.connect(&self.config).await {
+        let connected = match &self.runtime {
+            Some(rt) => {
+                let (tls, config) = (self.tls.clone(), self.config.clone());
+                rt.spawn(async move { tls.connect(&config).await })
+                    .await
+                    .map_err(|_| ConnectError::Stopped)?
+            }
+            None => self.tls.connect(&self.config).await,
+        };
+        let client = match connected {
             Ok(c) => c,
             Err(e) => {
                 return Err(self
