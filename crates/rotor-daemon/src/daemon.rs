@@ -202,9 +202,8 @@ impl Daemon {
         let metrics_addr = {
             let api = api_runtime.handle();
             let _on_api = api.enter();
-            let mut metrics_addr = None;
+            let metrics_addr = metrics_listener.as_ref().map(|(_, a)| *a);
             if let (Some((l, a)), Some(app)) = (metrics_listener, metrics_app) {
-                metrics_addr = Some(a);
                 let mut server = axum_server::from_tcp(l)
                     .map_err(|e| DaemonError::io("cannot serve metrics", e))?
                     .acceptor(server::Limited::new(

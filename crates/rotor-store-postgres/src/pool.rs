@@ -99,9 +99,12 @@ impl Pool {
         let connected = match &self.runtime {
             Some(rt) => {
                 let (tls, config) = (self.tls.clone(), self.config.clone());
-                rt.spawn(async move { tls.connect(&config).await })
-                    .await
-                    .map_err(|_| ConnectError::Stopped)?
+                match rt.spawn(async move { tls.connect(&config).await }).await {
+                    Ok(connected) => connected,
+                    // A panic while connecting stays a panic, as when connecting in place.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => return Err(ConnectError::Stopped),
+                }
             }
             None => self.tls.connect(&self.config).await,
         };

@@ -52,11 +52,11 @@ fn verify(
         match check_head(records, &head) {
             Ok(0) => {}
             // Records past the head: each is authenticated above (by its MAC, or by the chain
-            // to a later record whose MAC verified), so the key holder wrote them. For the anchor file that is a rotor stopped (killed)
-            // between committing and anchoring, or another host sharing the store; the next
-            // change anchors them. A head seen earlier (metrics, a past verify) is simply
-            // behind by the records since. Only a head the log no longer reaches (cut off,
-            // rebuilt) is a break.
+            // to a later record whose MAC verified), so the key holder wrote them. For the
+            // anchor file that is a rotor stopped (killed) between committing and anchoring,
+            // or another host sharing the store; the next change anchors them. A head seen
+            // earlier (metrics, a past verify) is simply behind by the records since. Only a
+            // head the log no longer reaches (cut off, rebuilt) is a break.
             Ok(after) if what == "the anchor file" => notes.push(format!(
                 "{after} record(s) after the head the anchor file records (#{}), their MACs verified: written by a rotor that stopped before it anchored them, or by another host sharing the store (the next change anchors them, or `rotor audit anchor`)",
                 head.seq
